@@ -1,0 +1,396 @@
+"""Training, decode and bin-table throughput of lit-colorize against the thesis pipeline.
+
+Why: lit-colorize moves Lab conversion and ab binning out of the Dataset and onto the
+device, as batched tensor code after the transfer. This script measures, in one run and on
+one machine, what that is worth:
+
+  (a) ours, full pipeline: DataLoader of uint8 RGB -> ``on_after_batch_transfer`` (Lab +
+      bins in torch) -> forward / backward / optimizer step;
+  (b) the same step on L and bin targets made once in advance: the compute limit;
+  (c) the thesis pipeline (``thesis_reference.py``: per-sample skimage + np.vectorize in the
+      Dataset) feeding the same step.
+
+It also times decoding (ColorTable + kornia against np.vectorize + skimage) and building
+the bin table (ColorHistogram + ColorTable.fill against per-bin Python loops).
+
+    python benchmarks/throughput.py --quick     # smoke run, well under a minute
+    python benchmarks/throughput.py             # the numbers for the README (2-4 min on 2 CPU cores)
+
+Data loading runs in the main process by default (``--workers 0``) for all pipelines alike.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import subprocess
+import sys
+import time
+import warnings
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+for path in (HERE, HERE.parent):  # thesis_reference.py, and the repository (if not installed)
+    if str(path) not in sys.path:
+        sys.path.insert(0, str(path))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from torch import Tensor  # noqa: E402
+from torch.optim import Optimizer  # noqa: E402
+from torch.utils.data import DataLoader, Dataset  # noqa: E402
+
+from datamodules.toyshapes import ImageTensorDataset, make_toy_shapes  # noqa: E402
+from lit_colorize.bins import ColorHistogram, ColorTable  # noqa: E402
+from lit_colorize.color import join_lab, rgb_to_lab  # noqa: E402
+from lit_colorize.module import ColorizationModule  # noqa: E402
+from thesis_reference import ThesisColorTable, ThesisDataset, build_thesis_table, thesis_decode  # noqa: E402
+
+GRID_SIZE = 18
+TEMPERATURE = 0.8
+
+
+@dataclass(frozen=True)
+class SizeConfig:
+    """What to run at one image size; the step counts keep the default run near 5 minutes on 2 cores."""
+
+    size: int
+    widths: tuple[int, ...]
+    num_images: int  # training images the loaders cycle over
+    warmup: int  # untimed steps before each timing
+    steps: int  # timed steps for (a) and (b)
+    ref_steps: int  # timed steps for (c), the slow reference
+    decode_images: int
+    build_images: int
+
+
+CONFIGS: dict[int, SizeConfig] = {
+    32: SizeConfig(32, (8, 16, 32), num_images=1024, warmup=3, steps=100, ref_steps=40, decode_images=256, build_images=512),
+    # About 3 s a step at batch 32 on 2 CPU cores (11 s with the cores shared), hence so few.
+    128: SizeConfig(128, (16, 32, 64, 128, 256), num_images=128, warmup=1, steps=5, ref_steps=3, decode_images=32, build_images=32),
+}
+
+
+def quick(config: SizeConfig, batch_size: int) -> SizeConfig:
+    """A smoke-test version of ``config``: a couple of steps on a handful of images."""
+    return replace(
+        config, num_images=4 * batch_size, warmup=1, steps=2, ref_steps=2, decode_images=batch_size, build_images=batch_size
+    )
+
+
+# --- machine ------------------------------------------------------------------------------
+def cpu_name() -> str:
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=5).stdout
+        for line in out.splitlines():
+            if line.startswith("Model name:"):
+                return line.split(":", 1)[1].strip()
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return platform.processor() or platform.machine() or "unknown CPU"
+
+
+def machine_line(device: torch.device) -> str:
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    accelerator = f"{device} ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else str(device)
+    return (
+        f"machine: {cpu_name()}, {cores} cores available, torch {torch.__version__} "
+        f"({torch.get_num_threads()} threads), device {accelerator}, python {platform.python_version()}"
+    )
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+# --- timing -------------------------------------------------------------------------------
+def images_per_second(step: Callable[[], int], warmup: int, steps: int, device: torch.device) -> float:
+    """Run ``warmup`` untimed then ``steps`` timed calls of ``step`` (each returns its image count)."""
+    for _ in range(warmup):
+        step()
+    synchronize(device)
+    start = time.perf_counter()
+    images = 0
+    for _ in range(steps):
+        images += step()
+    synchronize(device)
+    return images / (time.perf_counter() - start)
+
+
+def forever(loader: Iterable) -> Iterator:
+    """Batches of ``loader``, epoch after epoch."""
+    while True:
+        yield from loader
+
+
+def train_step(module: ColorizationModule, optimizer: Optimizer, batch: dict[str, Tensor]) -> None:
+    """One training step as the Trainer would run it, minus logging: loss, backward, update."""
+    loss, _ = module._shared_step(batch)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+
+
+def loader(dataset: Dataset, batch_size: int, workers: int) -> DataLoader:
+    """The same loader settings for every pipeline."""
+    return DataLoader(dataset, batch_size=batch_size, shuffle=True, drop_last=True, num_workers=workers)
+
+
+# --- the three training pipelines ----------------------------------------------------------
+def train_ours(
+    module: ColorizationModule, optimizer: Optimizer, images: Tensor, batch_size: int, workers: int, device: torch.device
+) -> Callable[[], int]:
+    """(a) uint8 RGB through the loader; Lab and bins computed on the device."""
+    batches = forever(loader(ImageTensorDataset(images), batch_size, workers))
+
+    def step() -> int:
+        rgb = next(batches).to(device, non_blocking=True)
+        train_step(module, optimizer, module.on_after_batch_transfer(rgb, 0))
+        return len(rgb)
+
+    return step
+
+
+def train_premade(
+    module: ColorizationModule, optimizer: Optimizer, images: Tensor, batch_size: int, device: torch.device
+) -> Callable[[], int]:
+    """(b) L and bin targets made once, before timing: only the model step is left."""
+    with torch.no_grad():
+        premade = []
+        for start in range(0, len(images) - batch_size + 1, batch_size):
+            prepared = module.prepare_batch(images[start : start + batch_size].to(device))
+            premade.append({"l": prepared["l"], "bins": prepared["bins"]})
+    batches = forever(premade)
+
+    def step() -> int:
+        batch = next(batches)
+        train_step(module, optimizer, batch)
+        return len(batch["l"])
+
+    return step
+
+
+def train_thesis(
+    module: ColorizationModule, optimizer: Optimizer, images: Tensor, batch_size: int, workers: int, device: torch.device
+) -> Callable[[], int]:
+    """(c) the thesis Dataset (skimage + np.vectorize per sample) feeding the same step."""
+    batches = forever(loader(ThesisDataset(images, GRID_SIZE), batch_size, workers))
+
+    def step() -> int:
+        l_norm, bins = next(batches)
+        train_step(module, optimizer, {"l": l_norm.to(device, non_blocking=True), "bins": bins.to(device, non_blocking=True)})
+        return len(l_norm)
+
+    return step
+
+
+# --- bin table and decode -----------------------------------------------------------------
+def build_ours(images: Tensor, batch_size: int, device: torch.device) -> ColorTable:
+    """Our bin table: batched Lab on the device, histogram sums, one vectorized fill."""
+    histogram = ColorHistogram(GRID_SIZE, device)
+    for start in range(0, len(images), batch_size):
+        histogram.update(rgb_to_lab(images[start : start + batch_size].to(device))[:, 1:])
+    table = ColorTable(GRID_SIZE).to(device)
+    table.fill(histogram)
+    return table
+
+
+def timed(fn: Callable[[], object], device: torch.device) -> tuple[float, object]:
+    synchronize(device)
+    start = time.perf_counter()
+    result = fn()
+    synchronize(device)
+    return time.perf_counter() - start, result
+
+
+def table_agreement(ours: ColorTable, ref: ThesisColorTable) -> str:
+    """How far our table is from the reference on the occupied bins (empty ones only borrow colors)."""
+    occupied = ref.counts > 0
+    counts = ours.counts.double().cpu().numpy()
+    mode = np.abs(ours.mode_ab.double().cpu().numpy() - ref.mode_ab)[occupied].max()
+    mean = np.abs(ours.mean_ab.double().cpu().numpy() - ref.mean_ab)[occupied].max()
+    same_counts = "equal" if np.array_equal(counts, ref.counts) else f"max diff {np.abs(counts - ref.counts).max():.0f}"
+    return f"counts {same_counts}, max |mode diff| {mode:.2g}, max |mean diff| {mean:.2g} ab units"
+
+
+@dataclass
+class Result:
+    size: int
+    params: int
+    train: dict[str, float]
+    decode: dict[str, float]  # images/s, plus "images"
+    build: dict[str, float]  # images/s, plus "images"
+    steps: str
+    checks: list[str]
+
+
+def run_size(config: SizeConfig, args: argparse.Namespace, device: torch.device, log: Callable[[str], None]) -> Result:
+    size, batch_size = config.size, args.batch_size
+    warmup = config.warmup if args.warmup is None else args.warmup
+    images = torch.from_numpy(make_toy_shapes(max(config.num_images, batch_size), size=size, seed=0))
+    torch.manual_seed(0)
+    module = ColorizationModule(widths=list(config.widths), grid_size=GRID_SIZE).to(device)
+    optimizer = module.configure_optimizers()
+    params = sum(p.numel() for p in module.parameters())
+    checks = []
+
+    # Bin table first, so the decode below uses real tables.
+    log(f"[{size}] bin table")
+    build_set = torch.from_numpy(make_toy_shapes(config.build_images, size=size, seed=1))
+    build_ours(build_set[:batch_size], batch_size, device)  # warm-up
+    ours_s, table = timed(lambda: build_ours(build_set, batch_size, device), device)
+    ref_s, ref_table = timed(lambda: build_thesis_table(build_set.numpy(), GRID_SIZE), device)
+    build = {"ours": len(build_set) / ours_s, "ref": len(build_set) / ref_s, "images": len(build_set)}
+    module.color_table.load_state_dict(table.state_dict())
+    checks.append(f"table vs reference: {table_agreement(table, ref_table)}")
+
+    ref_l, ref_bins = ThesisDataset(images[:1], GRID_SIZE)[0]
+    with torch.no_grad():
+        ours_batch = module.prepare_batch(images[:1].to(device))
+    agree = (ours_batch["bins"][0].cpu() == ref_bins).double().mean().item()
+    l_diff = (ours_batch["l"][0].cpu() - ref_l).abs().max().item()
+    checks.append(f"training targets vs reference (1 image): bins agree on {agree:.2%} of pixels, max |L diff| {l_diff:.1e}")
+
+    module.train()
+    steps, ref_steps = args.steps or config.steps, args.ref_steps or config.ref_steps
+    train = {}
+    log(f"[{size}] training (a) ours full pipeline, {steps} steps")
+    train["a"] = images_per_second(train_ours(module, optimizer, images, batch_size, args.workers, device), warmup, steps, device)
+    log(f"[{size}] training (b) premade tensors, {steps} steps")
+    train["b"] = images_per_second(train_premade(module, optimizer, images, batch_size, device), warmup, steps, device)
+    log(f"[{size}] training (c) thesis reference, {ref_steps} steps")
+    train["c"] = images_per_second(train_thesis(module, optimizer, images, batch_size, args.workers, device), warmup, ref_steps, device)
+
+    log(f"[{size}] decode")
+    module.eval()
+    decode_set = torch.from_numpy(make_toy_shapes(config.decode_images, size=size, seed=2))
+    with torch.no_grad():
+        l_batches = [module.prepare_batch(decode_set[s : s + batch_size].to(device))["l"] for s in range(0, len(decode_set), batch_size)]
+        logits = [module(l) for l in l_batches]
+        n = len(decode_set)
+
+        def ours_decode() -> None:
+            for l, out in zip(l_batches, logits):
+                join_lab(l, module.color_table.decode(out, TEMPERATURE)).cpu()
+
+        def ref_decode() -> None:
+            for l, out in zip(l_batches, logits):
+                thesis_decode(out.cpu().numpy(), l.cpu().numpy(), ref_table, TEMPERATURE)
+
+        def ours_colorize() -> None:
+            for l in l_batches:
+                module.colorize(l, [TEMPERATURE]).cpu()
+
+        def ref_colorize() -> None:
+            for l in l_batches:
+                thesis_decode(module(l).cpu().numpy(), l.cpu().numpy(), ref_table, TEMPERATURE)
+
+        ours_decode()  # warm-up
+        module.colorize(l_batches[0], [TEMPERATURE])
+        decode = {
+            "ours": n / timed(ours_decode, device)[0],
+            "ref": n / timed(ref_decode, device)[0],
+            "ours_fwd": n / timed(ours_colorize, device)[0],
+            "ref_fwd": n / timed(ref_colorize, device)[0],
+            "images": n,
+        }
+        ours_rgb = module.colorize(l_batches[0], [TEMPERATURE])[:, 0].permute(0, 2, 3, 1).double().cpu().numpy()
+        ref_rgb = thesis_decode(logits[0].cpu().numpy(), l_batches[0].cpu().numpy(), ref_table, TEMPERATURE)
+        checks.append(f"decode vs reference: max |RGB diff| {np.abs(ours_rgb - ref_rgb).max():.1e} (RGB in [0, 1])")
+
+    timing = f"{warmup} warm-up + {steps} steps (c: {ref_steps})"
+    return Result(size, params, train, decode, build, timing, checks)
+
+
+# --- report -------------------------------------------------------------------------------
+def report(results: Sequence[Result], args: argparse.Namespace, device: torch.device) -> list[str]:
+    lines = [
+        "lit-colorize throughput" + (" (--quick smoke run: numbers are not meaningful)" if args.quick else ""),
+        machine_line(device),
+        f"settings: batch {args.batch_size}, DataLoader workers {args.workers}, Adam, fp32, grid {GRID_SIZE} "
+        f"({GRID_SIZE**2} bins), ToyShapes images",
+        "",
+        "training, images/s (forward + backward + optimizer step; a and c include data loading)",
+        f"{'size':<9}{'params':>11}{'(a) ours':>11}{'(b) limit':>11}{'(c) thesis':>12}{'a/b':>7}{'a/c':>8}  timed",
+    ]
+    for r in results:
+        t = r.train
+        lines.append(
+            f"{f'{r.size}x{r.size}':<9}{r.params:>11,}{t['a']:>11.1f}{t['b']:>11.1f}{t['c']:>12.1f}"
+            f"{t['a'] / t['b']:>7.2f}{t['a'] / t['c']:>7.1f}x  {r.steps}"
+        )
+    lines += [
+        "  (a) uint8 DataLoader -> on_after_batch_transfer (Lab + bins in torch) -> step; (b) step on L + bins made",
+        "  in advance; (c) thesis Dataset (skimage rgb2lab + np.vectorize binning per sample) -> the same step.",
+        "",
+        f"decode, images/s (argmax -> bin colors at T={TEMPERATURE} -> Lab to RGB)",
+        f"{'size':<9}{'images':>7}{'ours':>10}{'thesis':>10}{'ratio':>8}  |{'ours+fwd':>10}{'thesis+fwd':>12}{'ratio':>8}",
+    ]
+    for r in results:
+        d = r.decode
+        lines.append(
+            f"{f'{r.size}x{r.size}':<9}{d['images']:>7}{d['ours']:>10.1f}{d['ref']:>10.1f}{d['ours'] / d['ref']:>7.1f}x"
+            f"  |{d['ours_fwd']:>10.1f}{d['ref_fwd']:>12.1f}{d['ours_fwd'] / d['ref_fwd']:>7.1f}x"
+        )
+    lines += [
+        "  ours = ColorTable.decode + kornia lab_to_rgb; thesis = np.vectorize lookup + skimage lab2rgb per image;",
+        "  +fwd columns include the model forward (ours: module.colorize(l, [T])).",
+        "",
+        "bin table build, images/s (Lab conversion + per-bin counts, means and modes)",
+        f"{'size':<9}{'images':>7}{'ours':>12}{'thesis':>10}{'ratio':>9}",
+    ]
+    for r in results:
+        b = r.build
+        lines.append(f"{f'{r.size}x{r.size}':<9}{b['images']:>7}{b['ours']:>12.1f}{b['ref']:>10.1f}{b['ours'] / b['ref']:>8.1f}x")
+    lines += ["  ours = ColorHistogram + ColorTable.fill; thesis = rgb2lab + np.vectorize per image, per-bin Python loops.", ""]
+    lines.append("checks (ours vs thesis reference on the same images)")
+    for r in results:
+        lines += [f"  {r.size}x{r.size} {check}" for check in r.checks]
+    return lines
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="tiny smoke run (batch 4, 2 steps, few images)")
+    parser.add_argument("--steps", type=int, help="timed steps for (a) and (b); default per size")
+    parser.add_argument("--ref-steps", type=int, help="timed steps for (c), the slow reference; default per size")
+    parser.add_argument("--warmup", type=int, help="untimed steps before each timing; default per size (--quick 1)")
+    parser.add_argument("--batch-size", type=int, help="images per step (default 32, --quick 4)")
+    parser.add_argument("--sizes", type=int, nargs="+", choices=sorted(CONFIGS), default=sorted(CONFIGS), help="image sizes")
+    parser.add_argument("--workers", type=int, default=0, help="DataLoader workers for (a) and (c) (default 0)")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="default: cuda if available")
+    args = parser.parse_args(argv)
+    args.batch_size = args.batch_size or (4 if args.quick else 32)
+    for name in ("batch_size", "steps", "ref_steps"):
+        if getattr(args, name) is not None and getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be >= 1")
+    if args.warmup is not None and args.warmup < 0:
+        parser.error("--warmup must be >= 0")
+    if args.workers < 0:
+        parser.error("--workers must be >= 0")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = parse_args(argv)
+    device = torch.device(args.device)
+    # Untrained or barely trained models predict out-of-gamut colors; skimage warns per image.
+    warnings.filterwarnings("ignore", message=".*negative Z values.*")
+    warnings.filterwarnings("ignore", message=".*Color data out of range.*")
+
+    def log(message: str) -> None:
+        print(message, file=sys.stderr, flush=True)
+
+    results = []
+    for size in args.sizes:
+        config = quick(CONFIGS[size], args.batch_size) if args.quick else CONFIGS[size]
+        results.append(run_size(config, args, device, log))
+    print("\n".join(report(results, args, device)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,48 @@
+"""Build the per-bin color table from the training data before the first training step."""
+
+from __future__ import annotations
+
+import time
+
+import lightning as L
+from lightning.pytorch.utilities import rank_zero_info
+
+from lit_colorize.bins import ColorHistogram
+from lit_colorize.color import rgb_to_lab
+from lit_colorize.module import ColorizationModule, images_of
+
+
+class BinColorTable(L.Callback):
+    """Fills ``pl_module.color_table`` (counts, mean and mode ab per bin) from training images.
+
+    Runs on the device over the (possibly sharded) training loader and sums the statistics
+    across processes, so every rank ends with the same table. It does nothing when the
+    module already holds a table (resumed or fine-tuned from a checkpoint) or has no table
+    (regression head). ``max_batches`` bounds the pass; ``None`` reads all of the data.
+    """
+
+    def __init__(self, max_batches: int | None = None) -> None:
+        if max_batches is not None and max_batches < 1:
+            raise ValueError(f"max_batches must be None (all data) or >= 1, got {max_batches}")
+        self.max_batches = max_batches
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: ColorizationModule) -> None:
+        table = getattr(pl_module, "color_table", None)
+        if table is None or bool(table.built):
+            return
+        start = time.perf_counter()
+        histogram = ColorHistogram(table.grid_size, pl_module.device)
+        num_batches = 0
+        for batch in trainer.train_dataloader:
+            if self.max_batches is not None and num_batches >= self.max_batches:
+                break
+            images = images_of(batch).to(pl_module.device, non_blocking=True)
+            histogram.update(rgb_to_lab(images)[:, 1:])
+            num_batches += 1
+        for statistic in histogram.tensors():
+            statistic.copy_(trainer.strategy.reduce(statistic, reduce_op="sum"))
+        table.fill(histogram)
+        rank_zero_info(
+            f"BinColorTable: {int(histogram.counts.sum()):,} pixels from {num_batches} batches per process, "
+            f"{int((table.counts > 0).sum())}/{table.num_bins} bins occupied, {time.perf_counter() - start:.1f}s"
+        )

@@ -1,0 +1,176 @@
+"""ColorizationModule: L in, ab bins (or ab itself) out, as a LightningModule."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Literal
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torchmetrics import MeanMetric, MetricCollection
+from torchmetrics.classification import MulticlassAccuracy
+from torchmetrics.image import PeakSignalNoiseRatio
+
+from lit_colorize.bins import ColorTable, ab_to_bin
+from lit_colorize.color import denormalize_ab, join_lab, normalize_ab, split_lab, to_float_rgb
+from lit_colorize.unet import Activation, UNet, widths_from
+
+Head = Literal["classification", "regression"]
+Decoding = Literal["mode_mean", "annealed_mean"]
+
+
+def images_of(batch: Any) -> Tensor:
+    """The RGB images of a datamodule batch: a tensor, the first item of a tuple, or ``batch["image"]``."""
+    if isinstance(batch, Tensor):
+        return batch
+    if isinstance(batch, dict) and "image" in batch:
+        return batch["image"]
+    if isinstance(batch, (tuple, list)) and batch and isinstance(batch[0], Tensor):
+        return batch[0]
+    raise TypeError(f"a batch must be an RGB tensor, a (images, ...) tuple or a dict with 'image'; got {type(batch)}")
+
+
+class ColorizationModule(L.LightningModule):
+    """U-Net colorizer with a classification head over ``grid_size**2`` ab bins (the thesis)
+    or a 2-channel regression head (the MSE baseline).
+
+    Batches arrive as uint8 RGB; conversion to Lab and binning run on the device after the
+    transfer, so loaders only move bytes.
+    """
+
+    def __init__(
+        self,
+        head: Head = "classification",
+        grid_size: int = 18,
+        widths: Sequence[int] | None = (8, 16, 32),
+        base_width: int = 8,
+        depth: int = 3,
+        width_divider: int = 1,
+        activation: Activation = "relu",
+        optimizer: Literal["adam", "rmsprop"] = "adam",
+        lr: float = 1e-3,
+        weight_decay: float = 0.0,
+        lr_schedule: Literal["constant", "onecycle", "cosine"] = "constant",
+        decoding: Decoding = "mode_mean",
+        eval_temperature: float = 1.0,
+        predict_temperatures: Sequence[float] = (0.0, 0.8, 1.0),
+    ) -> None:
+        super().__init__()
+        if head not in ("classification", "regression"):
+            raise ValueError(f"head must be 'classification' or 'regression', got {head!r}")
+        if optimizer not in ("adam", "rmsprop"):
+            raise ValueError(f"optimizer must be 'adam' or 'rmsprop', got {optimizer!r}")
+        if lr_schedule not in ("constant", "onecycle", "cosine"):
+            raise ValueError(f"lr_schedule must be 'constant', 'onecycle' or 'cosine', got {lr_schedule!r}")
+        # Plain lists keep the saved hyperparameters loadable with torch.load(weights_only=True).
+        widths = [int(w) for w in widths] if widths else list(widths_from(base_width, depth, width_divider))
+        predict_temperatures = [float(t) for t in predict_temperatures]
+        self.save_hyperparameters()
+        num_bins = grid_size * grid_size
+        self.net = UNet(1, num_bins if head == "classification" else 2, widths, activation)
+        self.color_table = ColorTable(grid_size) if head == "classification" else None
+
+        def pixel_accuracy(top_k: int) -> MulticlassAccuracy:
+            return MulticlassAccuracy(num_bins, top_k=top_k, average="micro", multidim_average="global")
+
+        self.train_loss, self.eval_loss = MeanMetric(), MeanMetric()
+        self.train_acc = pixel_accuracy(1)
+        accuracy = {"acc": pixel_accuracy(1)}
+        if head == "classification":
+            accuracy["acc_top5"] = pixel_accuracy(5)
+        self.eval_acc = MetricCollection(accuracy)
+        self.eval_psnr = PeakSignalNoiseRatio(data_range=1.0)
+
+    @property
+    def is_classifier(self) -> bool:
+        return self.hparams.head == "classification"
+
+    @property
+    def size_multiple(self) -> int:
+        return self.net.size_multiple
+
+    def forward(self, l_norm: Tensor) -> Tensor:
+        """Network-scaled L (B, 1, H, W) -> bin logits (B, K, H, W) or normalized ab (B, 2, H, W)."""
+        return self.net(l_norm)
+
+    # --- data on the device -------------------------------------------------------------
+    def prepare_batch(self, images: Tensor) -> dict[str, Tensor]:
+        """uint8/float RGB on the device -> L input, ab (ab units), bin targets, RGB reference."""
+        rgb = to_float_rgb(images)
+        l_norm, ab = split_lab(rgb)
+        return {"rgb": rgb, "l": l_norm, "ab": ab, "bins": ab_to_bin(ab, self.hparams.grid_size)}
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> dict[str, Tensor]:
+        return self.prepare_batch(images_of(batch))
+
+    # --- decoding -----------------------------------------------------------------------
+    def decode_ab(self, output: Tensor, temperature: float) -> Tensor:
+        """Network output -> ab in ab units, with the configured decoding at ``temperature``."""
+        if not self.is_classifier:
+            return denormalize_ab(output.float().clamp(0.0, 1.0))
+        if self.hparams.decoding == "annealed_mean":
+            return self.color_table.annealed_mean(output, temperature)
+        return self.color_table.decode(output, temperature)
+
+    def predicted_bins(self, output: Tensor) -> Tensor:
+        if self.is_classifier:
+            return output.argmax(dim=1)
+        return ab_to_bin(self.decode_ab(output, 1.0), self.hparams.grid_size)
+
+    @torch.no_grad()
+    def colorize(self, l_norm: Tensor, temperatures: Sequence[float]) -> Tensor:
+        """L (B, 1, H, W) -> RGB in [0, 1] for each temperature, shape (B, len(T), 3, H, W)."""
+        output = self(l_norm)
+        return torch.stack([join_lab(l_norm, self.decode_ab(output, t)) for t in temperatures], dim=1)
+
+    # --- steps --------------------------------------------------------------------------
+    def _shared_step(self, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
+        output = self(batch["l"])
+        if self.is_classifier:
+            loss = F.cross_entropy(output, batch["bins"])
+        else:
+            loss = F.mse_loss(output, normalize_ab(batch["ab"]))
+        return loss, output
+
+    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
+        loss, output = self._shared_step(batch)
+        self.train_loss(loss)
+        self.train_acc(self.predicted_bins(output.detach()), batch["bins"])
+        self.log("train/loss", self.train_loss, on_step=True, on_epoch=True, prog_bar=True)
+        self.log("train/acc", self.train_acc, on_step=False, on_epoch=True)
+        return loss
+
+    def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+        self._evaluate(batch, "val")
+
+    def test_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+        self._evaluate(batch, "test")
+
+    def _evaluate(self, batch: dict[str, Tensor], stage: str) -> None:
+        loss, output = self._shared_step(batch)
+        self.eval_loss(loss)
+        self.eval_acc.update(output if self.is_classifier else self.predicted_bins(output), batch["bins"])
+        self.eval_psnr(join_lab(batch["l"], self.decode_ab(output, self.hparams.eval_temperature)), batch["rgb"])
+        self.log(f"{stage}/loss", self.eval_loss, prog_bar=True)
+        self.log_dict({f"{stage}/{name}": metric for name, metric in self.eval_acc.items()}, prog_bar=True)
+        self.log(f"{stage}/psnr", self.eval_psnr, prog_bar=True)
+
+    def predict_step(self, batch: dict[str, Tensor], batch_idx: int, dataloader_idx: int = 0) -> dict[str, Any]:
+        temperatures = list(self.hparams.predict_temperatures)
+        return {"temperatures": temperatures, "rgb": self.colorize(batch["l"], temperatures)}
+
+    def configure_optimizers(self) -> Any:
+        """Adam or RMSprop at ``lr``; optionally one-cycle (peak ``lr``) or cosine decay per step."""
+        hp = self.hparams
+        optimizer_class = {"adam": torch.optim.Adam, "rmsprop": torch.optim.RMSprop}[hp.optimizer]
+        optimizer = optimizer_class(self.parameters(), lr=hp.lr, weight_decay=hp.weight_decay)
+        if hp.lr_schedule == "constant":
+            return optimizer
+        total_steps = int(self.trainer.estimated_stepping_batches)
+        if hp.lr_schedule == "onecycle":
+            scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=hp.lr, total_steps=total_steps)
+        else:
+            scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total_steps)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

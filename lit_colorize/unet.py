@@ -1,0 +1,108 @@
+"""The U-Net of the ColorUNet thesis (Billaut et al. 2018), configurable in depth and width."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal
+
+import torch
+from torch import Tensor, nn
+
+Activation = Literal["relu", "leaky_relu", "tanh"]
+
+_ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "leaky_relu": nn.LeakyReLU, "tanh": nn.Tanh}
+
+#: Width presets of the thesis. "thesis32_small" with 324 outputs has 35,748 parameters,
+#: "thesis32" 135,684; "thesis128" has a 8x8 bottleneck for 128x128 inputs.
+PRESETS: dict[str, tuple[int, ...]] = {
+    "thesis32_small": (8, 16, 32),
+    "thesis32": (16, 32, 64),
+    "thesis128": (16, 32, 64, 128, 256),
+}
+
+
+def make_activation(name: str) -> nn.Module:
+    try:
+        return _ACTIVATIONS[name]()
+    except KeyError:
+        raise ValueError(f"unknown activation {name!r}; choose one of {sorted(_ACTIVATIONS)}") from None
+
+
+def widths_from(base_width: int, depth: int, width_divider: int = 1) -> tuple[int, ...]:
+    """Doubling widths ``base * 2**i / divider`` for ``depth`` levels (the thesis's divider)."""
+    widths = tuple(base_width * 2**i // width_divider for i in range(depth))
+    if min(widths) < 1:
+        raise ValueError(f"base_width={base_width} / width_divider={width_divider} leaves a level with no channels")
+    return widths
+
+
+class ConvBlock(nn.Sequential):
+    """Twice: 3x3 convolution (stride 1, padding 1) -> BatchNorm -> activation."""
+
+    def __init__(self, in_channels: int, out_channels: int, activation: str = "relu") -> None:
+        super().__init__(
+            nn.Conv2d(in_channels, out_channels, 3, padding=1),
+            nn.BatchNorm2d(out_channels),
+            make_activation(activation),
+            nn.Conv2d(out_channels, out_channels, 3, padding=1),
+            nn.BatchNorm2d(out_channels),
+            make_activation(activation),
+        )
+
+
+class UNet(nn.Module):
+    """Encoder of ConvBlocks and 2x2 max-pools, decoder of stride-2 transposed convolutions
+    concatenated with the encoder block of the same size, and a 1x1 output convolution.
+
+    ``widths`` lists the channels per level, the last being the bottleneck; inputs must be
+    divisible by ``2 ** (len(widths) - 1)``.
+    """
+
+    def __init__(
+        self,
+        in_channels: int = 1,
+        out_channels: int = 324,
+        widths: Sequence[int] = PRESETS["thesis32_small"],
+        activation: Activation = "relu",
+    ) -> None:
+        super().__init__()
+        widths = tuple(int(w) for w in widths)
+        if len(widths) < 2:
+            raise ValueError(f"a U-Net needs at least two levels of widths, got {widths}")
+        self.widths = widths
+        self.encoders = nn.ModuleList()
+        channels = in_channels
+        for width in widths:
+            self.encoders.append(ConvBlock(channels, width, activation))
+            channels = width
+        self.pool = nn.MaxPool2d(2)
+        self.upsamplers = nn.ModuleList()
+        self.decoders = nn.ModuleList()
+        for skip_width in reversed(widths[:-1]):
+            self.upsamplers.append(
+                nn.ConvTranspose2d(channels, skip_width, 3, stride=2, padding=1, output_padding=1)
+            )
+            self.decoders.append(ConvBlock(2 * skip_width, skip_width, activation))
+            channels = skip_width
+        self.head = nn.Conv2d(channels, out_channels, 1)
+
+    @property
+    def size_multiple(self) -> int:
+        """Input height and width must be multiples of this."""
+        return 2 ** (len(self.widths) - 1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.shape[-1] % self.size_multiple or x.shape[-2] % self.size_multiple:
+            raise ValueError(
+                f"input size {tuple(x.shape[-2:])} is not a multiple of {self.size_multiple} "
+                f"(2 ** number of poolings for widths {self.widths})"
+            )
+        skips = []
+        for level, encoder in enumerate(self.encoders):
+            if level:
+                x = self.pool(x)
+            x = encoder(x)
+            skips.append(x)
+        for upsample, decoder, skip in zip(self.upsamplers, self.decoders, reversed(skips[:-1])):
+            x = decoder(torch.cat([upsample(x), skip], dim=1))
+        return self.head(x)

@@ -1,0 +1,108 @@
+"""ColorizationModule: device-side batches, heads, metrics, checkpoints that restore exactly."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
+
+from lit_colorize import ColorizationModule
+from lit_colorize.bins import ab_to_bin
+from lit_colorize.color import normalize_ab, split_lab
+from lit_colorize.module import images_of
+from tests.helpers import fitted_module, quick_trainer, tiny_toyshapes
+
+
+def test_batches_become_lab_and_bins_after_transfer() -> None:
+    module = ColorizationModule()
+    images = torch.randint(0, 256, (3, 3, 16, 16), dtype=torch.uint8)
+    batch = module.on_after_batch_transfer(images, 0)
+    l_norm, ab = split_lab(images)
+    torch.testing.assert_close(batch["l"], l_norm)
+    torch.testing.assert_close(batch["ab"], ab)
+    assert torch.equal(batch["bins"], ab_to_bin(ab, 18))
+    assert batch["rgb"].dtype == torch.float32 and batch["rgb"].max() <= 1.0
+    # Tuples (images, labels) and dicts are accepted too.
+    assert torch.equal(images_of((images, torch.zeros(3))), images)
+    assert torch.equal(images_of({"image": images}), images)
+    with pytest.raises(TypeError, match="RGB tensor"):
+        images_of("not a batch")
+
+
+@pytest.mark.parametrize("head", ["classification", "regression"])
+def test_heads_and_losses(head: str) -> None:
+    module = ColorizationModule(head=head, grid_size=6)
+    batch = module.prepare_batch(torch.randint(0, 256, (2, 3, 8, 8), dtype=torch.uint8))
+    loss, output = module._shared_step(batch)
+    if head == "classification":
+        assert output.shape == (2, 36, 8, 8)
+        assert loss.item() == pytest.approx(torch.nn.functional.cross_entropy(output, batch["bins"]).item())
+        assert module.color_table is not None
+    else:
+        assert output.shape == (2, 2, 8, 8)
+        assert loss.item() == pytest.approx(((output - normalize_ab(batch["ab"])) ** 2).mean().item(), rel=1e-5)
+        assert module.color_table is None
+    rgb = module.colorize(batch["l"], [0.0, 1.0])
+    assert rgb.shape == (2, 2, 3, 8, 8) and 0 <= rgb.min() and rgb.max() <= 1
+
+
+@pytest.mark.parametrize(("name", "kind"), [("adam", torch.optim.Adam), ("rmsprop", torch.optim.RMSprop)])
+def test_optimizer_is_chosen_in_the_config(name: str, kind: type) -> None:
+    optimizer = ColorizationModule(optimizer=name, lr=3e-4).configure_optimizers()
+    assert isinstance(optimizer, kind) and optimizer.defaults["lr"] == 3e-4
+
+
+def test_bad_arguments_are_clear_errors() -> None:
+    with pytest.raises(ValueError, match="head"):
+        ColorizationModule(head="gan")
+    with pytest.raises(ValueError, match="optimizer"):
+        ColorizationModule(optimizer="sgd")
+
+
+def test_hyperparameters_are_saved() -> None:
+    module = ColorizationModule(widths=None, base_width=16, depth=3, width_divider=2, grid_size=6)
+    assert module.hparams.widths == [8, 16, 32]
+    assert module.hparams.grid_size == 6 and module.hparams.head == "classification"
+
+
+def test_fit_logs_metrics_under_stage_names(tmp_path: Path) -> None:
+    _, _, trainer = fitted_module(tmp_path)
+    metrics = set(trainer.callback_metrics)
+    assert {"train/loss_step", "train/loss_epoch", "train/acc", "val/loss", "val/acc", "val/acc_top5", "val/psnr"} <= metrics
+    results = trainer.validate(trainer.lightning_module, datamodule=trainer.datamodule, verbose=False)
+    assert 0.0 <= results[0]["val/acc"] <= results[0]["val/acc_top5"] <= 1.0
+
+
+def test_predict_returns_rgb_per_temperature(tmp_path: Path) -> None:
+    module, datamodule, trainer = fitted_module(tmp_path, predict_temperatures=[0.0, 0.8, 1.0])
+    predictions = trainer.predict(module, datamodule=datamodule)
+    assert predictions[0]["temperatures"] == [0.0, 0.8, 1.0]
+    assert predictions[0]["rgb"].shape == (32, 3, 3, 32, 32)
+
+
+def test_checkpoint_restores_weights_and_table_exactly(tmp_path: Path) -> None:
+    module = ColorizationModule()
+    checkpoint = ModelCheckpoint(dirpath=tmp_path / "checkpoints", save_last=True)
+    trainer = quick_trainer(tmp_path, limit_train_batches=2, limit_val_batches=1, enable_checkpointing=True)
+    trainer.callbacks.append(checkpoint)
+    trainer.fit(module, tiny_toyshapes())
+    path = Path(checkpoint.last_model_path)
+    raw = torch.load(path, map_location="cpu", weights_only=True)  # no pickled code in our checkpoints
+    assert bool(raw["state_dict"]["color_table.built"])
+    restored = ColorizationModule.load_from_checkpoint(path, map_location="cpu").eval()
+    module = module.eval()
+    for name, value in module.state_dict().items():
+        assert torch.equal(restored.state_dict()[name], value), name
+    images = torch.randint(0, 256, (2, 3, 32, 32), dtype=torch.uint8)
+    l_norm = module.prepare_batch(images)["l"]
+    assert torch.equal(module.colorize(l_norm, [0.8]), restored.colorize(l_norm, [0.8]))
+
+
+def test_learning_rate_schedules(tmp_path: Path) -> None:
+    module = ColorizationModule(lr_schedule="onecycle", lr=1e-2)
+    trainer = quick_trainer(tmp_path, max_epochs=2, limit_train_batches=2, limit_val_batches=0)
+    trainer.fit(module, tiny_toyshapes())
+    scheduler = trainer.lr_scheduler_configs[0].scheduler
+    assert isinstance(scheduler, torch.optim.lr_scheduler.OneCycleLR) and scheduler.total_steps == 4
