@@ -51,6 +51,8 @@ from thesis_reference import ThesisColorTable, ThesisDataset, build_thesis_table
 
 GRID_SIZE = 18
 TEMPERATURE = 0.8
+#: The timed training steps run in up to this many rounds, interleaving (a), (b) and (c).
+ROUNDS = 5
 
 
 @dataclass(frozen=True)
@@ -69,8 +71,8 @@ class SizeConfig:
 
 CONFIGS: dict[int, SizeConfig] = {
     32: SizeConfig(32, (8, 16, 32), num_images=1024, warmup=3, steps=100, ref_steps=40, decode_images=256, build_images=512),
-    # About 3 s a step at batch 32 on 2 CPU cores (11 s with the cores shared), hence so few.
-    128: SizeConfig(128, (16, 32, 64, 128, 256), num_images=128, warmup=1, steps=5, ref_steps=3, decode_images=32, build_images=32),
+    # About 4 s a step at batch 32 on 2 idle CPU cores (far more with the cores shared), hence so few.
+    128: SizeConfig(128, (16, 32, 64, 128, 256), num_images=128, warmup=1, steps=4, ref_steps=3, decode_images=32, build_images=32),
 }
 
 
@@ -96,8 +98,10 @@ def cpu_name() -> str:
 def machine_line(device: torch.device) -> str:
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     accelerator = f"{device} ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else str(device)
+    # Other work on the machine slows everything; the load average at the start says how busy it was.
+    load = f", load average {os.getloadavg()[0]:.2f} at start" if hasattr(os, "getloadavg") else ""
     return (
-        f"machine: {cpu_name()}, {cores} cores available, torch {torch.__version__} "
+        f"machine: {cpu_name()}, {cores} cores available{load}, torch {torch.__version__} "
         f"({torch.get_num_threads()} threads), device {accelerator}, python {platform.python_version()}"
     )
 
@@ -108,17 +112,31 @@ def synchronize(device: torch.device) -> None:
 
 
 # --- timing -------------------------------------------------------------------------------
-def images_per_second(step: Callable[[], int], warmup: int, steps: int, device: torch.device) -> float:
-    """Run ``warmup`` untimed then ``steps`` timed calls of ``step`` (each returns its image count)."""
-    for _ in range(warmup):
-        step()
-    synchronize(device)
-    start = time.perf_counter()
-    images = 0
-    for _ in range(steps):
-        images += step()
-    synchronize(device)
-    return images / (time.perf_counter() - start)
+def interleaved_rates(
+    pipelines: dict[str, tuple[Callable[[], int], int]], warmup: int, device: torch.device
+) -> dict[str, float]:
+    """Images/s of each pipeline, given as name -> (step, timed steps); a step returns its image count.
+
+    Each pipeline first runs ``warmup`` untimed steps. The timed steps then run in rounds,
+    every pipeline taking its share of each round, so a background load that comes and
+    goes during the run weighs on all pipelines alike instead of on whichever ran then.
+    """
+    for step, _ in pipelines.values():
+        for _ in range(warmup):
+            step()
+    rounds = min(ROUNDS, min(steps for _, steps in pipelines.values()))
+    elapsed = dict.fromkeys(pipelines, 0.0)
+    images = dict.fromkeys(pipelines, 0)
+    for r in range(rounds):
+        for name, (step, steps) in pipelines.items():
+            share = (r + 1) * steps // rounds - r * steps // rounds
+            synchronize(device)
+            start = time.perf_counter()
+            for _ in range(share):
+                images[name] += step()
+            synchronize(device)
+            elapsed[name] += time.perf_counter() - start
+    return {name: images[name] / elapsed[name] for name in pipelines}
 
 
 def forever(loader: Iterable) -> Iterator:
@@ -257,13 +275,16 @@ def run_size(config: SizeConfig, args: argparse.Namespace, device: torch.device,
 
     module.train()
     steps, ref_steps = args.steps or config.steps, args.ref_steps or config.ref_steps
-    train = {}
-    log(f"[{size}] training (a) ours full pipeline, {steps} steps")
-    train["a"] = images_per_second(train_ours(module, optimizer, images, batch_size, args.workers, device), warmup, steps, device)
-    log(f"[{size}] training (b) premade tensors, {steps} steps")
-    train["b"] = images_per_second(train_premade(module, optimizer, images, batch_size, device), warmup, steps, device)
-    log(f"[{size}] training (c) thesis reference, {ref_steps} steps")
-    train["c"] = images_per_second(train_thesis(module, optimizer, images, batch_size, args.workers, device), warmup, ref_steps, device)
+    log(f"[{size}] training (a), (b), (c): {warmup} warm-up + {steps}, {steps}, {ref_steps} steps")
+    train = interleaved_rates(
+        {
+            "a": (train_ours(module, optimizer, images, batch_size, args.workers, device), steps),
+            "b": (train_premade(module, optimizer, images, batch_size, device), steps),
+            "c": (train_thesis(module, optimizer, images, batch_size, args.workers, device), ref_steps),
+        },
+        warmup,
+        device,
+    )
 
     log(f"[{size}] decode")
     module.eval()
@@ -302,15 +323,15 @@ def run_size(config: SizeConfig, args: argparse.Namespace, device: torch.device,
         ref_rgb = thesis_decode(logits[0].cpu().numpy(), l_batches[0].cpu().numpy(), ref_table, TEMPERATURE)
         checks.append(f"decode vs reference: max |RGB diff| {np.abs(ours_rgb - ref_rgb).max():.1e} (RGB in [0, 1])")
 
-    timing = f"{warmup} warm-up + {steps} steps (c: {ref_steps})"
+    timing = f"{warmup} warm-up + {steps} steps (c: {ref_steps}), interleaved"
     return Result(size, params, train, decode, build, timing, checks)
 
 
 # --- report -------------------------------------------------------------------------------
-def report(results: Sequence[Result], args: argparse.Namespace, device: torch.device) -> list[str]:
+def report(results: Sequence[Result], args: argparse.Namespace, machine: str) -> list[str]:
     lines = [
         "lit-colorize throughput" + (" (--quick smoke run: numbers are not meaningful)" if args.quick else ""),
-        machine_line(device),
+        machine,
         f"settings: batch {args.batch_size}, DataLoader workers {args.workers}, Adam, fp32, grid {GRID_SIZE} "
         f"({GRID_SIZE**2} bins), ToyShapes images",
         "",
@@ -382,14 +403,19 @@ def main(argv: Sequence[str] | None = None) -> None:
     warnings.filterwarnings("ignore", message=".*negative Z values.*")
     warnings.filterwarnings("ignore", message=".*Color data out of range.*")
 
-    def log(message: str) -> None:
-        print(message, file=sys.stderr, flush=True)
+    started = time.perf_counter()
 
+    def log(message: str) -> None:
+        print(f"[{time.perf_counter() - started:6.1f} s] {message}", file=sys.stderr, flush=True)
+
+    machine = machine_line(device)  # before the run loads the machine itself
     results = []
     for size in args.sizes:
         config = quick(CONFIGS[size], args.batch_size) if args.quick else CONFIGS[size]
         results.append(run_size(config, args, device, log))
-    print("\n".join(report(results, args, device)))
+    lines = report(results, args, machine)
+    lines.append(f"total run time {time.perf_counter() - started:.0f} s")
+    print("\n".join(lines))
 
 
 if __name__ == "__main__":

@@ -8,9 +8,9 @@ from typing import Any
 import lightning as L
 import torch
 import torch.nn.functional as F
+from PIL import Image
 from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
 from torch import Tensor
-from torchvision.io import write_png
 from torchvision.utils import make_grid
 
 from lit_colorize.color import gray_rgb
@@ -85,10 +85,11 @@ class SampleGrid(L.Callback):
         grid = self.make_grid(pl_module)
         folder = run_dir(trainer) / "samples"
         folder.mkdir(parents=True, exist_ok=True)
-        write_png(grid, str(folder / f"epoch={trainer.current_epoch:03d}-step={trainer.global_step:06d}.png"))
+        pixels = grid.permute(1, 2, 0).numpy()
+        Image.fromarray(pixels).save(folder / f"epoch={trainer.current_epoch:03d}-step={trainer.global_step:06d}.png")
         caption = " | ".join(self.columns)
         for logger in trainer.loggers:
             if isinstance(logger, WandbLogger):
-                logger.log_image(self.key, [grid.permute(1, 2, 0).numpy()], step=trainer.global_step, caption=[caption])
+                logger.log_image(self.key, [pixels], step=trainer.global_step, caption=[caption])
             elif isinstance(logger, TensorBoardLogger):
                 logger.experiment.add_image(self.key, grid, trainer.global_step)

@@ -23,20 +23,20 @@ PALETTES: dict[str, tuple[tuple[int, int, int], ...]] = {
 
 
 def _rectangle(rng: np.random.Generator, yy: np.ndarray, xx: np.ndarray, size: int) -> np.ndarray:
-    h, w = rng.integers(size // 5, size // 2, endpoint=True, size=2)
+    h, w = rng.integers(size // 5, size * 3 // 8, endpoint=True, size=2)
     top, left = rng.integers(0, size - h + 1), rng.integers(0, size - w + 1)
     return (yy >= top) & (yy < top + h) & (xx >= left) & (xx < left + w)
 
 
 def _circle(rng: np.random.Generator, yy: np.ndarray, xx: np.ndarray, size: int) -> np.ndarray:
-    radius = rng.uniform(size / 10, size / 4.5)
+    radius = rng.uniform(size / 10, size / 5.5)
     cy, cx = rng.uniform(radius, size - radius, size=2)
     return (yy + 0.5 - cy) ** 2 + (xx + 0.5 - cx) ** 2 <= radius**2
 
 
 def _triangle(rng: np.random.Generator, yy: np.ndarray, xx: np.ndarray, size: int) -> np.ndarray:
     """A triangle with a horizontal base: apex above the base's middle, pointing up or down."""
-    base, height = rng.uniform(size / 4, size / 2, size=2)
+    base, height = rng.uniform(size / 4, size * 7 / 16, size=2)
     cx = rng.uniform(base / 2, size - base / 2)
     top = rng.uniform(0, size - height)
     ty = (yy + 0.5 - top) / height  # 0 at the top edge, 1 at the bottom edge
@@ -50,14 +50,25 @@ def _triangle(rng: np.random.Generator, yy: np.ndarray, xx: np.ndarray, size: in
 _DRAW = {"rectangle": _rectangle, "circle": _circle, "triangle": _triangle}
 
 
-def make_toy_shapes(num_images: int, size: int = 32, seed: int | tuple[int, ...] = 0) -> np.ndarray:
-    """Deterministic uint8 images, shape (N, 3, size, size): black, one shape of each kind."""
+def make_toy_shapes(
+    num_images: int, size: int = 32, seed: int | tuple[int, ...] = 0, max_tries: int = 100
+) -> np.ndarray:
+    """Deterministic uint8 images, shape (N, 3, size, size): black, one shape of each kind.
+
+    Shapes are placed so they do not overlap (up to ``max_tries`` draws each), so all three
+    are whole and visible, as in the thesis's toy images.
+    """
     rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[0:size, 0:size]
     images = np.zeros((num_images, size, size, 3), dtype=np.uint8)
     for image in images:
+        occupied = np.zeros((size, size), dtype=bool)
         for shape in rng.permutation(list(_DRAW)):
-            mask = _DRAW[shape](rng, yy, xx, size)
+            for _ in range(max_tries):
+                mask = _DRAW[shape](rng, yy, xx, size)
+                if mask.any() and not (mask & occupied).any():
+                    break
+            occupied |= mask
             image[mask] = PALETTES[shape][rng.integers(3)]
     return np.ascontiguousarray(images.transpose(0, 3, 1, 2))
 

@@ -33,9 +33,9 @@ def test_images_hold_black_and_one_palette_color_per_shape() -> None:
         colors = {tuple(int(c) for c in pixel) for pixel in image.reshape(-1, 3)}
         assert colors <= allowed
         assert (0, 0, 0) in colors
-        # Shapes may overlap, but at least two of the three shape palettes are always visible.
+        # All three shapes are whole and visible: one color of each palette, no overlap.
         visible = [name for name, palette in PALETTES.items() if colors & set(palette)]
-        assert len(visible) >= 2
+        assert len(visible) == 3
     # Over the set, every color of every palette occurs.
     all_colors = {tuple(int(c) for c in p) for p in images.reshape(-1, 3)}
     assert allowed <= all_colors

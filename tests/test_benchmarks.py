@@ -1,0 +1,20 @@
+"""The throughput benchmark runs end to end (tiny sizes) and its checks agree."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from tests.conftest import REPO_ROOT
+
+
+def test_throughput_quick_run() -> None:
+    result = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "benchmarks" / "throughput.py"), "--quick"],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = result.stdout
+    for line in ["(a) ours", "decode, images/s", "bin table build", "counts equal, max |mode diff| 0"]:
+        assert line in out, line
+    assert "bins agree on 100.00% of pixels" in out
