@@ -66,7 +66,7 @@ def test_sample_grid_writes_gray_original_and_temperatures(tmp_path: Path) -> No
     trainer.fit(ColorizationModule(), datamodule)
     files = sorted((tmp_path / "run" / "samples").glob("*.png"))
     assert [f.name for f in files] == ["epoch=000-step=000001.png", "epoch=001-step=000002.png"]
-    image = torch.from_numpy(np.asarray(Image.open(files[-1]))).permute(2, 0, 1)
+    image = torch.from_numpy(np.array(Image.open(files[-1]))).permute(2, 0, 1)
     tile, pad = 64, 2  # 32 px upscaled x2
     assert image.shape == (3, pad + 3 * (tile + pad), pad + 5 * (tile + pad))
     # Column 2 of row 1 is the original first validation image, upscaled.

@@ -13,7 +13,7 @@ from datamodules import ToyShapes
 from lit_colorize import ColorizationModule
 from tests.conftest import REPO_ROOT
 
-EPOCHS = 14
+EPOCHS = 12
 
 
 def test_toyshapes_learns_bins_and_colors(tmp_path: Path) -> None:
