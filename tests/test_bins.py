@@ -66,6 +66,14 @@ def as_batch(ab: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(ab.T[None, :, None, :].astype(np.float32))
 
 
+def table_from(ab: np.ndarray, grid: int) -> ColorTable:
+    histogram = ColorHistogram(grid)
+    histogram.update(as_batch(ab))
+    table = ColorTable(grid)
+    table.fill(histogram)
+    return table
+
+
 # --- tests ---------------------------------------------------------------------------------
 
 
@@ -109,10 +117,7 @@ def test_table_matches_numpy(grid: int) -> None:
 def test_mode_is_the_most_frequent_value_not_the_maximum() -> None:
     # One bin (grid 6 bins are 42.5 units wide): 10 pixels at a=1, 3 at a=20. max() would say 20.
     ab = np.array([[1.0, 2.0]] * 10 + [[20.0, 2.0]] * 3)
-    histogram = ColorHistogram(6)
-    histogram.update(as_batch(ab))
-    table = ColorTable(6)
-    table.fill(histogram)
+    table = table_from(ab, 6)
     index = int(np_bin(np.array([1.0]), np.array([2.0]), 6)[0])
     assert table.mode_ab[index].tolist() == [1.0, 2.0]
     assert table.mean_ab[index].tolist() == pytest.approx([(10 * 1 + 3 * 20) / 13, 2.0])
@@ -120,10 +125,7 @@ def test_mode_is_the_most_frequent_value_not_the_maximum() -> None:
 
 def test_empty_bins_take_the_nearest_occupied_bin() -> None:
     ab = np.array([[-100.0, -100.0], [100.0, 100.0], [101.0, 99.0]])
-    histogram = ColorHistogram(6)
-    histogram.update(as_batch(ab))
-    table = ColorTable(6)
-    table.fill(histogram)
+    table = table_from(ab, 6)
     low, high = int(np_bin(ab[:1, 0], ab[:1, 1], 6)[0]), int(np_bin(ab[1:2, 0], ab[1:2, 1], 6)[0])
     assert int((table.counts > 0).sum()) == 2
     # bin 1 (next to bin 0, the low corner) borrows the low color; bin 34 the high one.
@@ -143,10 +145,7 @@ def test_pixel_weight_masks_pixels_out() -> None:
 
 
 def test_decode_interpolates_mode_to_mean() -> None:
-    table = ColorTable(6)
-    histogram = ColorHistogram(6)
-    histogram.update(as_batch(clustered_ab(5000)))
-    table.fill(histogram)
+    table = table_from(clustered_ab(5000), 6)
     bins = torch.tensor([[[0, 7], [14, 35]]])  # (1, 2, 2)
     mode, mean = table.mode_ab[bins].movedim(-1, 1), table.mean_ab[bins].movedim(-1, 1)
     torch.testing.assert_close(table.decode_bins(bins, 0.0), mode)
@@ -157,10 +156,7 @@ def test_decode_interpolates_mode_to_mean() -> None:
 
 
 def test_annealed_mean_matches_numpy() -> None:
-    table = ColorTable(6)
-    histogram = ColorHistogram(6)
-    histogram.update(as_batch(clustered_ab(5000)))
-    table.fill(histogram)
+    table = table_from(clustered_ab(5000), 6)
     logits = torch.randn(2, 36, 3, 4)
     temperature = 0.38
     z = logits.double().numpy() / temperature
@@ -173,10 +169,7 @@ def test_annealed_mean_matches_numpy() -> None:
 
 
 def test_table_is_buffers_that_restore_exactly() -> None:
-    table = ColorTable(18)
-    histogram = ColorHistogram(18)
-    histogram.update(as_batch(clustered_ab(2000)))
-    table.fill(histogram)
+    table = table_from(clustered_ab(2000), 18)
     restored = ColorTable(18)
     assert not bool(restored.built)
     restored.load_state_dict(table.state_dict())
