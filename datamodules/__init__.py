@@ -1,5 +1,6 @@
 """LightningDataModules that yield uint8 RGB batches."""
 
+from datamodules.cifar import CIFAR100Subset
 from datamodules.toyshapes import ToyShapes, make_toy_shapes
 
-__all__ = ["ToyShapes", "make_toy_shapes"]
+__all__ = ["CIFAR100Subset", "ToyShapes", "make_toy_shapes"]

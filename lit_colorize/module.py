@@ -103,7 +103,15 @@ class ColorizationModule(L.LightningModule):
         return {"rgb": rgb, "l": l_norm, "ab": ab, "bins": ab_to_bin(ab, self.hparams.grid_size)}
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> dict[str, Tensor]:
-        return self.prepare_batch(images_of(batch))
+        """Lab and bins on the device; while training, first the datamodule's batch augmentation
+        (``datamodule.train_augmentation``, e.g. kornia), applied to RGB so L and ab stay aligned."""
+        images = images_of(batch)
+        trainer = self._trainer
+        if trainer is not None and trainer.training:
+            augment = getattr(trainer.datamodule, "train_augmentation", None)
+            if augment is not None:
+                images = augment(to_float_rgb(images)).clamp_(0.0, 1.0)
+        return self.prepare_batch(images)
 
     # --- decoding -----------------------------------------------------------------------
     def decode_ab(self, output: Tensor, temperature: float) -> Tensor:

@@ -82,3 +82,9 @@ def test_configs_parse(group_config: Path | None, tmp_path: Path) -> None:
     assert "class_path: lit_colorize.ColorizationModule" in printed
     if group_config is not None and group_config.name == "csv.yaml":
         assert "CSVLogger" in printed
+
+
+@pytest.mark.parametrize("config", sorted((REPO_ROOT / "configs").glob("*.yaml")), ids=lambda p: p.name)
+def test_main_configs_parse(config: Path, tmp_path: Path) -> None:
+    printed = lit_colorize("fit", "--config", str(config), "--print_config", cwd=tmp_path).stdout
+    assert "class_path: lit_colorize.ColorizationModule" in printed
