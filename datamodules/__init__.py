@@ -1,6 +1,7 @@
 """LightningDataModules that yield uint8 RGB batches."""
 
 from datamodules.cifar import CIFAR100Subset
+from datamodules.landscape import Landscape
 from datamodules.toyshapes import ToyShapes, make_toy_shapes
 
-__all__ = ["CIFAR100Subset", "ToyShapes", "make_toy_shapes"]
+__all__ = ["CIFAR100Subset", "Landscape", "ToyShapes", "make_toy_shapes"]

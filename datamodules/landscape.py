@@ -1,0 +1,234 @@
+"""Landscape: folders of real photos, decoded once into a uint8 cache, augmented on the device.
+
+Each source folder holds class subfolders (``forest/``, ``sea/``...) or images directly
+(an "uncategorized" class). A folder with ``train/`` and ``val/`` subfolders gives the split;
+otherwise a seeded split takes ``val_fraction`` of the photos for validation.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import kornia.augmentation as K
+import lightning as L
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.utils.data import DataLoader, Dataset
+
+from lit_colorize.color import rgb_to_lab
+from lit_colorize.imageio import ImageReadError, load_rgb
+
+log = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
+UNCATEGORIZED = "uncategorized"
+
+
+def resize_and_crop(image: Tensor, size: int) -> Tensor:
+    """uint8 (3, H, W) -> uint8 (3, size, size): shorter side to ``size`` (antialiased), center crop."""
+    height, width = image.shape[-2:]
+    scale = size / min(height, width)
+    new_h, new_w = max(size, round(height * scale)), max(size, round(width * scale))
+    resized = F.interpolate(image[None].float(), size=(new_h, new_w), mode="bilinear", antialias=True, align_corners=False)
+    top, left = (new_h - size) // 2, (new_w - size) // 2
+    return resized[0, :, top : top + size, left : left + size].round().clamp(0, 255).to(torch.uint8)
+
+
+def find_images(folder: Path) -> list[tuple[Path, str]]:
+    """(path, class name) for every image below ``folder``: class = first subfolder, else uncategorized."""
+    found = []
+    for path in sorted(folder.rglob("*")):
+        if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES:
+            relative = path.relative_to(folder).parts
+            found.append((path, relative[0] if len(relative) > 1 else UNCATEGORIZED))
+    return found
+
+
+class ImageCache:
+    """Decoded, resized uint8 images in a memory-mapped ``.npy`` under ``cache_dir``.
+
+    The file name is a hash of the image paths, sizes and modification times and of
+    ``image_size``, so any change to the files or the size builds a new cache; epochs after
+    the first never decode a JPEG again. Unreadable files are reported once and skipped.
+    """
+
+    def __init__(self, cache_dir: str | Path, image_size: int) -> None:
+        self.cache_dir = Path(cache_dir).expanduser()
+        self.image_size = image_size
+
+    def key(self, paths: Sequence[Path]) -> str:
+        digest = hashlib.sha1(str(self.image_size).encode())
+        for path in paths:
+            stat = path.stat()
+            digest.update(f"{path.resolve()}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+        return digest.hexdigest()[:20]
+
+    def load(self, paths: Sequence[Path]) -> tuple[np.ndarray, list[int]]:
+        """(images (N_good, 3, S, S) uint8 memmap, indices into ``paths`` of the good files)."""
+        key = self.key(paths)
+        array_path, index_path = self.cache_dir / f"{key}.npy", self.cache_dir / f"{key}.json"
+        if array_path.is_file() and index_path.is_file():
+            good = json.loads(index_path.read_text())["good"]
+            return np.load(array_path, mmap_mode="r"), good
+        return self._build(paths, array_path, index_path)
+
+    def _build(self, paths: Sequence[Path], array_path: Path, index_path: Path) -> tuple[np.ndarray, list[int]]:
+        self.cache_dir.mkdir(parents=True, exist_ok=True)
+        images, good, bad = [], [], []
+        for index, path in enumerate(paths):
+            try:
+                images.append(resize_and_crop(load_rgb(path), self.image_size).numpy())
+                good.append(index)
+            except ImageReadError as error:
+                log.warning("skipping unreadable image: %s", error)
+                bad.append(str(path))
+        if bad:
+            log.warning("%d of %d files could not be read and were skipped", len(bad), len(paths))
+        size = self.image_size
+        temporary = array_path.with_name(f"{array_path.stem}.{os.getpid()}.tmp.npy")
+        array = np.lib.format.open_memmap(temporary, mode="w+", dtype=np.uint8, shape=(len(images), 3, size, size))
+        for i, image in enumerate(images):
+            array[i] = image
+        array.flush()
+        del array
+        os.replace(temporary, array_path)  # a reader never sees a half-written cache
+        index_path.write_text(json.dumps({"good": good, "bad": bad, "image_size": size}))
+        return np.load(array_path, mmap_mode="r"), good
+
+
+def is_colorful(images: Tensor, threshold: float, batch_size: int = 256) -> Tensor:
+    """True for each uint8 image with at least one pixel of chroma |ab| above ``threshold``."""
+    keep = []
+    for start in range(0, len(images), batch_size):
+        ab = rgb_to_lab(images[start : start + batch_size])[:, 1:]
+        keep.append(ab.norm(dim=1).flatten(1).amax(dim=1) > threshold)
+    return torch.cat(keep) if keep else torch.zeros(0, dtype=torch.bool)
+
+
+class CachedImages(Dataset):
+    def __init__(self, images: np.ndarray, labels: Tensor, indices: Sequence[int]) -> None:
+        self.images, self.labels, self.indices = images, labels, list(indices)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, item: int) -> tuple[Tensor, Tensor]:
+        index = self.indices[item]
+        return torch.from_numpy(np.array(self.images[index])), self.labels[index]
+
+
+class Landscape(L.LightningDataModule):
+    """Photos from one or more folders, ``image_size`` square (default 128), as uint8 batches.
+
+    Training augmentation, on the device and per batch with kornia, as in the thesis but
+    online: rotation within +-30 degrees, crop of up to 30%, horizontal and vertical flips. One
+    geometric transform applies to the whole RGB image, so L and ab stay aligned.
+    ``drop_gray`` leaves near-gray training photos (fog, snow, black and white) out.
+    """
+
+    def __init__(
+        self,
+        roots: Sequence[str] = ("../shared/data/landscape",),
+        image_size: int = 128,
+        val_fraction: float = 0.1,
+        seed: int = 0,
+        batch_size: int = 32,
+        num_workers: int = 0,
+        cache_dir: str = ".cache/lit-colorize",
+        drop_gray: bool = True,
+        gray_threshold: float = 6.0,
+        max_images: int | None = None,
+    ) -> None:
+        super().__init__()
+        if not 0.0 < val_fraction < 1.0:
+            raise ValueError(f"val_fraction must be between 0 and 1, got {val_fraction}")
+        self.save_hyperparameters()
+        self.train_set: CachedImages | None = None
+        self.val_set: CachedImages | None = None
+        self.class_names: list[str] = []
+        self.train_augmentation = nn.Sequential(
+            K.RandomRotation(degrees=30.0, p=1.0),
+            K.RandomResizedCrop((image_size, image_size), scale=(0.7, 1.0), ratio=(0.9, 1.1), p=1.0),
+            K.RandomHorizontalFlip(p=0.5),
+            K.RandomVerticalFlip(p=0.5),
+        )
+
+    def _listing(self) -> tuple[list[Path], list[str], list[bool]]:
+        """Every image with its class and whether it is a validation image (explicit split only)."""
+        paths, classes, explicit_val = [], [], []
+        for root in self.hparams.roots:
+            folder = Path(root).expanduser()
+            if not folder.is_dir():
+                raise FileNotFoundError(f"photo folder {folder} does not exist; set data.init_args.roots to your folders")
+            split_dirs = [(folder / "train", False), (folder / "val", True)]
+            parts = split_dirs if all(d.is_dir() for d, _ in split_dirs) else [(folder, None)]
+            for directory, is_val in parts:
+                for path, name in find_images(directory):
+                    paths.append(path)
+                    classes.append(name)
+                    explicit_val.append(is_val)
+        if not paths:
+            raise FileNotFoundError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) found in {list(self.hparams.roots)}")
+        if self.hparams.max_images is not None:
+            order = np.random.default_rng(self.hparams.seed).permutation(len(paths))[: self.hparams.max_images]
+            order.sort()
+            paths, classes, explicit_val = ([seq[i] for i in order] for seq in (paths, classes, explicit_val))
+        return paths, classes, explicit_val
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.train_set is not None:
+            return
+        hp = self.hparams
+        paths, classes, explicit_val = self._listing()
+        images, good = ImageCache(hp.cache_dir, hp.image_size).load(paths)
+        if not good:
+            raise ValueError(f"none of the {len(paths)} files in {list(hp.roots)} could be read as an image")
+        self.class_names = sorted({classes[i] for i in good})
+        labels = torch.tensor([self.class_names.index(classes[i]) for i in good])
+        if all(explicit_val[i] is not None for i in good):
+            is_val = np.array([explicit_val[i] for i in good])
+        else:
+            is_val = np.zeros(len(good), dtype=bool)
+            is_val[np.random.default_rng(hp.seed).permutation(len(good))[: max(1, round(hp.val_fraction * len(good)))]] = True
+        train_indices = np.nonzero(~is_val)[0]
+        if hp.drop_gray:
+            colorful = is_colorful(torch.from_numpy(np.array(images[train_indices])), hp.gray_threshold).numpy()
+            dropped = int((~colorful).sum())
+            train_indices = train_indices[colorful]
+            log.info("drop_gray: left %d near-gray training photos out", dropped)
+        if len(train_indices) == 0:
+            raise ValueError(f"no training photos left in {list(hp.roots)} (after drop_gray={hp.drop_gray})")
+        log.info(
+            "Landscape: %d train / %d val photos of %d classes; %d unreadable files skipped",
+            len(train_indices), int(is_val.sum()), len(self.class_names), len(paths) - len(good),
+        )  # fmt: skip
+        self.train_set = CachedImages(images, labels, train_indices.tolist())
+        self.val_set = CachedImages(images, labels, np.nonzero(is_val)[0].tolist())
+
+    def _loader(self, dataset: Dataset, train: bool) -> DataLoader:
+        return DataLoader(
+            dataset,
+            batch_size=self.hparams.batch_size,
+            shuffle=train,
+            num_workers=self.hparams.num_workers,
+            persistent_workers=self.hparams.num_workers > 0,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.train_set, train=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.val_set, train=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self.val_dataloader()
+
+    def predict_dataloader(self) -> DataLoader:
+        return self.val_dataloader()
