@@ -22,11 +22,12 @@ from pathlib import Path
 from typing import Any
 
 import kornia.augmentation as K
-import lightning as L
 import numpy as np
 import torch
 from torch import Tensor, nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
+
+from datamodules.base import ImageDataModule
 
 THESIS_CLASSES: tuple[str, ...] = (
     "apple", "sunflower", "rose", "cloud", "maple_tree", "oak_tree",
@@ -184,7 +185,7 @@ class LabeledImages(Dataset):
         return self.images[index], self.labels[index]
 
 
-class CIFAR100Subset(L.LightningDataModule):
+class CIFAR100Subset(ImageDataModule):
     """Chosen fine classes of CIFAR-100 (default: the thesis's 12, 6,000 train / 1,200 test).
 
     Batches are ``(uint8 images (B, 3, 32, 32), labels)``. Training augmentation (random
@@ -228,24 +229,3 @@ class CIFAR100Subset(L.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is None:
             self.train_set, self.val_set = self._subset("train"), self._subset("test")
-
-    def _loader(self, dataset: Dataset, train: bool) -> DataLoader:
-        return DataLoader(
-            dataset,
-            batch_size=self.hparams.batch_size,
-            shuffle=train,
-            num_workers=self.hparams.num_workers,
-            persistent_workers=self.hparams.num_workers > 0,
-        )
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader(self.train_set, train=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader(self.val_set, train=False)
-
-    def test_dataloader(self) -> DataLoader:
-        return self.val_dataloader()
-
-    def predict_dataloader(self) -> DataLoader:
-        return self.val_dataloader()

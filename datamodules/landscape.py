@@ -15,12 +15,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import kornia.augmentation as K
-import lightning as L
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
+
+from datamodules.base import ImageDataModule
 
 from lit_colorize.color import rgb_to_lab
 from lit_colorize.imageio import ImageReadError, load_rgb
@@ -124,7 +125,7 @@ class CachedImages(Dataset):
         return torch.from_numpy(np.array(self.images[index])), self.labels[index]
 
 
-class Landscape(L.LightningDataModule):
+class Landscape(ImageDataModule):
     """Photos from one or more folders, ``image_size`` square (default 128), as uint8 batches.
 
     Training augmentation, on the device and per batch with kornia, as in the thesis but
@@ -211,24 +212,3 @@ class Landscape(L.LightningDataModule):
         )  # fmt: skip
         self.train_set = CachedImages(images, labels, train_indices.tolist())
         self.val_set = CachedImages(images, labels, np.nonzero(is_val)[0].tolist())
-
-    def _loader(self, dataset: Dataset, train: bool) -> DataLoader:
-        return DataLoader(
-            dataset,
-            batch_size=self.hparams.batch_size,
-            shuffle=train,
-            num_workers=self.hparams.num_workers,
-            persistent_workers=self.hparams.num_workers > 0,
-        )
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader(self.train_set, train=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader(self.val_set, train=False)
-
-    def test_dataloader(self) -> DataLoader:
-        return self.val_dataloader()
-
-    def predict_dataloader(self) -> DataLoader:
-        return self.val_dataloader()

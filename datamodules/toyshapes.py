@@ -8,11 +8,12 @@ where shapes overlap: a model that truly learns reaches near-perfect bins.
 
 from __future__ import annotations
 
-import lightning as L
 import numpy as np
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
+
+from datamodules.base import ImageDataModule
 
 #: shape -> three RGB colors: maximal in-gamut chroma at L* 35/56/91, 42/63/84 and 49/70/77.
 PALETTES: dict[str, tuple[tuple[int, int, int], ...]] = {
@@ -90,7 +91,7 @@ class ImageTensorDataset(Dataset):
         return image
 
 
-class ToyShapes(L.LightningDataModule):
+class ToyShapes(ImageDataModule):
     """The thesis's toy set: 2,664 training and 324 validation images by default.
 
     Batches are uint8 RGB tensors (B, 3, H, W); the module converts them on the device.
@@ -119,24 +120,5 @@ class ToyShapes(L.LightningDataModule):
             # Separate seed streams keep the validation set fixed when num_train changes.
             self.train_images = torch.from_numpy(make_toy_shapes(hp.num_train, hp.image_size, seed=(hp.seed, 0)))
             self.val_images = torch.from_numpy(make_toy_shapes(hp.num_val, hp.image_size, seed=(hp.seed, 1)))
-
-    def _loader(self, images: Tensor, train: bool) -> DataLoader:
-        return DataLoader(
-            ImageTensorDataset(images, self.hparams.flip_p if train else 0.0),
-            batch_size=self.hparams.batch_size,
-            shuffle=train,
-            num_workers=self.hparams.num_workers,
-            persistent_workers=self.hparams.num_workers > 0,
-        )
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader(self.train_images, train=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader(self.val_images, train=False)
-
-    def test_dataloader(self) -> DataLoader:
-        return self.val_dataloader()
-
-    def predict_dataloader(self) -> DataLoader:
-        return self.val_dataloader()
+            self.train_set = ImageTensorDataset(self.train_images, hp.flip_p)
+            self.val_set = ImageTensorDataset(self.val_images)

@@ -1,0 +1,97 @@
+"""Landscape loader throughput: images/s reaching the training step, with and without the cache.
+
+Why: the thesis decoded JPEGs (and wrote five augmented copies to disk); Landscape decodes
+each photo once into a uint8 memory-mapped cache and augments on the device. This prints,
+side by side in one run, the images/s of
+
+  (a) the cached DataModule: memmap -> DataLoader -> device augmentation -> Lab + bins;
+  (b) decoding every photo on every access (Pillow + resize/crop in the Dataset), then the
+      same device steps;
+
+and the one-off cost of building the cache.
+
+    python benchmarks/loader.py                      # 1,024 photos of ../shared/data/landscape
+    python benchmarks/loader.py --images 256 --epochs 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from datamodules.landscape import Landscape, find_images, resize_and_crop  # noqa: E402
+from lit_colorize.imageio import load_rgb  # noqa: E402
+from lit_colorize.module import ColorizationModule  # noqa: E402
+
+
+class DecodeEveryTime(Dataset):
+    """The uncached path: decode and resize on each access."""
+
+    def __init__(self, paths: list[Path], size: int) -> None:
+        self.paths, self.size = paths, size
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> Tensor:
+        return resize_and_crop(load_rgb(self.paths[index]), self.size)
+
+
+def drain(loader: DataLoader, module: ColorizationModule, augment: torch.nn.Module, epochs: int) -> float:
+    """Images/s through loader -> augmentation -> Lab + bins, over ``epochs`` passes."""
+    count, start = 0, time.perf_counter()
+    for _ in range(epochs):
+        for batch in loader:
+            images = batch[0] if isinstance(batch, (list, tuple)) else batch
+            module.prepare_batch(augment(images.float().div(255)).clamp(0, 1))
+            count += len(images)
+    return count / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--root", default=str(Path(__file__).resolve().parents[2] / "shared" / "data" / "landscape"))
+    parser.add_argument("--images", type=int, default=1024)
+    parser.add_argument("--size", type=int, default=128)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--epochs", type=int, default=2)
+    args = parser.parse_args()
+    root = Path(args.root)
+    if not root.is_dir():
+        sys.exit(f"photo folder {root} not found: pass --root")
+    paths = [p for p, _ in find_images(root)]
+    paths = [paths[i] for i in sorted(np.random.default_rng(0).permutation(len(paths))[: args.images])]
+
+    print("lit-colorize Landscape loader throughput")
+    print(f"machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}, cpu")
+    print(f"settings: {len(paths)} photos from {root}, {args.size}x{args.size}, batch {args.batch_size}, {args.epochs} epochs, workers 0")
+    module = ColorizationModule(grid_size=18)
+    with tempfile.TemporaryDirectory() as cache_dir:
+        dm = Landscape(roots=[str(root)], image_size=args.size, max_images=args.images, val_fraction=0.01,
+                       batch_size=args.batch_size, cache_dir=cache_dir, drop_gray=False)  # fmt: skip
+        start = time.perf_counter()
+        dm.setup()
+        build = time.perf_counter() - start
+        cached = drain(dm.train_dataloader(), module, dm.train_augmentation, args.epochs)
+        uncached_loader = DataLoader(DecodeEveryTime(paths, args.size), batch_size=args.batch_size, shuffle=True)
+        uncached = drain(uncached_loader, module, dm.train_augmentation, args.epochs)
+    print(f"cache build (one-off): {build:.1f} s for {len(paths)} photos ({len(paths) / build:.0f} images/s)")
+    print(f"{'loader':<34}{'images/s':>10}")
+    print(f"{'(a) cached (memmap)':<34}{cached:>10.0f}")
+    print(f"{'(b) decode every access':<34}{uncached:>10.0f}")
+    print(f"ratio a/b: {cached / uncached:.1f}x")
+
+
+if __name__ == "__main__":
+    main()

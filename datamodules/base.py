@@ -1,0 +1,37 @@
+"""What every DataModule here shares: a train and a validation set of uint8 images, and loaders."""
+
+from __future__ import annotations
+
+import lightning as L
+from torch.utils.data import DataLoader, Dataset
+
+
+class ImageDataModule(L.LightningDataModule):
+    """Subclasses fill ``train_set`` and ``val_set`` in ``setup`` and save ``batch_size`` and
+    ``num_workers`` as hyperparameters; test and predict use the validation set."""
+
+    train_set: Dataset | None = None
+    val_set: Dataset | None = None
+
+    def _loader(self, dataset: Dataset | None, train: bool) -> DataLoader:
+        if dataset is None:
+            raise RuntimeError(f"{type(self).__name__}.setup() has not run yet")
+        return DataLoader(
+            dataset,
+            batch_size=self.hparams.batch_size,
+            shuffle=train,
+            num_workers=self.hparams.num_workers,
+            persistent_workers=self.hparams.num_workers > 0,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.train_set, train=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.val_set, train=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self.val_dataloader()
+
+    def predict_dataloader(self) -> DataLoader:
+        return self.val_dataloader()
