@@ -6,7 +6,7 @@ Both official layouts are read from a local ``root``, extracted or as the ``.tar
   unpickler that admits only plain containers and numpy arrays);
 * binary version: ``cifar-100-binary/{train.bin,test.bin,fine_label_names.txt}``.
 
-Nothing is downloaded unless ``download=True`` (then torchvision's downloader fetches the
+Nothing is downloaded unless ``download`` is set to true (then torchvision's downloader fetches the
 python version).
 """
 
@@ -219,7 +219,7 @@ class CIFAR100Subset(ImageDataModule):
 
     def prepare_data(self) -> None:
         if self.hparams.download:
-            read_cifar100(self.hparams.root, "train", download=True)
+            read_cifar100(self.hparams.root, "train", download=self.hparams.download)
 
     def _subset(self, split: str) -> LabeledImages:
         images, labels, names = read_cifar100(self.hparams.root, split)
