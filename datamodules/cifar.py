@@ -135,22 +135,31 @@ def _read_binary(reader: _ArchiveReader, split: str) -> tuple[np.ndarray, np.nda
     return raw[:, 2:].reshape(-1, 3, 32, 32), raw[:, 1].astype(np.int64), names
 
 
-def read_cifar100(root: str | Path, split: str, download: bool = False) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """Images (N, 3, 32, 32) uint8, fine labels (N,), and the 100 fine class names."""
-    if split not in ("train", "test"):
-        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+def read_cifar100(
+    root: str | Path, splits: str | Sequence[str], download: bool = False
+) -> dict[str, tuple[np.ndarray, np.ndarray, list[str]]] | tuple[np.ndarray, np.ndarray, list[str]]:
+    """Images (N, 3, 32, 32) uint8, fine labels (N,) and the 100 fine class names of a split.
+
+    Several splits (``["train", "test"]``) give a dict and open the archive once: a .tar.gz is
+    read and checked a single time.
+    """
+    names = [splits] if isinstance(splits, str) else list(splits)
+    for split in names:
+        if split not in ("train", "test"):
+            raise ValueError(f"split must be 'train' or 'test', got {split!r}")
     root = Path(root).expanduser()
     for folder, read in ((PYTHON_DIR, _read_python), (BINARY_DIR, _read_binary)):
         try:
             reader = _ArchiveReader(root, folder)
         except FileNotFoundError:
             continue
-        return read(reader, split)
+        result = {split: read(reader, split) for split in names}
+        return result[splits] if isinstance(splits, str) else result
     if download:
         from torchvision.datasets.utils import download_and_extract_archive
 
         download_and_extract_archive(DOWNLOAD_URL, str(root), md5=OFFICIAL_MD5["cifar-100-python.tar.gz"])
-        return read_cifar100(root, split, download=False)
+        return read_cifar100(root, splits, download=False)
     raise FileNotFoundError(
         f"CIFAR-100 not found under {root}. Put the official python version there, as "
         f"{root / PYTHON_DIR}/ (meta, train, test) or {root / (PYTHON_DIR + '.tar.gz')}, or the binary version "
@@ -221,11 +230,11 @@ class CIFAR100Subset(ImageDataModule):
         if self.hparams.download:
             read_cifar100(self.hparams.root, "train", download=self.hparams.download)
 
-    def _subset(self, split: str) -> LabeledImages:
-        images, labels, names = read_cifar100(self.hparams.root, split)
+    def _subset(self, images: np.ndarray, labels: np.ndarray, names: list[str]) -> LabeledImages:
         images, labels = select_classes(images, labels, names, self.classes)
         return LabeledImages(torch.from_numpy(np.ascontiguousarray(images)), torch.from_numpy(labels))
 
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is None:
-            self.train_set, self.val_set = self._subset("train"), self._subset("test")
+            splits = read_cifar100(self.hparams.root, ["train", "test"])
+            self.train_set, self.val_set = self._subset(*splits["train"]), self._subset(*splits["test"])

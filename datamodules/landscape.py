@@ -104,13 +104,29 @@ class ImageCache:
         return np.load(array_path, mmap_mode="r"), good
 
 
-def is_colorful(images: Tensor, threshold: float, batch_size: int = 256) -> Tensor:
-    """True for each uint8 image with at least one pixel of chroma |ab| above ``threshold``."""
+def is_colorful(images: Tensor | np.ndarray, threshold: float, batch_size: int = 256) -> Tensor:
+    """True for each uint8 image with at least one pixel of chroma |ab| above ``threshold``.
+
+    Reads ``batch_size`` images at a time, so a memory-mapped cache is never loaded whole.
+    """
     keep = []
     for start in range(0, len(images), batch_size):
-        ab = rgb_to_lab(images[start : start + batch_size])[:, 1:]
+        ab = rgb_to_lab(torch.as_tensor(np.asarray(images[start : start + batch_size])))[:, 1:]
         keep.append(ab.norm(dim=1).flatten(1).amax(dim=1) > threshold)
     return torch.cat(keep) if keep else torch.zeros(0, dtype=torch.bool)
+
+
+class _Rows:
+    """Lazy ``array[indices]``: slicing reads only the rows asked for (memmap-friendly)."""
+
+    def __init__(self, array: np.ndarray, indices: np.ndarray) -> None:
+        self.array, self.indices = array, indices
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, rows: slice) -> np.ndarray:
+        return self.array[self.indices[rows]]
 
 
 class CachedImages(Dataset):
@@ -200,7 +216,7 @@ class Landscape(ImageDataModule):
             is_val[np.random.default_rng(hp.seed).permutation(len(good))[: max(1, round(hp.val_fraction * len(good)))]] = True
         train_indices = np.nonzero(~is_val)[0]
         if hp.drop_gray:
-            colorful = is_colorful(torch.from_numpy(np.array(images[train_indices])), hp.gray_threshold).numpy()
+            colorful = is_colorful(_Rows(images, train_indices), hp.gray_threshold).numpy()
             dropped = int((~colorful).sum())
             train_indices = train_indices[colorful]
             log.info("drop_gray: left %d near-gray training photos out", dropped)
