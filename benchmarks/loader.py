@@ -8,7 +8,9 @@ side by side in one run, the images/s of
   (b) decoding every photo on every access (Pillow + resize/crop in the Dataset), then the
       same device steps;
 
-and the one-off cost of building the cache.
+and the one-off cost of building the cache. It also times the two decoders of
+``lit_colorize.imageio`` on the same photos, interleaved: torchvision.io (what ``load_rgb``
+uses for JPEG/PNG/WebP/GIF) against Pillow alone.
 
     python benchmarks/loader.py                      # 1,024 photos of ../shared/data/landscape
     python benchmarks/loader.py --images 256 --epochs 1
@@ -17,7 +19,6 @@ and the one-off cost of building the cache.
 from __future__ import annotations
 
 import argparse
-import platform
 import sys
 import tempfile
 import time
@@ -30,7 +31,9 @@ from torch.utils.data import DataLoader, Dataset
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.throughput import machine_line  # noqa: E402
 from datamodules.landscape import Landscape, find_images, resize_and_crop  # noqa: E402
+from lit_colorize import imageio  # noqa: E402
 from lit_colorize.imageio import load_rgb  # noqa: E402
 from lit_colorize.module import ColorizationModule  # noqa: E402
 
@@ -59,6 +62,24 @@ def drain(loader: DataLoader, module: ColorizationModule, augment: torch.nn.Modu
     return count / (time.perf_counter() - start)
 
 
+def decode_rates(paths: list[Path], rounds: int = 3) -> dict[str, float]:
+    """Megapixels/s of ``load_rgb`` with torchvision.io and with Pillow only, best of ``rounds``
+    interleaved passes (the first pass also warms the page cache for both)."""
+    best = {"torchvision.io": 0.0, "Pillow": 0.0}
+    default = imageio.TORCHVISION_DECODES
+    try:
+        for _ in range(rounds):
+            for name, use_torchvision in (("torchvision.io", default), ("Pillow", False)):
+                imageio.TORCHVISION_DECODES = use_torchvision
+                start, pixels = time.perf_counter(), 0
+                for path in paths:
+                    pixels += load_rgb(path)[0].numel()
+                best[name] = max(best[name], pixels / 1e6 / (time.perf_counter() - start))
+    finally:
+        imageio.TORCHVISION_DECODES = default
+    return best
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--root", default=str(Path(__file__).resolve().parents[2] / "shared" / "data" / "landscape"))
@@ -66,6 +87,8 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=128)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--large", default=str(Path(__file__).resolve().parents[2] / "shared" / "data" / "photos" / "large"),
+                        help="folder of large photos for the decoder comparison (skipped when absent)")  # fmt: skip
     args = parser.parse_args()
     root = Path(args.root)
     if not root.is_dir():
@@ -74,7 +97,7 @@ def main() -> None:
     paths = [paths[i] for i in sorted(np.random.default_rng(0).permutation(len(paths))[: args.images])]
 
     print("lit-colorize Landscape loader throughput")
-    print(f"machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}, cpu")
+    print(machine_line(torch.device("cpu")))
     print(f"settings: {len(paths)} photos from {root}, {args.size}x{args.size}, batch {args.batch_size}, {args.epochs} epochs, workers 0")
     module = ColorizationModule(grid_size=18)
     with tempfile.TemporaryDirectory() as cache_dir:
@@ -91,6 +114,16 @@ def main() -> None:
     print(f"{'(a) cached (memmap)':<34}{cached:>10.0f}")
     print(f"{'(b) decode every access':<34}{uncached:>10.0f}")
     print(f"ratio a/b: {cached / uncached:.1f}x")
+    if not imageio.TORCHVISION_DECODES:
+        print("decoders: torchvision.io has no image codecs here; every file goes through Pillow")
+        return
+    print(f"{'decoder (megapixels/s)':<34}{'torchvision.io':>16}{'Pillow':>10}{'ratio':>8}")
+    large = sorted(Path(args.large).glob("*")) if Path(args.large).is_dir() else []
+    for label, group in ((f"{len(paths)} landscape photos", paths), (f"{len(large)} large photos", large)):
+        if group:
+            rates = decode_rates(group)
+            ratio = rates["torchvision.io"] / rates["Pillow"]
+            print(f"{label:<34}{rates['torchvision.io']:>16.1f}{rates['Pillow']:>10.1f}{ratio:>7.2f}x")
 
 
 if __name__ == "__main__":

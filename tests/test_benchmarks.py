@@ -24,8 +24,9 @@ def test_throughput_quick_run() -> None:
 def test_loader_benchmark_small_run(shared_data: Path) -> None:
     result = subprocess.run(
         [sys.executable, str(REPO_ROOT / "benchmarks" / "loader.py"), "--root", str(shared_data / "landscape"),
-         "--images", "64", "--epochs", "1", "--size", "32"],
+         "--images", "64", "--epochs", "1", "--size", "32", "--large", "absent"],
         cwd=REPO_ROOT, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     assert "(a) cached (memmap)" in result.stdout and "ratio a/b" in result.stdout
+    assert "64 landscape photos" in result.stdout  # the decoder comparison
