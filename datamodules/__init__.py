@@ -2,6 +2,7 @@
 
 from datamodules.cifar import CIFAR100Subset
 from datamodules.landscape import Landscape
+from datamodules.photos import Photos
 from datamodules.toyshapes import ToyShapes, make_toy_shapes
 
-__all__ = ["CIFAR100Subset", "Landscape", "ToyShapes", "make_toy_shapes"]
+__all__ = ["CIFAR100Subset", "Landscape", "Photos", "ToyShapes", "make_toy_shapes"]

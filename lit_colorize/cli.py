@@ -1,10 +1,14 @@
-"""The ``lit-colorize`` command: LightningCLI over ColorizationModule and any LightningDataModule."""
+"""The ``lit-colorize`` command: LightningCLI over ColorizationModule and any LightningDataModule,
+plus ``lit-colorize export`` (ONNX)."""
 
 from __future__ import annotations
 
+import sys
+from typing import Any
+
 from lightning import LightningDataModule, LightningModule, Trainer
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
-from jsonargparse import Namespace
+from jsonargparse import ActionYesNo, Namespace
 
 from lit_colorize.module import ColorizationModule
 from lit_colorize.paths import free_path, run_dir
@@ -34,7 +38,11 @@ class SaveConfigToRunDir(SaveConfigCallback):
 
 
 class ColorizationCLI(LightningCLI):
-    """``lit-colorize fit|validate|test|predict --config configs/toyshapes.yaml``."""
+    """``lit-colorize fit|validate|test|predict --config configs/toyshapes.yaml``.
+
+    ``predict`` also takes the ``--writer.*`` options of :class:`ColorizedPhotoWriter`
+    (output folder, temperatures, format, overwrite), which writes what is predicted.
+    """
 
     def __init__(self, **kwargs) -> None:
         kwargs.setdefault("save_config_callback", SaveConfigToRunDir)
@@ -46,9 +54,34 @@ class ColorizationCLI(LightningCLI):
             **kwargs,
         )
 
+    def _prepare_subcommand_parser(self, klass: type, subcommand: str, **kwargs: Any) -> LightningArgumentParser:
+        parser = super()._prepare_subcommand_parser(klass, subcommand, **kwargs)
+        if subcommand == "predict":
+            from callbacks.photo_writer import ColorizedPhotoWriter
+
+            parser.add_lightning_class_args(ColorizedPhotoWriter, "writer")
+            parser.add_argument(
+                "--overwrite", action=ActionYesNo, default=False,
+                help="replace existing files (inputs included) instead of refusing to write over them",
+            )  # fmt: skip
+            parser.link_arguments("overwrite", "writer.overwrite")
+        return parser
+
+    def prediction_failures(self) -> list[str]:
+        """What the photo writer of a finished ``predict`` could not write."""
+        return [failure for callback in self.trainer.callbacks for failure in getattr(callback, "failures", [])]
+
 
 def main(args: list[str] | None = None) -> None:
-    ColorizationCLI(args=args)
+    argv = sys.argv[1:] if args is None else list(args)
+    if argv[:1] == ["export"]:
+        from lit_colorize.export import main as export_main
+
+        export_main(argv[1:])
+        return
+    cli = ColorizationCLI(args=args)
+    if cli.subcommand == "predict" and cli.prediction_failures():
+        raise SystemExit(f"lit-colorize predict: {len(cli.prediction_failures())} failure(s), listed above")
 
 
 if __name__ == "__main__":

@@ -15,10 +15,22 @@ from torchmetrics.image import PeakSignalNoiseRatio
 
 from lit_colorize.bins import ColorTable, ab_to_bin
 from lit_colorize.color import denormalize_ab, join_lab, normalize_ab, split_lab, to_float_rgb
+from lit_colorize.fullres import colorize_full_resolution
+from lit_colorize.photos import ColorizedPhoto, PhotoItem
 from lit_colorize.unet import Activation, UNet, widths_from
 
 Head = Literal["classification", "regression"]
 Decoding = Literal["mode_mean", "annealed_mean"]
+DEFAULT_WORKING_SIZE = 256  # for a model whose training image size was never recorded
+
+
+class MissingColorTableError(RuntimeError):
+    """A classification checkpoint whose bin color table was never built."""
+
+
+def is_photo_batch(batch: Any) -> bool:
+    """A predict batch of full-resolution photos (a list of :class:`PhotoItem`)."""
+    return isinstance(batch, list) and bool(batch) and all(isinstance(item, PhotoItem) for item in batch)
 
 
 def images_of(batch: Any) -> Tensor:
@@ -71,6 +83,12 @@ class ColorizationModule(L.LightningModule):
         num_bins = grid_size * grid_size
         self.net = UNet(1, num_bins if head == "classification" else 2, widths, activation)
         self.color_table = ColorTable(grid_size) if head == "classification" else None
+        # Shorter side of the training images, recorded on the first training batch and saved
+        # with the weights: at predict time the network sees photos at about this scale.
+        self.register_buffer("train_image_size", torch.tensor(0, dtype=torch.long))
+        # What predict renders; a prediction writer may set these (see ColorizedPhotoWriter).
+        self.predict_temperatures: list[float] = predict_temperatures
+        self.working_size: int | None = None
 
         def pixel_accuracy(top_k: int) -> MulticlassAccuracy:
             return MulticlassAccuracy(num_bins, top_k=top_k, average="micro", multidim_average="global")
@@ -91,6 +109,12 @@ class ColorizationModule(L.LightningModule):
     def size_multiple(self) -> int:
         return self.net.size_multiple
 
+    @property
+    def predict_short_side(self) -> int:
+        """Shorter side of the network input at predict time: ``working_size`` if set, else the
+        training images' shorter side."""
+        return int(self.working_size or int(self.train_image_size) or DEFAULT_WORKING_SIZE)
+
     def forward(self, l_norm: Tensor) -> Tensor:
         """Network-scaled L (B, 1, H, W) -> bin logits (B, K, H, W) or normalized ab (B, 2, H, W)."""
         return self.net(l_norm)
@@ -105,9 +129,13 @@ class ColorizationModule(L.LightningModule):
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> dict[str, Tensor]:
         """Lab and bins on the device; while training, first the datamodule's batch augmentation
         (``datamodule.train_augmentation``, e.g. kornia), applied to RGB so L and ab stay aligned."""
+        if is_photo_batch(batch):
+            return batch
         images = images_of(batch)
         trainer = self._trainer
         if trainer is not None and trainer.training:
+            if int(self.train_image_size) == 0:
+                self.train_image_size.fill_(min(images.shape[-2:]))
             augment = getattr(trainer.datamodule, "train_augmentation", None)
             if augment is not None:
                 images = augment(to_float_rgb(images)).clamp_(0.0, 1.0)
@@ -128,10 +156,22 @@ class ColorizationModule(L.LightningModule):
         return ab_to_bin(self.decode_ab(output, 1.0), self.hparams.grid_size)
 
     @torch.no_grad()
+    def predict_ab(self, l_norm: Tensor, temperatures: Sequence[float]) -> list[Tensor]:
+        """L (B, 1, H, W) -> ab (B, 2, H, W) in ab units, one per temperature (one forward)."""
+        output = self(l_norm)
+        return [self.decode_ab(output, t) for t in temperatures]
+
+    @torch.no_grad()
     def colorize(self, l_norm: Tensor, temperatures: Sequence[float]) -> Tensor:
         """L (B, 1, H, W) -> RGB in [0, 1] for each temperature, shape (B, len(T), 3, H, W)."""
-        output = self(l_norm)
-        return torch.stack([join_lab(l_norm, self.decode_ab(output, t)) for t in temperatures], dim=1)
+        return torch.stack([join_lab(l_norm, ab) for ab in self.predict_ab(l_norm, temperatures)], dim=1)
+
+    @torch.no_grad()
+    def colorize_photo(self, rgb: Tensor, temperatures: Sequence[float], working_size: int | None = None) -> list[Tensor]:
+        """A photo of any size (uint8 RGB (3, H, W), color or gray) -> uint8 RGB (3, H, W) per
+        temperature: ab predicted at the working size, joined with the photo's own L."""
+        short_side = int(working_size or self.predict_short_side)
+        return colorize_full_resolution(rgb, self.predict_ab, temperatures, short_side, self.size_multiple)
 
     # --- steps --------------------------------------------------------------------------
     def _shared_step(self, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
@@ -165,9 +205,28 @@ class ColorizationModule(L.LightningModule):
         self.log_dict({f"{stage}/{name}": metric for name, metric in self.eval_acc.items()}, prog_bar=True)
         self.log(f"{stage}/psnr", self.eval_psnr, prog_bar=True)
 
-    def predict_step(self, batch: dict[str, Tensor], batch_idx: int, dataloader_idx: int = 0) -> dict[str, Any]:
-        temperatures = list(self.hparams.predict_temperatures)
+    def predict_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> Any:
+        """Photos (from ``datamodules.Photos``) -> a :class:`ColorizedPhoto` each, at full
+        resolution; a training-style batch -> ``{"temperatures", "rgb"}`` at its own size."""
+        temperatures = list(self.predict_temperatures)
+        if is_photo_batch(batch):
+            return [
+                ColorizedPhoto(item)
+                if item.rgb is None
+                else ColorizedPhoto(item, temperatures, [image.cpu() for image in self.colorize_photo(item.rgb, temperatures)])
+                for item in batch
+            ]
         return {"temperatures": temperatures, "rgb": self.colorize(batch["l"], temperatures)}
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Refuse, with the fix, a classification checkpoint without a bin color table, except
+        when training resumes from it (BinColorTable then builds the table)."""
+        state = checkpoint.get("state_dict", {})
+        state.setdefault("train_image_size", torch.tensor(0, dtype=torch.long))  # older checkpoints
+        trainer = self._trainer
+        resuming = trainer is not None and trainer.state.fn == "fit"
+        if self.is_classifier and not resuming:
+            require_color_table(state, "this checkpoint")
 
     def configure_optimizers(self) -> Any:
         """Adam or RMSprop at ``lr``; optionally one-cycle (peak ``lr``) or cosine decay per step."""
@@ -182,3 +241,14 @@ class ColorizationModule(L.LightningModule):
         else:
             scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total_steps)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+
+def require_color_table(state_dict: dict[str, Any], source: str) -> None:
+    """Raise :class:`MissingColorTableError` unless ``state_dict`` holds a built bin table."""
+    built = state_dict.get("color_table.built")
+    if built is None or not bool(built):
+        raise MissingColorTableError(
+            f"{source} is a classification model without a bin color table, so its bins cannot be turned "
+            "into colors. Train it with the BinColorTable callback (in every configs/*.yaml), or fine-tune "
+            "it for a step with that callback to build the table, then use the new checkpoint."
+        )

@@ -1,0 +1,42 @@
+"""Photos: a user's photo files and folders, for ``lit-colorize predict`` at full resolution."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import lightning as L
+from torch.utils.data import DataLoader
+
+from lit_colorize.photos import PhotoDataset, collate_photos
+
+
+class Photos(L.LightningDataModule):
+    """Predict-only: every photo of ``inputs`` (files, or folders searched recursively), decoded
+    at full resolution in the loader workers. Batches are lists of photos of any size; an
+    unreadable file travels as an error item, so the writer reports it and the run goes on."""
+
+    def __init__(self, inputs: list[str | Path] | None = None, batch_size: int = 1, num_workers: int = 0) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.dataset: PhotoDataset | None = None
+
+    def setup(self, stage: str | None = None) -> None:
+        if stage not in (None, "predict"):
+            raise ValueError(
+                f"Photos is for `lit-colorize predict` only (it has no colors to learn from); got stage {stage!r}. "
+                "Train with ToyShapes, CIFAR100Subset or Landscape."
+            )
+        if not self.hparams.inputs:
+            raise ValueError("no inputs: pass photo files or folders with --data.inputs '[photo.jpg, folder/]'")
+        self.dataset = PhotoDataset(self.hparams.inputs)
+
+    def predict_dataloader(self) -> DataLoader:
+        if self.dataset is None:
+            raise RuntimeError("Photos.setup() has not run yet")
+        return DataLoader(
+            self.dataset,
+            batch_size=self.hparams.batch_size,
+            shuffle=False,
+            num_workers=self.hparams.num_workers,
+            collate_fn=collate_photos,
+        )

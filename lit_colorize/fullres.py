@@ -1,0 +1,106 @@
+"""Colorizing a photo at its own resolution, in bounded memory.
+
+The network sees L at a small working size; its ab is upsampled to the photo's size and
+joined with the photo's own full-resolution L, so the output keeps every detail of the
+input. Chroma carries little high-frequency detail, which is why this works (and why
+JPEG subsamples it too).
+
+Full-resolution work runs in strips of rows: a 20-megapixel photo never exists as a float
+Lab or RGB tensor, only its uint8 input and output and a float L plane do.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from lit_colorize.color import L_RANGE, lab_to_rgb, rgb_to_lab
+
+STRIP_PIXELS = 1 << 20  # about 1 megapixel of float work per strip
+
+
+def working_size(height: int, width: int, short_side: int, multiple: int) -> tuple[int, int]:
+    """(h, w) for the network: the shorter side about ``short_side``, aspect kept, both sides
+    multiples of ``multiple`` (2**depth of the U-Net), and at least one multiple."""
+    if height < 1 or width < 1:
+        raise ValueError(f"image size must be positive, got {height}x{width}")
+    scale = short_side / min(height, width)
+
+    def snap(side: int) -> int:
+        return max(multiple, round(side * scale / multiple) * multiple)
+
+    return snap(height), snap(width)
+
+
+def strip_rows(width: int, budget: int = STRIP_PIXELS) -> int:
+    return max(1, budget // max(width, 1))
+
+
+def full_resolution_l(rgb: Tensor, budget: int = STRIP_PIXELS) -> Tensor:
+    """uint8 or float RGB (3, H, W) -> L* (H, W) float32, computed strip by strip."""
+    _, height, width = rgb.shape
+    lightness = torch.empty(height, width, dtype=torch.float32, device=rgb.device)
+    step = strip_rows(width, budget)
+    for top in range(0, height, step):
+        lightness[top : top + step] = rgb_to_lab(rgb[:, top : top + step])[0]
+    return lightness
+
+
+def network_input(lightness: Tensor, size: tuple[int, int]) -> Tensor:
+    """Full-resolution L* (H, W) -> the network's (1, 1, h, w) input in [0, 1], antialiased."""
+    small = F.interpolate(lightness[None, None], size=size, mode="bilinear", align_corners=False, antialias=True)
+    return small.div_(L_RANGE).clamp_(0.0, 1.0)
+
+
+def _row_weights(out_rows: Tensor, in_height: int, out_height: int) -> tuple[Tensor, Tensor, Tensor]:
+    """Source rows and weights of bilinear resizing (align_corners=False), as F.interpolate
+    computes them, for the output rows ``out_rows``."""
+    source = ((out_rows.to(torch.float64) + 0.5) * (in_height / out_height) - 0.5).clamp_min(0.0)
+    upper = source.floor().long().clamp_max(in_height - 1)
+    lower = (upper + 1).clamp_max(in_height - 1)
+    weight = (source - upper).to(torch.float32)
+    return upper, lower, weight
+
+
+def render(
+    lightness: Tensor, ab_small: Tensor, budget: int = STRIP_PIXELS, out: Tensor | None = None
+) -> Tensor:
+    """Full-resolution L* (H, W) + ab at the working size (2, h, w) -> uint8 RGB (3, H, W).
+
+    Equal to bilinear ``F.interpolate`` of ab to (H, W), joined with L and converted, but
+    done a strip of rows at a time: ab is first widened to (2, h, W), then each strip takes
+    its rows from that by the same bilinear weights.
+    """
+    height, width = lightness.shape
+    ab_wide = F.interpolate(ab_small[None].float(), size=(ab_small.shape[-2], width), mode="bilinear", align_corners=False)[0]
+    if out is None:
+        out = torch.empty(3, height, width, dtype=torch.uint8, device=lightness.device)
+    step = strip_rows(width, budget)
+    for top in range(0, height, step):
+        rows = torch.arange(top, min(top + step, height), device=lightness.device)
+        upper, lower, weight = _row_weights(rows, ab_small.shape[-2], height)
+        ab = torch.lerp(ab_wide[:, upper], ab_wide[:, lower], weight[None, :, None])
+        lab = torch.cat([lightness[None, top : top + len(rows)], ab], dim=0)
+        out[:, top : top + len(rows)] = lab_to_rgb(lab).mul_(255.0).round_().to(torch.uint8)
+    return out
+
+
+def colorize_full_resolution(
+    rgb: Tensor,
+    predict_ab: Callable[[Tensor, Sequence[float]], list[Tensor]],
+    temperatures: Sequence[float],
+    short_side: int,
+    multiple: int,
+    budget: int = STRIP_PIXELS,
+) -> list[Tensor]:
+    """One photo (uint8 RGB (3, H, W), color or gray) -> uint8 RGB (3, H, W) per temperature.
+
+    ``predict_ab(l_norm, temperatures)`` maps the network input (1, 1, h, w) to one ab
+    (1, 2, h, w) per temperature; the photo's own L is kept at full resolution.
+    """
+    lightness = full_resolution_l(rgb, budget)
+    l_norm = network_input(lightness, working_size(*lightness.shape, short_side, multiple))
+    return [render(lightness, ab[0], budget) for ab in predict_ab(l_norm, temperatures)]
