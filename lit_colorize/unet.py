@@ -92,7 +92,8 @@ class UNet(nn.Module):
         return 2 ** (len(self.widths) - 1)
 
     def forward(self, x: Tensor) -> Tensor:
-        if x.shape[-1] % self.size_multiple or x.shape[-2] % self.size_multiple:
+        tracing = torch.jit.is_tracing() or torch.compiler.is_compiling()  # shapes are symbolic there
+        if not tracing and (x.shape[-1] % self.size_multiple or x.shape[-2] % self.size_multiple):
             raise ValueError(
                 f"input size {tuple(x.shape[-2:])} is not a multiple of {self.size_multiple} "
                 f"(2 ** number of poolings for widths {self.widths})"

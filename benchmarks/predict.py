@@ -1,0 +1,148 @@
+"""Full-resolution prediction on the CPU: seconds per megapixel and peak memory, per photo.
+
+Why: a user colorizes photos of any size, up to tens of megapixels. Full-resolution work
+(L of the photo, ab upsampled to its size, Lab -> RGB) runs in strips of about a megapixel
+(``lit_colorize.fullres``); this prints, side by side and per photo, that against the same
+code with one strip for the whole image (what a plain ``F.interpolate`` + ``lab_to_rgb``
+does), each photo in a fresh process so that its peak resident memory is its own:
+
+    python benchmarks/predict.py                          # ../shared/data/photos/large
+    python benchmarks/predict.py --photos a.jpg b.png --ckpt_path best.ckpt
+
+Without ``--ckpt_path`` the model is the thesis's 128x128 U-Net (16-...-256, 324 bins)
+with random weights and a bin table of bin centers: speed and memory do not depend on the
+weights. Times: decode (torchvision.io/Pillow), colorize (L, network at the working size,
+upsampling, Lab -> RGB), encode (PNG, level 6, in memory).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.throughput import machine_line  # noqa: E402
+
+WHOLE_IMAGE = 1 << 62
+
+
+def resident_mb() -> float:
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * resource.getpagesize() / 2**20
+
+
+def peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: kilobytes
+
+
+def measure_one(photo: Path, strip_pixels: int, ckpt_path: str | None, working_size: int, threads: int) -> dict:
+    """Runs in its own process: colorize ``photo`` once after a warm-up on a small image."""
+    import numpy as np
+    from PIL import Image
+
+    from lit_colorize import fullres
+    from lit_colorize.colorizer import module_from_checkpoint
+    from lit_colorize.imageio import read_image
+    from lit_colorize.module import ColorizationModule
+    from lit_colorize.unet import PRESETS
+
+    torch.set_num_threads(threads)
+    fullres.STRIP_PIXELS = strip_pixels
+    module = module_from_checkpoint(ckpt_path) if ckpt_path else ColorizationModule(widths=PRESETS["thesis128"]).eval()
+    module.working_size = working_size
+    module.colorize_photo(torch.randint(0, 256, (3, 64, 96), dtype=torch.uint8), [0.8])  # warm-up
+    before = resident_mb()
+
+    start = time.perf_counter()
+    decoded = read_image(photo)
+    decode = time.perf_counter() - start
+    start = time.perf_counter()
+    with torch.no_grad():
+        (colored,) = fullres.colorize_full_resolution(
+            decoded.rgb, module.predict_ab, [0.8], module.predict_short_side, module.size_multiple, strip_pixels
+        )
+    colorize = time.perf_counter() - start
+    start = time.perf_counter()
+    Image.fromarray(np.ascontiguousarray(colored.permute(1, 2, 0).numpy())).save(io.BytesIO(), format="PNG", compress_level=6)
+    encode = time.perf_counter() - start
+    height, width = decoded.rgb.shape[-2:]
+    return {
+        "size": f"{width}x{height}", "megapixels": height * width / 1e6, "decode": decode, "colorize": colorize,
+        "encode": encode, "resident_before_mb": before, "peak_mb": peak_mb(),
+    }  # fmt: skip
+
+
+def run_worker(photo: Path, strip_pixels: int, args: argparse.Namespace) -> dict:
+    command = [sys.executable, __file__, "--worker", str(photo), "--strip-pixels", str(strip_pixels),
+               "--working-size", str(args.working_size), "--threads", str(args.threads)]  # fmt: skip
+    if args.ckpt_path:
+        command += ["--ckpt_path", args.ckpt_path]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=1800)
+    if result.returncode != 0:
+        raise RuntimeError(f"worker for {photo} failed:\n{result.stderr[-3000:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    default_folder = Path(__file__).resolve().parents[2] / "shared" / "data" / "photos" / "large"
+    parser.add_argument("--photos", nargs="*", default=None, help=f"photo files (default: every file in {default_folder})")
+    parser.add_argument("--ckpt_path", default=None)
+    parser.add_argument("--working-size", type=int, default=128, help="shorter side the network sees")
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument("--strip-pixels", type=int, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        print(json.dumps(measure_one(Path(args.worker), args.strip_pixels, args.ckpt_path, args.working_size, args.threads)))
+        return
+    from lit_colorize.fullres import STRIP_PIXELS
+
+    photos = [Path(p) for p in args.photos] if args.photos else sorted(p for p in default_folder.glob("*") if p.is_file())
+    if not photos:
+        sys.exit(f"no photos: pass --photos, or put photos in {default_folder}")
+    print("lit-colorize full-resolution predict, CPU")
+    print(machine_line(torch.device("cpu")))
+    model = args.ckpt_path or "thesis128 U-Net (16-...-256, 324 bins), random weights"
+    print(f"settings: {model}; working size {args.working_size}; T=0.8; {args.threads} threads; one process per photo and mode")
+    print("(a) strips of ~1 megapixel (lit-colorize); (b) one strip for the whole image")
+    header = f"{'photo':<34}{'size':>10}{'MP':>6}{'s/MP a':>8}{'s/MP b':>8}{'peak MB a':>10}{'peak MB b':>10}{'b/a':>6}"
+    print(header)
+    totals = {"a": [0.0, 0.0], "b": [0.0, 0.0]}
+    peaks = {"a": 0.0, "b": 0.0}
+    for photo in photos:
+        strips = run_worker(photo, STRIP_PIXELS, args)
+        whole = run_worker(photo, WHOLE_IMAGE, args)
+        row = []
+        for key, result in (("a", strips), ("b", whole)):
+            seconds = result["decode"] + result["colorize"] + result["encode"]
+            totals[key][0] += seconds
+            totals[key][1] += result["megapixels"]
+            peaks[key] = max(peaks[key], result["peak_mb"])
+            row.append(seconds / result["megapixels"])
+        print(
+            f"{photo.name[:33]:<34}{strips['size']:>10}{strips['megapixels']:>6.1f}{row[0]:>8.2f}{row[1]:>8.2f}"
+            f"{strips['peak_mb']:>10.0f}{whole['peak_mb']:>10.0f}{whole['peak_mb'] / strips['peak_mb']:>5.1f}x"
+        )
+        last = strips
+    print(
+        f"all photos: (a) {totals['a'][0] / totals['a'][1]:.2f} s/MP, peak {peaks['a']:.0f} MB; "
+        f"(b) {totals['b'][0] / totals['b'][1]:.2f} s/MP, peak {peaks['b']:.0f} MB"
+    )
+    print(
+        f"time split of (a) on the last photo: decode {last['decode']:.2f} s, colorize {last['colorize']:.2f} s, "
+        f"encode {last['encode']:.2f} s; resident before the photo {last['resident_before_mb']:.0f} MB"
+    )
+
+
+if __name__ == "__main__":
+    main()

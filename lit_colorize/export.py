@@ -1,0 +1,120 @@
+"""``lit-colorize export``: a checkpoint as an ONNX graph that takes L and returns ab.
+
+The graph holds the U-Net and the decoding (bin table, temperature), so a runtime without
+PyTorch only has to convert RGB to L before and join L with ab after. Input ``l``: float
+(B, 1, H, W), L*/100 in [0, 1], H and W multiples of the U-Net's ``size_multiple``; output
+``ab``: float (B, 2, H, W) in CIE ab units. T is fixed at export (``--temperature``) or, when
+left out, a second input ``temperature`` (a float scalar).
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+from torch.export import Dim
+
+from lit_colorize.color import denormalize_ab
+from lit_colorize.module import ColorizationModule
+
+
+class LToAb(nn.Module):
+    """Network plus decoding as one traceable module: L (B, 1, H, W) -> ab (B, 2, H, W)."""
+
+    def __init__(self, module: ColorizationModule) -> None:
+        super().__init__()
+        self.net = module.net
+        self.is_classifier = module.is_classifier
+        self.annealed = module.hparams.decoding == "annealed_mean"
+        if self.is_classifier:
+            self.register_buffer("mode_ab", module.color_table.mode_ab.detach().clone().float())
+            self.register_buffer("mean_ab", module.color_table.mean_ab.detach().clone().float())
+
+    def forward(self, l_norm: Tensor, temperature: Tensor) -> Tensor:
+        output = self.net(l_norm)
+        if not self.is_classifier:
+            return denormalize_ab(output.clamp(0.0, 1.0))
+        if self.annealed:  # Zhang et al.: softmax(logits / T) expectation; T <= 0 is the mode
+            probs = torch.softmax(output / temperature.clamp_min(1e-6), dim=1)
+            annealed = torch.einsum("bkhw,kc->bchw", probs, self.mean_ab)
+            argmax = self.mean_ab[output.argmax(dim=1)].permute(0, 3, 1, 2)
+            return torch.where(temperature <= 0, argmax, annealed)
+        colors = self.mode_ab - temperature * (self.mode_ab - self.mean_ab)  # (K, 2)
+        return colors[output.argmax(dim=1)].permute(0, 3, 1, 2)
+
+
+class FixedTemperature(nn.Module):
+    def __init__(self, inner: LToAb, temperature: float) -> None:
+        super().__init__()
+        self.inner = inner
+        self.register_buffer("temperature", torch.tensor(float(temperature)))
+
+    def forward(self, l_norm: Tensor) -> Tensor:
+        return self.inner(l_norm, self.temperature)
+
+
+def export_onnx(
+    module: ColorizationModule,
+    output: str | Path,
+    temperature: float | None = 0.8,
+    example_size: tuple[int, int] = (64, 96),
+    opset: int = 18,
+) -> Path:
+    """Write ``module`` (net + decoding) to ``output`` as ONNX, with torch.export (the dynamo
+    exporter): batch, height and width are dynamic, height and width multiples of the U-Net's
+    ``size_multiple``. The file appears only when complete."""
+    try:
+        import onnx  # noqa: F401
+        import onnxscript  # noqa: F401
+    except ImportError as error:
+        raise ImportError("ONNX export needs onnx and onnxscript: pip install 'lit-colorize[export]'") from error
+    output = Path(output)
+    module = module.cpu().eval()
+    multiple = module.size_multiple
+    height, width = (max(multiple, s // multiple * multiple) for s in example_size)
+    example = torch.rand(1, 1, height, width)
+    graph = LToAb(module).eval()
+    rows, columns = Dim("rows"), Dim("columns")
+    l_shape = {0: Dim("batch"), 2: multiple * rows, 3: multiple * columns}
+    if temperature is None:
+        model, args, names = graph, (example, torch.tensor(0.8)), ["l", "temperature"]
+        dynamic_shapes = {"l_norm": l_shape, "temperature": {}}
+    else:
+        model, args, names = FixedTemperature(graph, temperature).eval(), (example,), ["l"]
+        dynamic_shapes = {"l_norm": l_shape}
+    output.parent.mkdir(parents=True, exist_ok=True)
+    temporary = output.with_name(f".{output.name}.partial")
+    with torch.no_grad():
+        program = torch.onnx.export(
+            model, args, input_names=names, output_names=["ab"], dynamic_shapes=dynamic_shapes,
+            opset_version=opset, dynamo=True, verbose=False,
+        )  # fmt: skip
+    program.save(str(temporary))
+    temporary.replace(output)
+    return output
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="lit-colorize export", description=__doc__.splitlines()[0])
+    parser.add_argument("--ckpt_path", required=True, help="a lit-colorize checkpoint (.ckpt)")
+    parser.add_argument("--output", required=True, help="the .onnx file to write")
+    parser.add_argument("--temperature", type=float, default=None,
+                        help="fix T in the graph (e.g. 0.8); left out, T is a second input")  # fmt: skip
+    parser.add_argument("--opset", type=int, default=18)
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    args = parser.parse_args(argv)
+    from lit_colorize.colorizer import module_from_checkpoint
+
+    output = Path(args.output)
+    if output.exists() and not args.overwrite:
+        parser.exit(2, f"lit-colorize export: {output} exists; pass --overwrite to replace it\n")
+    try:
+        module = module_from_checkpoint(args.ckpt_path)
+    except (FileNotFoundError, ValueError, RuntimeError) as error:
+        parser.exit(2, f"lit-colorize export: {error}\n")
+    export_onnx(module, output, args.temperature, opset=args.opset)
+    takes = "l" if args.temperature is not None else "l, temperature"
+    print(f"wrote {output}: inputs ({takes}) -> ab; H and W multiples of {module.size_multiple}")
