@@ -115,32 +115,34 @@ def main() -> None:
     model = args.ckpt_path or "thesis128 U-Net (16-...-256, 324 bins), random weights"
     print(f"settings: {model}; working size {args.working_size}; T=0.8; {args.threads} threads; one process per photo and mode")
     print("(a) strips of ~1 megapixel (lit-colorize); (b) one strip for the whole image")
-    header = f"{'photo':<34}{'size':>10}{'MP':>6}{'s/MP a':>8}{'s/MP b':>8}{'peak MB a':>10}{'peak MB b':>10}{'b/a':>6}"
-    print(header)
-    totals = {"a": [0.0, 0.0], "b": [0.0, 0.0]}
-    peaks = {"a": 0.0, "b": 0.0}
+    print(f"{'':<34}{'':>10}{'':>6}{'colorize s/MP':>16}{'total s/MP':>12}{'peak RSS MB':>18}")
+    print(f"{'photo':<34}{'size':>10}{'MP':>6}{'a':>8}{'b':>8}{'a':>12}{'a':>8}{'b':>8}{'b/a':>6}")
+    sums = {key: {"colorize": 0.0, "total": 0.0, "megapixels": 0.0, "peak": 0.0} for key in "ab"}
+    last: dict = {}
     for photo in photos:
-        strips = run_worker(photo, STRIP_PIXELS, args)
-        whole = run_worker(photo, WHOLE_IMAGE, args)
-        row = []
-        for key, result in (("a", strips), ("b", whole)):
-            seconds = result["decode"] + result["colorize"] + result["encode"]
-            totals[key][0] += seconds
-            totals[key][1] += result["megapixels"]
-            peaks[key] = max(peaks[key], result["peak_mb"])
-            row.append(seconds / result["megapixels"])
+        results = {"a": run_worker(photo, STRIP_PIXELS, args), "b": run_worker(photo, WHOLE_IMAGE, args)}
+        for key, result in results.items():
+            sums[key]["colorize"] += result["colorize"]
+            sums[key]["total"] += result["decode"] + result["colorize"] + result["encode"]
+            sums[key]["megapixels"] += result["megapixels"]
+            sums[key]["peak"] = max(sums[key]["peak"], result["peak_mb"])
+        a, b = results["a"], results["b"]
         print(
-            f"{photo.name[:33]:<34}{strips['size']:>10}{strips['megapixels']:>6.1f}{row[0]:>8.2f}{row[1]:>8.2f}"
-            f"{strips['peak_mb']:>10.0f}{whole['peak_mb']:>10.0f}{whole['peak_mb'] / strips['peak_mb']:>5.1f}x"
+            f"{photo.name[:33]:<34}{a['size']:>10}{a['megapixels']:>6.1f}"
+            f"{a['colorize'] / a['megapixels']:>8.3f}{b['colorize'] / b['megapixels']:>8.3f}"
+            f"{(a['decode'] + a['colorize'] + a['encode']) / a['megapixels']:>12.3f}"
+            f"{a['peak_mb']:>8.0f}{b['peak_mb']:>8.0f}{b['peak_mb'] / a['peak_mb']:>5.1f}x"
         )
-        last = strips
+        last = a
+    a, b = sums["a"], sums["b"]
     print(
-        f"all photos: (a) {totals['a'][0] / totals['a'][1]:.2f} s/MP, peak {peaks['a']:.0f} MB; "
-        f"(b) {totals['b'][0] / totals['b'][1]:.2f} s/MP, peak {peaks['b']:.0f} MB"
+        f"all photos: colorize (a) {a['colorize'] / a['megapixels']:.3f} s/MP, (b) {b['colorize'] / b['megapixels']:.3f} s/MP "
+        f"(b/a {b['colorize'] / a['colorize']:.2f}); with decode and PNG encode (a) {a['total'] / a['megapixels']:.3f} s/MP; "
+        f"peak RSS (a) {a['peak']:.0f} MB, (b) {b['peak']:.0f} MB"
     )
     print(
-        f"time split of (a) on the last photo: decode {last['decode']:.2f} s, colorize {last['colorize']:.2f} s, "
-        f"encode {last['encode']:.2f} s; resident before the photo {last['resident_before_mb']:.0f} MB"
+        f"last photo, (a): decode {last['decode']:.2f} s, colorize {last['colorize']:.2f} s, PNG encode {last['encode']:.2f} s; "
+        f"resident before the photo (Python, torch, the model) {last['resident_before_mb']:.0f} MB"
     )
 
 

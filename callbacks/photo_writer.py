@@ -11,12 +11,13 @@ from typing import Any, Literal
 
 import lightning as L
 import numpy as np
+import torch
 from lightning.pytorch.callbacks import BasePredictionWriter
 from lightning.pytorch.utilities import rank_zero_info
 from PIL import Image
 
 from lit_colorize.module import ColorizationModule
-from lit_colorize.photos import ColorizedPhoto
+from lit_colorize.photos import ColorizedPhoto, PhotoItem
 
 ImageFormat = Literal["png", "jpeg"]
 
@@ -27,7 +28,8 @@ def format_temperature(temperature: float) -> str:
 
 class ColorizedPhotoWriter(BasePredictionWriter):
     """Saves each colorized photo under ``output_dir`` (mirroring the subfolders of a folder
-    input) as ``<name><suffix>.png|.jpg``; ``suffix`` may use ``{temperature}``.
+    input) as ``<name><suffix>.png|.jpg``; ``suffix`` may use ``{temperature}``. Predicting
+    a training DataModule (e.g. ToyShapes' validation set) writes ``<loader>-<index><suffix>``.
 
     The writer also says what predict renders: ``temperatures`` (default T=0.8) and
     ``working_size`` (shorter side the network sees; None: the training images' size).
@@ -88,17 +90,26 @@ class ColorizedPhotoWriter(BasePredictionWriter):
         batch_idx: int,
         dataloader_idx: int,
     ) -> None:
-        if not (isinstance(prediction, list) and all(isinstance(p, ColorizedPhoto) for p in prediction)):
-            raise TypeError(
-                "ColorizedPhotoWriter writes photos from datamodules.Photos; this predict run gave "
-                f"{type(prediction).__name__}. Use configs/predict.yaml (data: datamodules.Photos)."
-            )
+        if isinstance(prediction, dict):  # a dataset's images (e.g. ToyShapes' validation set)
+            prediction = self._dataset_images(prediction, batch_indices, batch_idx, dataloader_idx)
         for photo in prediction:
             if photo.item.error is not None:
                 self._fail(photo.item.path, photo.item.error)
                 continue
             for temperature, image in zip(photo.temperatures, photo.images):
                 self._write(photo, temperature, image)
+
+    @staticmethod
+    def _dataset_images(
+        prediction: dict[str, Any], batch_indices: Sequence[int] | None, batch_idx: int, dataloader_idx: int
+    ) -> list[ColorizedPhoto]:
+        """``{"temperatures", "rgb": (B, T, 3, H, W) in [0, 1]}`` -> photos named by dataset index."""
+        rgb = prediction["rgb"].mul(255).round_().to(torch.uint8).cpu()
+        indices = list(batch_indices) if batch_indices is not None else [batch_idx * len(rgb) + i for i in range(len(rgb))]
+        return [
+            ColorizedPhoto(PhotoItem(f"{dataloader_idx}-{index:06d}"), prediction["temperatures"], list(images))
+            for index, images in zip(indices, rgb)
+        ]
 
     def _write(self, photo: ColorizedPhoto, temperature: float, image: Any) -> None:
         path = self.output_path(photo, temperature)

@@ -55,8 +55,10 @@ def test_fit_validate_predict_with_offline_wandb(tmp_path: Path) -> None:
     assert "val/psnr" in result.stdout
     lit_colorize(
         "predict", "--config", str(CONFIG), "--ckpt_path", checkpoint, "--trainer.logger=false", *SMALL_DATA,
-        cwd=tmp_path,
+        "--writer.output_dir", "val_colorized", "--writer.temperatures", "[0, 1]", cwd=tmp_path,
     )  # fmt: skip
+    written = sorted(p.name for p in (tmp_path / "val_colorized").iterdir())
+    assert len(written) == 2 * 32 and written[:2] == ["0-000000_colorized_T0.png", "0-000000_colorized_T1.png"]
 
 
 def test_wrong_config_is_a_clear_error(tmp_path: Path) -> None:
@@ -86,5 +88,6 @@ def test_configs_parse(group_config: Path | None, tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("config", sorted((REPO_ROOT / "configs").glob("*.yaml")), ids=lambda p: p.name)
 def test_main_configs_parse(config: Path, tmp_path: Path) -> None:
-    printed = lit_colorize("fit", "--config", str(config), "--print_config", cwd=tmp_path).stdout
+    subcommand = "predict" if config.name == "predict.yaml" else "fit"
+    printed = lit_colorize(subcommand, "--config", str(config), "--print_config", cwd=tmp_path).stdout
     assert "class_path: lit_colorize.ColorizationModule" in printed
