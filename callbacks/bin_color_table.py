@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable, Sized
 
 import lightning as L
-from lightning.pytorch.utilities import rank_zero_info
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
+from torch.utils.data import DataLoader, Subset
 
 from lit_colorize.bins import ColorHistogram
 from lit_colorize.color import rgb_to_lab
@@ -15,10 +17,12 @@ from lit_colorize.module import ColorizationModule, images_of
 class BinColorTable(L.Callback):
     """Fills ``pl_module.color_table`` (counts, mean and mode ab per bin) from training images.
 
-    Runs on the device over the (possibly sharded) training loader and sums the statistics
-    across processes, so every rank ends with the same table. It does nothing when the
-    module already holds a table (resumed or fine-tuned from a checkpoint) or has no table
-    (regression head). ``max_batches`` bounds the pass; ``None`` reads all of the data.
+    Each process reads every ``world_size``-th training sample (without the repeats a
+    DistributedSampler adds to even out the shards), on its device; the statistics are then
+    summed across processes, so N processes build exactly the table one process builds
+    over the same data. It does nothing when the module already holds a table (resumed or
+    fine-tuned from a checkpoint) or has no table (regression head). ``max_batches`` bounds
+    the pass per process; ``None`` reads all of the data.
     """
 
     def __init__(self, max_batches: int | None = None) -> None:
@@ -33,7 +37,7 @@ class BinColorTable(L.Callback):
         start = time.perf_counter()
         histogram = ColorHistogram(table.grid_size, pl_module.device)
         num_batches = 0
-        for batch in trainer.train_dataloader:
+        for batch in self._shard(trainer):
             if self.max_batches is not None and num_batches >= self.max_batches:
                 break
             images = images_of(batch).to(pl_module.device, non_blocking=True)
@@ -45,4 +49,22 @@ class BinColorTable(L.Callback):
         rank_zero_info(
             f"BinColorTable: {int(histogram.counts.sum()):,} pixels from {num_batches} batches per process, "
             f"{int((table.counts > 0).sum())}/{table.num_bins} bins occupied, {time.perf_counter() - start:.1f}s"
+        )
+
+    @staticmethod
+    def _shard(trainer: L.Trainer) -> Iterable:
+        """This process's share of the training samples, each sample exactly once overall."""
+        loader = trainer.train_dataloader
+        dataset = getattr(loader, "dataset", None)
+        if not isinstance(loader, DataLoader) or not isinstance(dataset, Sized):
+            if trainer.world_size > 1:
+                rank_zero_warn("BinColorTable: the training data has no length; padded repeats may be counted twice")
+            return loader
+        indices = range(trainer.global_rank, len(dataset), trainer.world_size)
+        return DataLoader(
+            Subset(dataset, indices),
+            batch_size=loader.batch_size or 1,
+            num_workers=loader.num_workers,
+            collate_fn=loader.collate_fn,
+            pin_memory=loader.pin_memory,
         )

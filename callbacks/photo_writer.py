@@ -35,7 +35,9 @@ class ColorizedPhotoWriter(BasePredictionWriter):
     ``working_size`` (shorter side the network sees; None: the training images' size).
     An existing file, input or output, is never replaced unless ``overwrite``; such a photo
     counts as failed, as does one that could not be read. Failures are reported by path as
-    they happen and summed up at the end; ``failures`` holds them for the exit status.
+    they happen and summed up at the end, over all processes under DDP (each process writes
+    its own share; Lightning's predict sampler never repeats a photo); ``total_failures``
+    sets the exit status.
     Writes are atomic (temporary file, then rename), so a killed run leaves no half image.
     """
 
@@ -68,6 +70,7 @@ class ColorizedPhotoWriter(BasePredictionWriter):
         self.overwrite = overwrite
         self.written: list[Path] = []
         self.failures: list[str] = []
+        self.total_failures = 0  # over all processes, known after predict
         self._claimed: dict[Path, str] = {}
 
     def output_path(self, photo: ColorizedPhoto, temperature: float) -> Path:
@@ -145,7 +148,16 @@ class ColorizedPhotoWriter(BasePredictionWriter):
         print(f"ColorizedPhotoWriter: FAILED {message}", flush=True)
 
     def on_predict_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        summary = f"ColorizedPhotoWriter: wrote {len(self.written)} images to {self.output_dir}"
-        if self.failures:
-            summary += f"; {len(self.failures)} failed:\n  " + "\n  ".join(self.failures)
-        print(summary, flush=True)
+        """Sum up over all processes (each wrote its own share of the photos)."""
+        counts = torch.tensor([len(self.written), len(self.failures)], dtype=torch.float64, device=pl_module.device)
+        if trainer.world_size > 1:
+            counts = trainer.strategy.reduce(counts, reduce_op="sum")
+        written, self.total_failures = (int(c) for c in counts.tolist())
+        ranks = f" by {trainer.world_size} processes" if trainer.world_size > 1 else ""
+        summary = f"ColorizedPhotoWriter: wrote {written} images to {self.output_dir}{ranks}"
+        if self.total_failures:
+            summary += f"; {self.total_failures} failed"
+            if self.failures:
+                summary += " (this process's:)\n  " + "\n  ".join(self.failures)
+        if trainer.is_global_zero or self.failures:
+            print(summary, flush=True)

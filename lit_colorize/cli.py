@@ -12,6 +12,7 @@ from jsonargparse import ActionYesNo, Namespace
 
 from lit_colorize.module import ColorizationModule
 from lit_colorize.paths import free_path, run_dir
+from lit_colorize.resume import resolve_last_checkpoint
 
 
 class SaveConfigToRunDir(SaveConfigCallback):
@@ -67,9 +68,14 @@ class ColorizationCLI(LightningCLI):
             parser.link_arguments("overwrite", "writer.overwrite")
         return parser
 
-    def prediction_failures(self) -> list[str]:
-        """What the photo writer of a finished ``predict`` could not write."""
-        return [failure for callback in self.trainer.callbacks for failure in getattr(callback, "failures", [])]
+    def before_instantiate_classes(self) -> None:
+        """``fit --ckpt_path last`` resumes the run a killed job left (see :mod:`lit_colorize.resume`)."""
+        if self.subcommand == "fit" and self.config.fit.get("ckpt_path") == "last":
+            resolve_last_checkpoint(self.config.fit)
+
+    def prediction_failures(self) -> int:
+        """How many photos or outputs the writer of a finished ``predict`` failed on, all processes."""
+        return sum(getattr(callback, "total_failures", 0) for callback in self.trainer.callbacks)
 
 
 def main(args: list[str] | None = None) -> None:
@@ -81,7 +87,7 @@ def main(args: list[str] | None = None) -> None:
         return
     cli = ColorizationCLI(args=args)
     if cli.subcommand == "predict" and cli.prediction_failures():
-        raise SystemExit(f"lit-colorize predict: {len(cli.prediction_failures())} failure(s), listed above")
+        raise SystemExit(f"lit-colorize predict: {cli.prediction_failures()} failure(s), listed above")
 
 
 if __name__ == "__main__":

@@ -24,6 +24,10 @@ Decoding = Literal["mode_mean", "annealed_mean"]
 DEFAULT_WORKING_SIZE = 256  # for a model whose training image size was never recorded
 
 
+class NonFiniteLossError(FloatingPointError):
+    """The training loss became NaN or infinite; raised before the update, so no weight is spoiled."""
+
+
 class MissingColorTableError(RuntimeError):
     """A classification checkpoint whose bin color table was never built."""
 
@@ -184,11 +188,25 @@ class ColorizationModule(L.LightningModule):
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
         loss, output = self._shared_step(batch)
+        self._stop_if_not_finite(loss)
         self.train_loss(loss)
         self.train_acc(self.predicted_bins(output.detach()), batch["bins"])
         self.log("train/loss", self.train_loss, on_step=True, on_epoch=True, prog_bar=True)
         self.log("train/acc", self.train_acc, on_step=False, on_epoch=True)
         return loss
+
+    def _stop_if_not_finite(self, loss: Tensor) -> None:
+        """Stop with a clear error, on every process at once, before a NaN reaches the weights."""
+        finite = bool(torch.isfinite(loss.detach()))
+        trainer = self._trainer
+        if trainer is not None and trainer.world_size > 1:
+            finite = trainer.strategy.reduce_boolean_decision(finite, all=True)
+        if not finite:
+            raise NonFiniteLossError(
+                f"train/loss is {loss.item()} at global step {self.global_step} (epoch {self.current_epoch}) on at "
+                f"least one process. Training stopped before this update; the last checkpoint (last.ckpt) is the "
+                f"last good state. Lower the learning rate (lr={self.hparams.lr}) or check the data for bad values."
+            )
 
     def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
         self._evaluate(batch, "val")

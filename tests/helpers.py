@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import sys
 from pathlib import Path
 from typing import Any
 
 import lightning as L
+import yaml
 
 from callbacks import BinColorTable
 from datamodules import ToyShapes
 from lit_colorize import ColorizationModule
+from tests.conftest import REPO_ROOT
 
 
 def tiny_toyshapes(**kwargs: Any) -> ToyShapes:
@@ -37,3 +42,56 @@ def fitted_module(root: Path, **module_kwargs: Any) -> tuple[ColorizationModule,
     trainer = quick_trainer(root, limit_train_batches=2, limit_val_batches=1)
     trainer.fit(module, datamodule)
     return module, datamodule, trainer
+
+
+class StepRecorder(L.Callback):
+    """Appends ``<pid> <global step>`` after every optimizer step to ``path``: what a test reads
+    to see how far a training subprocess got, and from which step a resumed one went on."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def on_train_batch_end(self, trainer: L.Trainer, *args: Any) -> None:
+        if trainer.is_global_zero:
+            with open(self.path, "a") as log:
+                log.write(f"{os.getpid()} {trainer.global_step}\n")
+
+
+def toyshapes_config(
+    path: Path,
+    num_train: int = 256,
+    num_val: int = 32,
+    batch_size: int = 32,
+    last_every_n_train_steps: int | None = 100,
+    **trainer: Any,
+) -> Path:
+    """configs/toyshapes.yaml made small, without the progress bar, with a StepRecorder writing
+    ``steps.log`` beside the config; written to ``path``."""
+    config = yaml.safe_load((REPO_ROOT / "configs" / "toyshapes.yaml").read_text())
+    config["data"]["init_args"].update(num_train=num_train, num_val=num_val, batch_size=batch_size)
+    callbacks = [c for c in config["trainer"]["callbacks"] if not c["class_path"].endswith("RichProgressBar")]
+    for callback in callbacks:
+        if callback["class_path"] == "callbacks.RunCheckpoint":
+            callback["init_args"]["last_every_n_train_steps"] = last_every_n_train_steps
+    callbacks.append({"class_path": "tests.helpers.StepRecorder", "init_args": {"path": str(path.parent / "steps.log")}})
+    config["trainer"]["callbacks"] = callbacks
+    config["trainer"].update(enable_progress_bar=False, enable_model_summary=False, **trainer)
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+def recorded_steps(path: Path) -> list[tuple[int, int]]:
+    if not path.is_file():
+        return []
+    return [tuple(int(x) for x in line.split()) for line in path.read_text().splitlines() if line.strip()]
+
+
+def cli_env() -> dict[str, str]:
+    """Environment for ``lit-colorize`` subprocesses: offline W&B, and the tests importable."""
+    return {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true", "PYTHONPATH": str(REPO_ROOT)}
+
+
+def console_script() -> str:
+    executable = shutil.which("lit-colorize", path=str(Path(sys.executable).parent)) or shutil.which("lit-colorize")
+    assert executable, "the lit-colorize console script is not installed (pip install -e .)"
+    return executable
