@@ -1,0 +1,99 @@
+"""The SLURM script and the trainer configs agree, parse, and resume the job's own run."""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import subprocess
+from pathlib import Path
+
+import yaml
+from jsonargparse import Namespace
+
+from lit_colorize.resume import resolve_last_checkpoint
+from tests.conftest import REPO_ROOT
+from tests.helpers import cli_env, console_script
+
+SBATCH = REPO_ROOT / "scripts" / "slurm" / "train.sbatch"
+SLURM_CONFIG = REPO_ROOT / "configs" / "trainer" / "slurm.yaml"
+
+
+def sbatch_directives(script: Path) -> dict[str, str]:
+    directives = {}
+    for line in script.read_text().splitlines():
+        match = re.match(r"#SBATCH\s+--([\w-]+)(?:=(\S+))?", line)
+        if match:
+            directives[match.group(1)] = match.group(2) or ""
+    return directives
+
+
+def srun_command(script: Path) -> list[str]:
+    text = script.read_text().replace("\\\n", " ")
+    (line,) = [line for line in text.splitlines() if line.strip().startswith("srun ")]
+    return shlex.split(line)
+
+
+def test_sbatch_directives_agree_with_the_slurm_trainer_config() -> None:
+    directives = sbatch_directives(SBATCH)
+    trainer = yaml.safe_load(SLURM_CONFIG.read_text())
+    assert int(directives["nodes"]) == trainer["num_nodes"] == 2
+    assert int(directives["ntasks-per-node"]) == int(directives["gpus-per-node"]) == trainer["devices"] == 4
+    (environment,) = trainer["plugins"]
+    assert environment["class_path"].endswith("SLURMEnvironment") and environment["init_args"]["auto_requeue"] is True
+    signal_name, seconds = directives["signal"].split("@")
+    assert signal_name == environment["init_args"]["requeue_signal"] == "SIGUSR1" and int(seconds) >= 60
+    assert "requeue" in directives
+    command = srun_command(SBATCH)
+    assert command[1:3] == ["lit-colorize", "fit"]
+    assert command[command.index("--trainer") + 1] == "configs/trainer/slurm.yaml"
+    assert command[command.index("--ckpt_path") + 1] == "last"
+    assert subprocess.run(["bash", "-n", str(SBATCH)]).returncode == 0
+
+
+def test_sbatch_command_parses_with_every_config(tmp_path: Path) -> None:
+    """The srun line, as SLURM would expand it, is a valid lit-colorize command."""
+    command = srun_command(SBATCH)
+    args = [a.replace("${CONFIG}", "configs/landscape.yaml").replace("${RUN_ROOT}", "logs/slurm/77")
+            .replace("${SLURM_JOB_ID}", "77") for a in command[2:] if a != '"$@"' and a != "$@"]  # fmt: skip
+    args = [a for a in args if a != "--ckpt_path" and a != "last"]
+    result = subprocess.run(
+        [console_script(), *args, "--print_config"], cwd=REPO_ROOT, env=cli_env(), capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    printed = yaml.safe_load(result.stdout)
+    assert printed["trainer"]["num_nodes"] == 2 and printed["trainer"]["devices"] == 4
+    assert printed["trainer"]["logger"]["init_args"]["id"] == "slurm-77"
+    assert printed["trainer"]["default_root_dir"] == "logs/slurm/77"
+
+
+def test_ddp_trainer_config_merges_into_a_main_config(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [console_script(), "fit", "--config", "configs/toyshapes.yaml", "--trainer", "configs/trainer/ddp.yaml", "--print_config"],
+        cwd=REPO_ROOT, env=cli_env(), capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    trainer = yaml.safe_load(result.stdout)["trainer"]
+    assert trainer["strategy"] == "ddp" and trainer["devices"] == -1
+    assert any(c["class_path"] == "callbacks.RunCheckpoint" for c in trainer["callbacks"])  # kept from the main config
+
+
+def _fit_config(save_dir: Path, run_id: str | None) -> Namespace:
+    logger = Namespace(class_path="lightning.pytorch.loggers.WandbLogger", init_args=Namespace(save_dir=str(save_dir), project="p", id=run_id))
+    return Namespace(ckpt_path="last", trainer=Namespace(logger=logger, callbacks=[], default_root_dir=None))
+
+
+def test_ckpt_path_last_finds_the_named_run_or_the_newest(tmp_path: Path) -> None:
+    for run, age in (("old", 1), ("slurm-77", 2), ("newest", 3)):
+        checkpoint = tmp_path / "p" / run / "checkpoints" / "last.ckpt"
+        checkpoint.parent.mkdir(parents=True)
+        checkpoint.write_bytes(b"x")
+        os.utime(checkpoint, ns=(age * 10**9, age * 10**9))
+    named = _fit_config(tmp_path, "slurm-77")
+    assert resolve_last_checkpoint(named) == tmp_path / "p" / "slurm-77" / "checkpoints" / "last.ckpt"
+    anonymous = _fit_config(tmp_path, None)
+    assert resolve_last_checkpoint(anonymous) == tmp_path / "p" / "newest" / "checkpoints" / "last.ckpt"
+    assert anonymous.trainer.logger.init_args.id == "newest"  # the logger continues that run
+    assert anonymous.trainer.logger.dict_kwargs == {"resume": "allow"}
+    fresh = _fit_config(tmp_path, "slurm-99")  # a new job: nothing to resume, a new run
+    assert resolve_last_checkpoint(fresh) is None and fresh.ckpt_path is None
