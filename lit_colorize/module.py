@@ -90,6 +90,7 @@ class ColorizationModule(L.LightningModule):
         # Shorter side of the training images, recorded on the first training batch and saved
         # with the weights: at predict time the network sees photos at about this scale.
         self.register_buffer("train_image_size", torch.tensor(0, dtype=torch.long))
+        self._train_image_size_recorded = False  # a Python flag: no device sync per batch
         # What predict renders; a prediction writer may set these (see ColorizedPhotoWriter).
         self.predict_temperatures: list[float] = predict_temperatures
         self.working_size: int | None = None
@@ -138,8 +139,9 @@ class ColorizationModule(L.LightningModule):
         images = images_of(batch)
         trainer = self._trainer
         if trainer is not None and trainer.training:
-            if int(self.train_image_size) == 0:
+            if not self._train_image_size_recorded:
                 self.train_image_size.fill_(min(images.shape[-2:]))
+                self._train_image_size_recorded = True
             augment = getattr(trainer.datamodule, "train_augmentation", None)
             if augment is not None:
                 images = augment(to_float_rgb(images)).clamp_(0.0, 1.0)

@@ -20,11 +20,7 @@ CHECKPOINT_CALLBACKS = ("ModelCheckpoint", "RunCheckpoint")
 
 
 def _get(namespace: Any, key: str, default: Any = None) -> Any:
-    if isinstance(namespace, Namespace):
-        return namespace.get(key, default)
-    if isinstance(namespace, dict):
-        return namespace.get(key, default)
-    return default
+    return namespace.get(key, default) if isinstance(namespace, (Namespace, dict)) else default
 
 
 def _logger(trainer_config: Any) -> Any:
