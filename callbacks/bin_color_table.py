@@ -46,6 +46,7 @@ class BinColorTable(L.Callback):
         for statistic in histogram.tensors():
             statistic.copy_(trainer.strategy.reduce(statistic, reduce_op="sum"))
         table.fill(histogram)
+        pl_module.on_color_table_built()
         rank_zero_info(
             f"BinColorTable: {int(histogram.counts.sum()):,} pixels from {num_batches} batches per process, "
             f"{int((table.counts > 0).sum())}/{table.num_bins} bins occupied, {time.perf_counter() - start:.1f}s"

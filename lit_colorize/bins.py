@@ -38,6 +38,18 @@ def bin_centers(grid_size: int, device: torch.device | None = None) -> Tensor:
     return torch.stack([a.reshape(-1), b.reshape(-1)], dim=1)
 
 
+def nearest_occupied(counts: Tensor, grid_size: int) -> Tensor:
+    """For each bin, the occupied bin (count > 0) nearest to it, itself when occupied.
+    Distances are taken in grid steps, exact integers, so ties go to the lowest bin index."""
+    occupied = counts > 0
+    if not occupied.any():
+        raise ValueError("no occupied bins: build the bin table from training data first")
+    grid = torch.arange(grid_size, device=counts.device)
+    cell = torch.stack(torch.meshgrid(grid, grid, indexing="ij"), dim=-1).reshape(-1, 2)
+    distance = (cell[:, None, :] - cell[None, occupied, :]).pow(2).sum(-1)
+    return torch.nonzero(occupied).squeeze(1)[distance.argmin(dim=1)]
+
+
 def _stats_dtype(device: torch.device) -> torch.dtype:
     # Counts over whole datasets exceed float32's exact integers; MPS has no float64.
     return torch.float32 if device.type == "mps" else torch.float64
@@ -131,12 +143,8 @@ class ColorTable(nn.Module):
         mean = torch.where(occupied[:, None], histogram.ab_sums / counts.clamp_min(1)[:, None], centers)
         mode = self._modes(histogram.fine, fallback=mean)
 
-        # An empty bin borrows the colors of the occupied bin nearest to it in ab. Distances
-        # are taken in grid steps, exact integers, so ties go to the lowest bin index.
-        grid = torch.arange(self.grid_size, device=counts.device)
-        cell = torch.stack(torch.meshgrid(grid, grid, indexing="ij"), dim=-1).reshape(-1, 2)
-        distance = (cell[:, None, :] - cell[None, occupied, :]).pow(2).sum(-1)
-        nearest = torch.nonzero(occupied).squeeze(1)[distance.argmin(dim=1)]
+        # An empty bin borrows the colors of the occupied bin nearest to it in ab.
+        nearest = nearest_occupied(counts, self.grid_size)
         mean = torch.where(occupied[:, None], mean, mean[nearest])
         mode = torch.where(occupied[:, None], mode, mode[nearest])
 

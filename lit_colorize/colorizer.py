@@ -17,7 +17,7 @@ from PIL import Image
 from torch import Tensor
 
 from lit_colorize.imageio import read_image
-from lit_colorize.module import ColorizationModule, require_color_table
+from lit_colorize.module import ColorizationModule, add_missing_buffers, require_color_table
 
 ImageLike = Union[str, Path, Image.Image, np.ndarray, Tensor]
 
@@ -44,7 +44,7 @@ def module_from_checkpoint(path: str | Path, map_location: str | torch.device = 
     state = checkpoint["state_dict"]
     if module.is_classifier:
         require_color_table(state, f"checkpoint {path}")
-    state.setdefault("train_image_size", torch.tensor(0, dtype=torch.long))
+    add_missing_buffers(state, module.hparams.grid_size)
     module.load_state_dict(state)
     return module.eval()
 

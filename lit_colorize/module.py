@@ -11,11 +11,13 @@ import torch.nn.functional as F
 from torch import Tensor
 from torchmetrics import MeanMetric, MetricCollection
 from torchmetrics.classification import MulticlassAccuracy
-from torchmetrics.image import PeakSignalNoiseRatio
+from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMeasure
 
-from lit_colorize.bins import ColorTable, ab_to_bin
+from lit_colorize.bins import ColorTable, ab_to_bin, nearest_occupied
 from lit_colorize.color import denormalize_ab, join_lab, normalize_ab, split_lab, to_float_rgb
 from lit_colorize.fullres import colorize_full_resolution
+from lit_colorize.losses import near_gray_images, rebalancing_weights, soft_targets
+from lit_colorize.metrics import ABErrorAUC, Colorfulness, DeltaColorfulness
 from lit_colorize.photos import ColorizedPhoto, PhotoItem
 from lit_colorize.unet import Activation, UNet, widths_from
 
@@ -72,7 +74,20 @@ class ColorizationModule(L.LightningModule):
         decoding: Decoding = "mode_mean",
         eval_temperature: float = 1.0,
         predict_temperatures: Sequence[float] = (0.0, 0.8, 1.0),
+        class_rebalancing: bool = False,
+        rebalancing_sigma: float = 5.0,
+        rebalancing_mix: float = 0.5,
+        soft_targets: int = 0,
+        soft_sigma: float = 5.0,
+        gamut_classes: bool = False,
+        gray_image_threshold: float | None = None,
     ) -> None:
+        """Literature options (all off: the thesis's plain cross-entropy): ``class_rebalancing``
+        (Zhang et al.'s weighted cross-entropy, Gaussian ``rebalancing_sigma`` in ab units,
+        uniform share ``rebalancing_mix``); ``soft_targets`` k > 0 nearest bins with Gaussian
+        weights (``soft_sigma``); ``gamut_classes`` (only bins seen in training are classes);
+        ``gray_image_threshold``: training images with no pixel of chroma above it get loss
+        weight 0 (instead of being dropped from the data)."""
         super().__init__()
         if head not in ("classification", "regression"):
             raise ValueError(f"head must be 'classification' or 'regression', got {head!r}")
@@ -80,6 +95,8 @@ class ColorizationModule(L.LightningModule):
             raise ValueError(f"optimizer must be 'adam' or 'rmsprop', got {optimizer!r}")
         if lr_schedule not in ("constant", "onecycle", "cosine"):
             raise ValueError(f"lr_schedule must be 'constant', 'onecycle' or 'cosine', got {lr_schedule!r}")
+        if head == "regression" and (class_rebalancing or soft_targets or gamut_classes):
+            raise ValueError("class_rebalancing, soft_targets and gamut_classes apply to the classification head only")
         # Plain lists keep the saved hyperparameters loadable with torch.load(weights_only=True).
         widths = [int(w) for w in widths] if widths else list(widths_from(base_width, depth, width_divider))
         predict_temperatures = [float(t) for t in predict_temperatures]
@@ -87,6 +104,9 @@ class ColorizationModule(L.LightningModule):
         num_bins = grid_size * grid_size
         self.net = UNet(1, num_bins if head == "classification" else 2, widths, activation)
         self.color_table = ColorTable(grid_size) if head == "classification" else None
+        # Derived from the bin table when it is built (see on_color_table_built); saved with it.
+        self.register_buffer("class_weights", torch.ones(num_bins))
+        self.register_buffer("class_of_bin", torch.arange(num_bins))
         # Shorter side of the training images, recorded on the first training batch and saved
         # with the weights: at predict time the network sees photos at about this scale.
         self.register_buffer("train_image_size", torch.tensor(0, dtype=torch.long))
@@ -104,7 +124,20 @@ class ColorizationModule(L.LightningModule):
         if head == "classification":
             accuracy["acc_top5"] = pixel_accuracy(5)
         self.eval_acc = MetricCollection(accuracy)
-        self.eval_psnr = PeakSignalNoiseRatio(data_range=1.0)
+        # Decoded at eval_temperature: ab against the truth's ab, RGB against the truth's RGB.
+        self.eval_ab = MetricCollection(
+            {"auc": ABErrorAUC(grid_size=grid_size), "auc_rebalanced": ABErrorAUC(rebalanced=True, grid_size=grid_size)},
+            compute_groups=False,  # members are logged one by one
+        )
+        self.eval_rgb = MetricCollection(
+            {
+                "psnr": PeakSignalNoiseRatio(data_range=1.0),
+                "ssim": StructuralSimilarityIndexMeasure(data_range=1.0),
+                "colorfulness": Colorfulness(),
+                "delta_colorfulness": DeltaColorfulness(),
+            },
+            compute_groups=False,
+        )
 
     @property
     def is_classifier(self) -> bool:
@@ -121,8 +154,23 @@ class ColorizationModule(L.LightningModule):
         return int(self.working_size or int(self.train_image_size) or DEFAULT_WORKING_SIZE)
 
     def forward(self, l_norm: Tensor) -> Tensor:
-        """Network-scaled L (B, 1, H, W) -> bin logits (B, K, H, W) or normalized ab (B, 2, H, W)."""
-        return self.net(l_norm)
+        """Network-scaled L (B, 1, H, W) -> bin logits (B, K, H, W) or normalized ab (B, 2, H, W).
+        With ``gamut_classes`` the logits of bins never seen in training are -inf."""
+        output = self.net(l_norm)
+        if self.hparams.gamut_classes and self.is_classifier:
+            in_gamut = self.class_of_bin == torch.arange(len(self.class_of_bin), device=output.device)
+            output = output.masked_fill(~in_gamut[None, :, None, None], float("-inf"))
+        return output
+
+    def on_color_table_built(self) -> None:
+        """Called by BinColorTable once the table holds the training colors: derive the class
+        weights (rebalancing) and the class of each bin (gamut-aware classes)."""
+        counts, grid = self.color_table.counts, self.hparams.grid_size
+        if self.hparams.class_rebalancing:
+            weights = rebalancing_weights(counts, grid, self.hparams.rebalancing_sigma, self.hparams.rebalancing_mix)
+            self.class_weights.copy_(weights)
+        if self.hparams.gamut_classes:
+            self.class_of_bin.copy_(nearest_occupied(counts, grid))
 
     # --- data on the device -------------------------------------------------------------
     def prepare_batch(self, images: Tensor) -> dict[str, Tensor]:
@@ -182,11 +230,28 @@ class ColorizationModule(L.LightningModule):
     # --- steps --------------------------------------------------------------------------
     def _shared_step(self, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
         output = self(batch["l"])
-        if self.is_classifier:
-            loss = F.cross_entropy(output, batch["bins"])
+        if not self.is_classifier:
+            pixel_loss = F.mse_loss(output, normalize_ab(batch["ab"]), reduction="none").mean(dim=1)
+            return self._weighted_mean(pixel_loss, batch, None), output
+        hp = self.hparams
+        if not (hp.class_rebalancing or hp.soft_targets or hp.gamut_classes or hp.gray_image_threshold is not None):
+            return F.cross_entropy(output, batch["bins"]), output  # the thesis's loss
+        bins = self.class_of_bin[batch["bins"]]
+        if hp.soft_targets:
+            indices, weights = soft_targets(batch["ab"], hp.grid_size, hp.soft_targets, hp.soft_sigma)
+            log_probs = output.float().log_softmax(dim=1).gather(1, self.class_of_bin[indices])
+            pixel_loss = -(weights * log_probs).sum(dim=1)
         else:
-            loss = F.mse_loss(output, normalize_ab(batch["ab"]))
-        return loss, output
+            pixel_loss = F.cross_entropy(output, bins, reduction="none")
+        return self._weighted_mean(pixel_loss, batch, self.class_weights[bins] if hp.class_rebalancing else None), output
+
+    def _weighted_mean(self, pixel_loss: Tensor, batch: dict[str, Tensor], weight: Tensor | None) -> Tensor:
+        """Mean over pixels of the loss, times class weights and the near-gray image weight."""
+        threshold = self.hparams.gray_image_threshold
+        if self.training and threshold is not None:
+            colorful = (~near_gray_images(batch["ab"], threshold)).to(pixel_loss.dtype)[:, None, None]
+            weight = colorful if weight is None else weight * colorful
+        return (pixel_loss if weight is None else pixel_loss * weight).mean()
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
         loss, output = self._shared_step(batch)
@@ -216,14 +281,30 @@ class ColorizationModule(L.LightningModule):
     def test_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
         self._evaluate(batch, "test")
 
+    def on_validation_epoch_start(self) -> None:
+        self._set_color_prior()
+
+    def on_test_epoch_start(self) -> None:
+        self._set_color_prior()
+
+    def _set_color_prior(self) -> None:
+        """The rebalanced AuC weighs pixels by the training colors' prior when the bin table
+        holds it; otherwise (regression, no table) by the evaluated pixels' own."""
+        if self.is_classifier and bool(self.color_table.built):
+            self.eval_ab["auc_rebalanced"].set_prior(self.color_table.counts)
+
     def _evaluate(self, batch: dict[str, Tensor], stage: str) -> None:
         loss, output = self._shared_step(batch)
+        ab = self.decode_ab(output, self.hparams.eval_temperature)
         self.eval_loss(loss)
         self.eval_acc.update(output if self.is_classifier else self.predicted_bins(output), batch["bins"])
-        self.eval_psnr(join_lab(batch["l"], self.decode_ab(output, self.hparams.eval_temperature)), batch["rgb"])
+        self.eval_ab.update(ab, batch["ab"])
+        self.eval_rgb.update(join_lab(batch["l"], ab), batch["rgb"])
         self.log(f"{stage}/loss", self.eval_loss, prog_bar=True)
         self.log_dict({f"{stage}/{name}": metric for name, metric in self.eval_acc.items()}, prog_bar=True)
-        self.log(f"{stage}/psnr", self.eval_psnr, prog_bar=True)
+        self.log(f"{stage}/psnr", self.eval_rgb["psnr"], prog_bar=True)
+        others = {**self.eval_ab, **{name: metric for name, metric in self.eval_rgb.items() if name != "psnr"}}
+        self.log_dict({f"{stage}/{name}": metric for name, metric in others.items()})
 
     def predict_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> Any:
         """Photos (from ``datamodules.Photos``) -> a :class:`ColorizedPhoto` each, at full
@@ -242,7 +323,7 @@ class ColorizationModule(L.LightningModule):
         """Refuse, with the fix, a classification checkpoint without a bin color table, except
         when training resumes from it (BinColorTable then builds the table)."""
         state = checkpoint.get("state_dict", {})
-        state.setdefault("train_image_size", torch.tensor(0, dtype=torch.long))  # older checkpoints
+        add_missing_buffers(state, self.hparams.grid_size)
         trainer = self._trainer
         resuming = trainer is not None and trainer.state.fn == "fit"
         if self.is_classifier and not resuming:
@@ -261,6 +342,14 @@ class ColorizationModule(L.LightningModule):
         else:
             scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total_steps)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+
+def add_missing_buffers(state_dict: dict[str, Any], grid_size: int) -> None:
+    """Defaults for buffers that checkpoints written before them lack."""
+    num_bins = grid_size * grid_size
+    state_dict.setdefault("train_image_size", torch.tensor(0, dtype=torch.long))
+    state_dict.setdefault("class_weights", torch.ones(num_bins))
+    state_dict.setdefault("class_of_bin", torch.arange(num_bins))
 
 
 def require_color_table(state_dict: dict[str, Any], source: str) -> None:

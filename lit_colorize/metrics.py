@@ -1,0 +1,119 @@
+"""The colorization field's measurements, as torchmetrics Metrics (synced across processes).
+
+* :class:`ABErrorAUC`: area under the cumulative curve of per-pixel ab error, thresholds 0 to
+  150 (Zhang et al. 2016, "raw accuracy"), optionally class-rebalanced: each pixel weighted by
+  the inverse prior of its ground-truth bin, so rare colors count as much as common ones.
+* :class:`Colorfulness`, :class:`DeltaColorfulness`: Hasler and Suesstrunk (2003)
+  colorfulness of the predictions, and its mean absolute difference to the ground truth's.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+from torchmetrics import Metric
+
+from lit_colorize.bins import ab_to_bin
+
+
+class ABErrorAUC(Metric):
+    """Area under the curve "fraction of pixels with ab error <= t" for integer t in
+    0..``max_threshold``, normalized to [0, 1] (1: every pixel exact).
+
+    Errors are Euclidean distances in ab units. With ``rebalanced=True`` each pixel weighs
+    1 / prior(its ground-truth bin): the prior given to :meth:`set_prior` (the training
+    data's bin distribution, e.g. the bin table's counts), or else the evaluated pixels' own
+    bin frequencies, which makes it the mean over bins of each bin's curve. Pixels of bins
+    with zero prior weigh nothing. Per-bin error histograms are the state, so the prior may
+    be set at any time before ``compute``.
+    """
+
+    full_state_update = False
+    higher_is_better = True
+    is_differentiable = False
+
+    def __init__(self, max_threshold: int = 150, rebalanced: bool = False, grid_size: int = 18, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.max_threshold = int(max_threshold)
+        self.rebalanced = rebalanced
+        self.grid_size = grid_size
+        # pixels per (ground-truth bin, error rounded up to k), k = 0..max_threshold; beyond: last
+        slots = grid_size * grid_size * (self.max_threshold + 2)
+        self.add_state("histogram", default=torch.zeros(slots, dtype=torch.float64), dist_reduce_fx="sum")
+        self.prior: Tensor | None = None
+
+    def set_prior(self, prior: Tensor) -> None:
+        """Bin probabilities or counts, shape (grid_size**2,), for the rebalanced variant."""
+        prior = prior.detach().double().flatten()
+        if prior.numel() != self.grid_size**2:
+            raise ValueError(f"prior has {prior.numel()} bins, grid_size {self.grid_size} needs {self.grid_size**2}")
+        self.prior = prior / prior.sum()
+
+    def update(self, ab_pred: Tensor, ab_true: Tensor) -> None:
+        """``ab_pred``, ``ab_true``: (B, 2, H, W) in ab units."""
+        error = (ab_pred.double() - ab_true.double()).pow(2).sum(dim=-3).sqrt()
+        slot = error.ceil().clamp_max(self.max_threshold + 1).long().flatten()
+        true_bin = ab_to_bin(ab_true, self.grid_size).flatten()
+        index = true_bin * (self.max_threshold + 2) + slot
+        self.histogram += torch.bincount(index, minlength=self.histogram.numel()).double()
+
+    def compute(self) -> Tensor:
+        per_bin = self.histogram.reshape(self.grid_size**2, self.max_threshold + 2)
+        within = per_bin[:, : self.max_threshold + 1].cumsum(dim=1)  # (K, T+1)
+        pixels = per_bin.sum(dim=1)  # (K,)
+        if self.rebalanced:
+            prior = self.prior.to(pixels.device) if self.prior is not None else pixels / pixels.sum().clamp_min(1)
+            weight = torch.where((prior > 0) & (pixels > 0), 1.0 / prior.clamp_min(1e-300), torch.zeros_like(prior))
+        else:
+            weight = torch.ones_like(pixels)
+        curve = (weight[:, None] * within).sum(dim=0) / (weight * pixels).sum().clamp_min(1e-300)
+        return curve.mean().float()
+
+
+def colorfulness(rgb: Tensor) -> Tensor:
+    """Hasler and Suesstrunk (2003) colorfulness of each image, RGB in [0, 1], shape (B, 3, H, W)
+    -> (B,), on their 0-255 scale: sqrt(s_rg^2 + s_yb^2) + 0.3 sqrt(m_rg^2 + m_yb^2), with
+    rg = R - G and yb = (R + G) / 2 - B."""
+    rgb = rgb.double() * 255.0
+    red, green, blue = rgb.unbind(dim=-3)
+    rg = (red - green).flatten(1)
+    yb = (0.5 * (red + green) - blue).flatten(1)
+    spread = (rg.var(dim=1, unbiased=False) + yb.var(dim=1, unbiased=False)).sqrt()
+    mean = (rg.mean(dim=1).pow(2) + yb.mean(dim=1).pow(2)).sqrt()
+    return spread + 0.3 * mean
+
+
+class Colorfulness(Metric):
+    """Mean colorfulness of the predicted images (higher is not better by itself: the truth's
+    own level is the aim; see :class:`DeltaColorfulness`)."""
+
+    full_state_update = False
+    is_differentiable = False
+    higher_is_better = None
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.add_state("total", default=torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
+        self.add_state("count", default=torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
+
+    def values(self, rgb_pred: Tensor, rgb_true: Tensor | None) -> Tensor:
+        return colorfulness(rgb_pred)
+
+    def update(self, rgb_pred: Tensor, rgb_true: Tensor | None = None) -> None:
+        values = self.values(rgb_pred, rgb_true)
+        self.total += values.sum()
+        self.count += values.numel()
+
+    def compute(self) -> Tensor:
+        return (self.total / self.count.clamp_min(1)).float()
+
+
+class DeltaColorfulness(Colorfulness):
+    """Mean absolute difference |CF(pred) - CF(truth)| per image (delta CF; 0 is the truth's)."""
+
+    higher_is_better = False
+
+    def values(self, rgb_pred: Tensor, rgb_true: Tensor | None) -> Tensor:
+        if rgb_true is None:
+            raise ValueError("DeltaColorfulness needs the ground-truth images")
+        return (colorfulness(rgb_pred) - colorfulness(rgb_true)).abs()
