@@ -1,10 +1,11 @@
 """``lit-colorize export``: a checkpoint as an ONNX graph that takes L and returns ab.
 
 The graph holds the U-Net and the decoding (bin table, temperature), so a runtime without
-PyTorch only has to convert RGB to L before and join L with ab after. Input ``l``: float
-(B, 1, H, W), L*/100 in [0, 1], H and W multiples of the U-Net's ``size_multiple``; output
-``ab``: float (B, 2, H, W) in CIE ab units. T is fixed at export (``--temperature``) or, when
-left out, a second input ``temperature`` (a float scalar).
+PyTorch only has to convert RGB to L before and join L with ab after. Input ``l``: float (B,
+1, H, W), L*/100 in [0, 1], H and W multiples of the U-Net's ``size_multiple``; output
+``ab``: float (B, 2, H, W) in CIE ab units (H/s x W/s for a model trained with
+``output_stride`` s: upsample it before joining it with L). T is fixed at export
+(``--temperature``) or, when left out, a second input ``temperature`` (a float scalar).
 """
 
 from __future__ import annotations

@@ -81,13 +81,16 @@ class ColorizationModule(L.LightningModule):
         soft_sigma: float = 5.0,
         gamut_classes: bool = False,
         gray_image_threshold: float | None = None,
+        output_stride: int = 1,
     ) -> None:
         """Literature options (all off: the thesis's plain cross-entropy): ``class_rebalancing``
         (Zhang et al.'s weighted cross-entropy, Gaussian ``rebalancing_sigma`` in ab units,
         uniform share ``rebalancing_mix``); ``soft_targets`` k > 0 nearest bins with Gaussian
         weights (``soft_sigma``); ``gamut_classes`` (only bins seen in training are classes);
         ``gray_image_threshold``: training images with no pixel of chroma above it get loss
-        weight 0 (instead of being dropped from the data)."""
+        weight 0 (instead of being dropped from the data); ``output_stride`` 2 or 4: logits
+        at 1/2 or 1/4 of the input size (targets from area-averaged ab), ab upsampled
+        bilinearly before it is joined with L."""
         super().__init__()
         if head not in ("classification", "regression"):
             raise ValueError(f"head must be 'classification' or 'regression', got {head!r}")
@@ -102,7 +105,7 @@ class ColorizationModule(L.LightningModule):
         predict_temperatures = [float(t) for t in predict_temperatures]
         self.save_hyperparameters()
         num_bins = grid_size * grid_size
-        self.net = UNet(1, num_bins if head == "classification" else 2, widths, activation)
+        self.net = UNet(1, num_bins if head == "classification" else 2, widths, activation, output_stride)
         self.color_table = ColorTable(grid_size) if head == "classification" else None
         # Derived from the bin table when it is built (see on_color_table_built); saved with it.
         self.register_buffer("class_weights", torch.ones(num_bins))
@@ -177,7 +180,10 @@ class ColorizationModule(L.LightningModule):
         """uint8/float RGB on the device -> L input, ab (ab units), bin targets, RGB reference."""
         rgb = to_float_rgb(images)
         l_norm, ab = split_lab(rgb)
-        return {"rgb": rgb, "l": l_norm, "ab": ab, "bins": ab_to_bin(ab, self.hparams.grid_size)}
+        stride = self.hparams.output_stride
+        target_ab = ab if stride == 1 else F.avg_pool2d(ab, stride)
+        bins = ab_to_bin(target_ab, self.hparams.grid_size)
+        return {"rgb": rgb, "l": l_norm, "ab": ab, "target_ab": target_ab, "bins": bins}
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> dict[str, Tensor]:
         """Lab and bins on the device; while training, first the datamodule's batch augmentation
@@ -218,7 +224,8 @@ class ColorizationModule(L.LightningModule):
     @torch.no_grad()
     def colorize(self, l_norm: Tensor, temperatures: Sequence[float]) -> Tensor:
         """L (B, 1, H, W) -> RGB in [0, 1] for each temperature, shape (B, len(T), 3, H, W)."""
-        return torch.stack([join_lab(l_norm, ab) for ab in self.predict_ab(l_norm, temperatures)], dim=1)
+        size = l_norm.shape[-2:]
+        return torch.stack([join_lab(l_norm, upsample_ab(ab, size)) for ab in self.predict_ab(l_norm, temperatures)], dim=1)
 
     @torch.no_grad()
     def colorize_photo(self, rgb: Tensor, temperatures: Sequence[float], working_size: int | None = None) -> list[Tensor]:
@@ -231,14 +238,14 @@ class ColorizationModule(L.LightningModule):
     def _shared_step(self, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
         output = self(batch["l"])
         if not self.is_classifier:
-            pixel_loss = F.mse_loss(output, normalize_ab(batch["ab"]), reduction="none").mean(dim=1)
+            pixel_loss = F.mse_loss(output, normalize_ab(batch["target_ab"]), reduction="none").mean(dim=1)
             return self._weighted_mean(pixel_loss, batch, None), output
         hp = self.hparams
         if not (hp.class_rebalancing or hp.soft_targets or hp.gamut_classes or hp.gray_image_threshold is not None):
             return F.cross_entropy(output, batch["bins"]), output  # the thesis's loss
         bins = self.class_of_bin[batch["bins"]]
         if hp.soft_targets:
-            indices, weights = soft_targets(batch["ab"], hp.grid_size, hp.soft_targets, hp.soft_sigma)
+            indices, weights = soft_targets(batch["target_ab"], hp.grid_size, hp.soft_targets, hp.soft_sigma)
             log_probs = output.float().log_softmax(dim=1).gather(1, self.class_of_bin[indices])
             pixel_loss = -(weights * log_probs).sum(dim=1)
         else:
@@ -249,7 +256,7 @@ class ColorizationModule(L.LightningModule):
         """Mean over pixels of the loss, times class weights and the near-gray image weight."""
         threshold = self.hparams.gray_image_threshold
         if self.training and threshold is not None:
-            colorful = (~near_gray_images(batch["ab"], threshold)).to(pixel_loss.dtype)[:, None, None]
+            colorful = (~near_gray_images(batch["target_ab"], threshold)).to(pixel_loss.dtype)[:, None, None]
             weight = colorful if weight is None else weight * colorful
         return (pixel_loss if weight is None else pixel_loss * weight).mean()
 
@@ -295,7 +302,7 @@ class ColorizationModule(L.LightningModule):
 
     def _evaluate(self, batch: dict[str, Tensor], stage: str) -> None:
         loss, output = self._shared_step(batch)
-        ab = self.decode_ab(output, self.hparams.eval_temperature)
+        ab = upsample_ab(self.decode_ab(output, self.hparams.eval_temperature), batch["ab"].shape[-2:])
         self.eval_loss(loss)
         self.eval_acc.update(output if self.is_classifier else self.predicted_bins(output), batch["bins"])
         self.eval_ab.update(ab, batch["ab"])
@@ -342,6 +349,13 @@ class ColorizationModule(L.LightningModule):
         else:
             scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total_steps)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+
+def upsample_ab(ab: Tensor, size: Sequence[int]) -> Tensor:
+    """ab at the network's output size -> ``size`` (bilinear); unchanged when already there."""
+    if tuple(ab.shape[-2:]) == tuple(size):
+        return ab
+    return F.interpolate(ab, size=tuple(size), mode="bilinear", align_corners=False)
 
 
 def add_missing_buffers(state_dict: dict[str, Any], grid_size: int) -> None:

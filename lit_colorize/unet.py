@@ -55,7 +55,8 @@ class UNet(nn.Module):
     concatenated with the encoder block of the same size, and a 1x1 output convolution.
 
     ``widths`` lists the channels per level, the last being the bottleneck; inputs must be
-    divisible by ``2 ** (len(widths) - 1)``.
+    divisible by ``2 ** (len(widths) - 1)``. ``output_stride`` 2 or 4 stops the decoder one
+    or two levels early: outputs at 1/2 or 1/4 of the input size, for less compute.
     """
 
     def __init__(
@@ -64,12 +65,17 @@ class UNet(nn.Module):
         out_channels: int = 324,
         widths: Sequence[int] = PRESETS["thesis32_small"],
         activation: Activation = "relu",
+        output_stride: int = 1,
     ) -> None:
         super().__init__()
         widths = tuple(int(w) for w in widths)
         if len(widths) < 2:
             raise ValueError(f"a U-Net needs at least two levels of widths, got {widths}")
+        skipped_levels = output_stride.bit_length() - 1
+        if output_stride < 1 or output_stride != 1 << skipped_levels or skipped_levels >= len(widths):
+            raise ValueError(f"output_stride must be a power of 2 below 2 ** {len(widths) - 1} + 1, got {output_stride}")
         self.widths = widths
+        self.output_stride = output_stride
         self.encoders = nn.ModuleList()
         channels = in_channels
         for width in widths:
@@ -78,7 +84,7 @@ class UNet(nn.Module):
         self.pool = nn.MaxPool2d(2)
         self.upsamplers = nn.ModuleList()
         self.decoders = nn.ModuleList()
-        for skip_width in reversed(widths[:-1]):
+        for skip_width in list(reversed(widths[:-1]))[: len(widths) - 1 - skipped_levels]:
             self.upsamplers.append(
                 nn.ConvTranspose2d(channels, skip_width, 3, stride=2, padding=1, output_padding=1)
             )

@@ -124,3 +124,19 @@ def test_every_option_trains_and_the_metric_suite_is_logged(tmp_path) -> None:
                  "val/colorfulness", "val/delta_colorfulness"):  # fmt: skip
         assert name in metrics and torch.isfinite(metrics[name]), name
     assert 0.0 <= metrics["val/auc"] <= 1.0 and float(module.class_weights.std()) > 0
+
+
+@pytest.mark.parametrize("head", ["classification", "regression"])
+def test_coarser_output_stride(head: str) -> None:
+    """Logits at 1/2 the size, targets from area-averaged ab, ab upsampled before the join."""
+    module = ColorizationModule(head=head, widths=(4, 8, 16), output_stride=2)
+    images = torch.randint(0, 256, (2, 3, 16, 16), dtype=torch.uint8)
+    batch = module.prepare_batch(images)
+    assert batch["bins"].shape == (2, 8, 8) and batch["ab"].shape == (2, 2, 16, 16)
+    torch.testing.assert_close(batch["target_ab"], F.avg_pool2d(batch["ab"], 2))
+    loss, output = module._shared_step(batch)
+    assert output.shape[-2:] == (8, 8) and torch.isfinite(loss)
+    assert module.colorize(batch["l"], [0.8]).shape == (2, 1, 3, 16, 16)
+    assert len(module.net.decoders) == 1 and module.net.head.in_channels == 8  # the last decoder level is gone
+    with pytest.raises(ValueError, match="output_stride"):
+        ColorizationModule(widths=(4, 8, 16), output_stride=3)
