@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from PIL import Image
+
 from tests.conftest import REPO_ROOT
 
 
@@ -30,3 +32,19 @@ def test_loader_benchmark_small_run(shared_data: Path) -> None:
     assert result.returncode == 0, result.stderr[-3000:]
     assert "(a) cached (memmap)" in result.stdout and "ratio a/b" in result.stdout
     assert "64 landscape photos" in result.stdout  # the decoder comparison
+
+
+def test_quality_comparison_quick_run(shared_data: Path, tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "benchmarks" / "quality.py"), "--quick", "--root", str(shared_data / "landscape"),
+         "--out", str(tmp_path)],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    table = (tmp_path / "quality_table.txt").read_text()
+    for row in ["gray (ab = 0)", "regression (MSE)", "classification, 36 bins", "324 + rebalancing + soft", "ground truth"]:
+        assert row in table, row
+    truth = next(line for line in table.splitlines() if line.startswith("ground truth")).split()
+    assert truth[2:4] == ["1.0000", "1.0000"]  # AuC and rebalanced AuC of the truth itself
+    with Image.open(tmp_path / "quality_grid.png") as grid:
+        assert grid.size == (7 * 96, 3 * 96)  # gray | truth | 5 variants, 3 photos, 32 px tiles shown at 96
