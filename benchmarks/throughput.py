@@ -147,7 +147,7 @@ def forever(loader: Iterable) -> Iterator:
 
 def train_step(module: ColorizationModule, optimizer: Optimizer, batch: dict[str, Tensor]) -> None:
     """One training step as the Trainer would run it, minus logging: loss, backward, update."""
-    loss, _ = module._shared_step(batch)
+    loss = module._shared_step(batch)[0]
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()

@@ -11,6 +11,7 @@ PyTorch only has to convert RGB to L before and join L with ab after. Input ``l`
 from __future__ import annotations
 
 import argparse
+import copy
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -27,7 +28,8 @@ class LToAb(nn.Module):
 
     def __init__(self, module: ColorizationModule) -> None:
         super().__init__()
-        self.net = module.net
+        # ONNX has no memory formats; channels_last weights would make torch.export specialize the batch size.
+        self.net = copy.deepcopy(module.net).to(memory_format=torch.contiguous_format)
         self.is_classifier = module.is_classifier
         self.annealed = module.hparams.decoding == "annealed_mean"
         if self.is_classifier:

@@ -98,6 +98,11 @@ class UNet(nn.Module):
         return 2 ** (len(self.widths) - 1)
 
     def forward(self, x: Tensor) -> Tensor:
+        return self.head(self.features(x))
+
+    def features(self, x: Tensor) -> Tensor:
+        """Everything before the 1x1 head: (B, widths[k], H / stride, W / stride). The
+        classification loss applies the head itself, in chunks (see ``lit_colorize.head``)."""
         tracing = torch.jit.is_tracing() or torch.compiler.is_compiling()  # shapes are symbolic there
         if not tracing and (x.shape[-1] % self.size_multiple or x.shape[-2] % self.size_multiple):
             raise ValueError(
@@ -112,4 +117,4 @@ class UNet(nn.Module):
             skips.append(x)
         for upsample, decoder, skip in zip(self.upsamplers, self.decoders, reversed(skips[:-1])):
             x = decoder(torch.cat([upsample(x), skip], dim=1))
-        return self.head(x)
+        return x

@@ -160,10 +160,10 @@ def test_kill_during_a_checkpoint_save_keeps_the_previous_one(tmp_path: Path) ->
 def test_non_finite_loss_stops_with_a_clear_error_and_keeps_the_last_good_checkpoint(tmp_path: Path) -> None:
     class TurnsNaN(ColorizationModule):
         def _shared_step(self, batch):
-            loss, output = super()._shared_step(batch)
+            loss, *rest = super()._shared_step(batch)
             if self.training and self.global_step >= 5:
                 loss = loss * float("nan")
-            return loss, output
+            return loss, *rest
 
     checkpoint = RunCheckpoint(dirpath=tmp_path / "checkpoints", monitor="val/loss", last_every_n_train_steps=2)
     trainer = quick_trainer(tmp_path, max_epochs=3, callbacks=[BinColorTable(), checkpoint])

@@ -69,29 +69,32 @@ def batch_for(module: ColorizationModule, seed: int = 0) -> dict[str, torch.Tens
     return module.prepare_batch(images)
 
 
-def test_loss_options_reduce_to_what_they_say() -> None:
+@pytest.mark.parametrize("fused", [True, False])
+def test_loss_options_reduce_to_what_they_say(fused: bool) -> None:
     torch.manual_seed(0)
-    plain = ColorizationModule(widths=(4, 8))
+    plain = ColorizationModule(widths=(4, 8), fused_head_loss=fused)
     batch = batch_for(plain)
-    loss, logits = plain._shared_step(batch)
+    logits = plain(batch["l"])
+    loss = plain._shared_step(batch)[0]
     assert loss.item() == pytest.approx(F.cross_entropy(logits, batch["bins"]).item())
 
     counts = torch.rand(324) * (torch.rand(324) > 0.5)
-    rebalanced = ColorizationModule(widths=(4, 8), class_rebalancing=True)
+    rebalanced = ColorizationModule(widths=(4, 8), class_rebalancing=True, fused_head_loss=fused)
     rebalanced.load_state_dict(plain.state_dict(), strict=False)
     rebalanced.color_table.counts.copy_(counts)
     rebalanced.on_color_table_built()
-    loss, _ = rebalanced._shared_step(batch)
+    loss = rebalanced._shared_step(batch)[0]
     weights = rebalancing_weights(counts, 18)[batch["bins"]]
     assert loss.item() == pytest.approx((F.cross_entropy(logits, batch["bins"], reduction="none") * weights).mean().item(), rel=1e-5)
 
-    one_nearest = ColorizationModule(widths=(4, 8), soft_targets=1)  # k=1: the hard target again
+    one_nearest = ColorizationModule(widths=(4, 8), soft_targets=1, fused_head_loss=fused)  # k=1: the hard target again
     one_nearest.load_state_dict(plain.state_dict(), strict=False)
     assert one_nearest._shared_step(batch)[0].item() == pytest.approx(F.cross_entropy(logits, batch["bins"]).item(), rel=1e-5)
 
 
-def test_gamut_classes_mask_unseen_bins_and_remap_targets() -> None:
-    module = ColorizationModule(widths=(4, 8), gamut_classes=True)
+@pytest.mark.parametrize("fused", [True, False])
+def test_gamut_classes_mask_unseen_bins_and_remap_targets(fused: bool) -> None:
+    module = ColorizationModule(widths=(4, 8), gamut_classes=True, fused_head_loss=fused)
     counts = torch.zeros(324)
     counts[[0, 100, 200]] = 1.0
     module.color_table.counts.copy_(counts)
@@ -99,14 +102,16 @@ def test_gamut_classes_mask_unseen_bins_and_remap_targets() -> None:
     batch = batch_for(module)
     logits = module(batch["l"])
     assert torch.isfinite(logits[:, [0, 100, 200]]).all() and torch.isinf(logits[:, 1]).all()
-    loss, _ = module._shared_step(batch)
+    loss, _, predicted = module._shared_step(batch)
+    assert set(predicted.unique().tolist()) <= {0, 100, 200}
     targets = nearest_occupied(counts, 18)[batch["bins"]]
     assert set(targets.unique().tolist()) <= {0, 100, 200}
     assert loss.item() == pytest.approx(F.cross_entropy(logits, targets).item(), rel=1e-5)
 
 
-def test_near_gray_training_images_weigh_nothing() -> None:
-    module = ColorizationModule(widths=(4, 8), gray_image_threshold=5.0)
+@pytest.mark.parametrize("fused", [True, False])
+def test_near_gray_training_images_weigh_nothing(fused: bool) -> None:
+    module = ColorizationModule(widths=(4, 8), gray_image_threshold=5.0, fused_head_loss=fused)
     gray = torch.full((2, 3, 8, 8), 128, dtype=torch.uint8)
     batch = module.prepare_batch(gray)
     module.train()
@@ -134,8 +139,11 @@ def test_coarser_output_stride(head: str) -> None:
     batch = module.prepare_batch(images)
     assert batch["bins"].shape == (2, 8, 8) and batch["ab"].shape == (2, 2, 16, 16)
     torch.testing.assert_close(batch["target_ab"], F.avg_pool2d(batch["ab"], 2))
-    loss, output = module._shared_step(batch)
+    module.eval()
+    loss, output, _ = module._shared_step(batch)
     assert output.shape[-2:] == (8, 8) and torch.isfinite(loss)
+    module.train()
+    assert module._shared_step(batch)[2].shape[-2:] == (8, 8)
     assert module.colorize(batch["l"], [0.8]).shape == (2, 1, 3, 16, 16)
     assert len(module.net.decoders) == 1 and module.net.head.in_channels == 8  # the last decoder level is gone
     with pytest.raises(ValueError, match="output_stride"):

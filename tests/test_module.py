@@ -33,13 +33,19 @@ def test_batches_become_lab_and_bins_after_transfer() -> None:
 
 @pytest.mark.parametrize("head", ["classification", "regression"])
 def test_heads_and_losses(head: str) -> None:
-    module = ColorizationModule(head=head, grid_size=6)
+    module = ColorizationModule(head=head, grid_size=6).eval()
     batch = module.prepare_batch(torch.randint(0, 256, (2, 3, 8, 8), dtype=torch.uint8))
-    loss, output = module._shared_step(batch)
+    loss, output, predicted = module._shared_step(batch)
     if head == "classification":
         assert output.shape == (2, 36, 8, 8)
         assert loss.item() == pytest.approx(torch.nn.functional.cross_entropy(output, batch["bins"]).item())
+        assert torch.equal(predicted, output.argmax(dim=1))
         assert module.color_table is not None
+        module.train()  # the fused training loss: no logits, the same loss and argmax
+        logits = module(batch["l"])
+        loss, output, predicted = module._shared_step(batch)
+        assert output is None and torch.equal(predicted, logits.argmax(dim=1))
+        assert loss.item() == pytest.approx(torch.nn.functional.cross_entropy(logits, batch["bins"]).item(), rel=1e-5)
     else:
         assert output.shape == (2, 2, 8, 8)
         assert loss.item() == pytest.approx(((output - normalize_ab(batch["ab"])) ** 2).mean().item(), rel=1e-5)
