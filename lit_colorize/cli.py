@@ -12,6 +12,7 @@ from jsonargparse import ActionYesNo, Namespace
 
 from lit_colorize.module import ColorizationModule
 from lit_colorize.paths import free_path, run_dir
+from lit_colorize.precision import default_precision
 from lit_colorize.resume import resolve_last_checkpoint
 
 
@@ -69,9 +70,16 @@ class ColorizationCLI(LightningCLI):
         return parser
 
     def before_instantiate_classes(self) -> None:
-        """``fit --ckpt_path last`` resumes the run a killed job left (see :mod:`lit_colorize.resume`)."""
-        if self.subcommand == "fit" and self.config.fit.get("ckpt_path") == "last":
-            resolve_last_checkpoint(self.config.fit)
+        """``fit --ckpt_path last`` resumes the run a killed job left (see :mod:`lit_colorize.resume`);
+        ``fit`` without ``--trainer.precision`` trains in bf16 mixed precision where the device
+        computes bf16 natively, else in fp32 (see :mod:`lit_colorize.precision`); evaluation
+        and prediction stay fp32 unless asked, so their outputs match the checkpoint exactly."""
+        config = self.config[self.subcommand]
+        if self.subcommand == "fit" and config.get("ckpt_path") == "last":
+            resolve_last_checkpoint(config)
+        trainer = config.trainer
+        if self.subcommand == "fit" and trainer.get("precision") is None:
+            trainer.precision = default_precision(trainer.get("accelerator"))
 
     def prediction_failures(self) -> int:
         """How many photos or outputs the writer of a finished ``predict`` failed on, all processes."""

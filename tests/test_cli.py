@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from lit_colorize.precision import default_precision
 from tests.conftest import REPO_ROOT
 
 CONFIG = REPO_ROOT / "configs" / "toyshapes.yaml"
@@ -41,7 +42,9 @@ def test_fit_validate_predict_with_offline_wandb(tmp_path: Path) -> None:
     assert (run / "checkpoints" / "last.ckpt").is_file()
     assert len(list((run / "checkpoints").glob("epoch000-val_loss*.ckpt"))) == 1
     assert list((run / "samples").glob("epoch=000-*.png"))
-    assert "class_path: lit_colorize.ColorizationModule" in (run / "config.yaml").read_text()
+    saved = (run / "config.yaml").read_text()
+    assert "class_path: lit_colorize.ColorizationModule" in saved
+    assert f"precision: {default_precision('auto')}" in saved  # chosen for this machine, recorded for the rerun
     # The W&B run is offline, under logs/wandb, with the same id, ready for `wandb sync`.
     offline = list((tmp_path / "logs" / "wandb").glob(f"offline-run-*-{run.name}"))
     assert len(offline) == 1 and list(offline[0].glob("run-*.wandb"))
