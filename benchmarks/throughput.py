@@ -1,20 +1,27 @@
-"""Training, decode and bin-table throughput of lit-colorize against the thesis pipeline.
+"""Training, decode and bin-table throughput of lit-colorize against the core default and the thesis.
 
-Why: lit-colorize moves Lab conversion and ab binning out of the Dataset and onto the
-device, as batched tensor code after the transfer. This script measures, in one run and on
-one machine, what that is worth:
+Why: every speed claim of the README comes from one run of this script, measured side by
+side on one machine, as ratios. Training pipelines, each timed in interleaved rounds:
 
-  (a) ours, full pipeline: DataLoader of uint8 RGB -> ``on_after_batch_transfer`` (Lab +
-      bins in torch) -> forward / backward / optimizer step;
+  (a) ours, full pipeline, the defaults: DataLoader of uint8 RGB -> ``on_after_batch_transfer``
+      (Lab + bins in torch) -> forward / backward / optimizer step, with the fused chunked
+      head loss, channels_last, and bf16 autocast where the device computes bf16 natively;
   (b) the same step on L and bin targets made once in advance: the compute limit;
+  (d) the core default before the speed work: the same full pipeline in fp32, NCHW, plain
+      cross-entropy over the full logits tensor;
   (c) the thesis pipeline (``thesis_reference.py``: per-sample skimage + np.vectorize in the
-      Dataset) feeding the same step.
+      Dataset) feeding the step of (d);
+  (e) (a) in the other precision (bf16 autocast where fp32 is the default, or fp32);
+  (f) (a) with ``compile: true`` (torch.compile of the U-Net body), at the --compile-sizes.
 
-It also times decoding (ColorTable + kornia against np.vectorize + skimage) and building
-the bin table (ColorHistogram + ColorTable.fill against per-bin Python loops).
+It also splits a synchronized step of (a) into data side / forward+backward / optimizer, and
+times decoding (ColorTable + kornia against np.vectorize + skimage) and building the bin
+table (ColorHistogram + ColorTable.fill against per-bin Python loops). The last block
+prints each target of the speed issue with its measured ratio.
 
-    python benchmarks/throughput.py --quick     # smoke run, well under a minute
-    python benchmarks/throughput.py             # the numbers for the README (2-4 min on 2 CPU cores)
+    python benchmarks/throughput.py --quick     # smoke run, about a minute
+    python benchmarks/throughput.py             # the numbers for the README (about 8 min on 2 CPU cores)
+    python benchmarks/throughput.py --device cuda --sizes 128 --batch-size 64   # see gpu_check.sh
 
 Data loading runs in the main process by default (``--workers 0``) for all pipelines alike.
 """
@@ -26,6 +33,7 @@ import os
 import platform
 import subprocess
 import sys
+import contextlib
 import time
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -47,6 +55,7 @@ from datamodules.toyshapes import ImageTensorDataset, make_toy_shapes  # noqa: E
 from lit_colorize.bins import ColorHistogram, ColorTable  # noqa: E402
 from lit_colorize.color import join_lab, rgb_to_lab  # noqa: E402
 from lit_colorize.module import ColorizationModule  # noqa: E402
+from lit_colorize.precision import default_precision  # noqa: E402
 from thesis_reference import ThesisColorTable, ThesisDataset, build_thesis_table, thesis_decode  # noqa: E402
 
 GRID_SIZE = 18
@@ -71,9 +80,14 @@ class SizeConfig:
 
 CONFIGS: dict[int, SizeConfig] = {
     32: SizeConfig(32, (8, 16, 32), num_images=1024, warmup=3, steps=100, ref_steps=40, decode_images=256, build_images=512),
-    # About 4 s a step at batch 32 on 2 idle CPU cores (far more with the cores shared), hence so few.
-    128: SizeConfig(128, (16, 32, 64, 128, 256), num_images=128, warmup=1, steps=4, ref_steps=3, decode_images=32, build_images=32),
+    # 3.6 s a step for (a) at batch 32 on 2 idle CPU cores, 8 s for (c) and (d): hence so few.
+    128: SizeConfig(128, (16, 32, 64, 128, 256), num_images=128, warmup=1, steps=6, ref_steps=3, decode_images=32, build_images=32),
 }
+#: Targets of the speed issue, checked in the last block of the report.
+TARGET_PIPELINE = 0.95  # a/b
+TARGET_END_TO_END = 1.5  # a/d
+TARGET_DECODE = 100.0
+TARGET_BUILD = 20.0
 
 
 def quick(config: SizeConfig, batch_size: int) -> SizeConfig:
@@ -145,9 +159,15 @@ def forever(loader: Iterable) -> Iterator:
         yield from loader
 
 
-def train_step(module: ColorizationModule, optimizer: Optimizer, batch: dict[str, Tensor]) -> None:
+def autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.AbstractContextManager:
+    """bf16 autocast as Lightning's "bf16-mixed" applies it, or nothing for fp32."""
+    return torch.autocast(device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
+
+
+def train_step(module: ColorizationModule, optimizer: Optimizer, batch: dict[str, Tensor], amp: torch.dtype | None = None) -> None:
     """One training step as the Trainer would run it, minus logging: loss, backward, update."""
-    loss = module._shared_step(batch)[0]
+    with autocast(batch["l"].device, amp):
+        loss = module._shared_step(batch)[0]
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
@@ -160,21 +180,23 @@ def loader(dataset: Dataset, batch_size: int, workers: int) -> DataLoader:
 
 # --- the three training pipelines ----------------------------------------------------------
 def train_ours(
-    module: ColorizationModule, optimizer: Optimizer, images: Tensor, batch_size: int, workers: int, device: torch.device
+    module: ColorizationModule, optimizer: Optimizer, images: Tensor, batch_size: int, workers: int, device: torch.device,
+    amp: torch.dtype | None = None,
 ) -> Callable[[], int]:
-    """(a) uint8 RGB through the loader; Lab and bins computed on the device."""
+    """(a), (d), (e), (f): uint8 RGB through the loader; Lab and bins computed on the device."""
     batches = forever(loader(ImageTensorDataset(images), batch_size, workers))
 
     def step() -> int:
         rgb = next(batches).to(device, non_blocking=True)
-        train_step(module, optimizer, module.on_after_batch_transfer(rgb, 0))
+        train_step(module, optimizer, module.on_after_batch_transfer(rgb, 0), amp)
         return len(rgb)
 
     return step
 
 
 def train_premade(
-    module: ColorizationModule, optimizer: Optimizer, images: Tensor, batch_size: int, device: torch.device
+    module: ColorizationModule, optimizer: Optimizer, images: Tensor, batch_size: int, device: torch.device,
+    amp: torch.dtype | None = None,
 ) -> Callable[[], int]:
     """(b) L and bin targets made once, before timing: only the model step is left."""
     with torch.no_grad():
@@ -186,7 +208,7 @@ def train_premade(
 
     def step() -> int:
         batch = next(batches)
-        train_step(module, optimizer, batch)
+        train_step(module, optimizer, batch, amp)
         return len(batch["l"])
 
     return step
@@ -195,7 +217,7 @@ def train_premade(
 def train_thesis(
     module: ColorizationModule, optimizer: Optimizer, images: Tensor, batch_size: int, workers: int, device: torch.device
 ) -> Callable[[], int]:
-    """(c) the thesis Dataset (skimage + np.vectorize per sample) feeding the same step."""
+    """(c) the thesis Dataset (skimage + np.vectorize per sample) feeding the core default's step."""
     batches = forever(loader(ThesisDataset(images, GRID_SIZE), batch_size, workers))
 
     def step() -> int:
@@ -204,6 +226,38 @@ def train_thesis(
         return len(l_norm)
 
     return step
+
+
+def step_breakdown(
+    module: ColorizationModule, optimizer: Optimizer, images: Tensor, batch_size: int, workers: int, device: torch.device,
+    amp: torch.dtype | None, steps: int,
+) -> dict[str, float]:
+    """Shares of a step of (a), synchronized between the parts: data side (loader, transfer,
+    augmentation, Lab, bins), forward + backward, optimizer step. The synchronization
+    removes any overlap, so the data share is an upper bound of what it costs."""
+    batches = forever(loader(ImageTensorDataset(images), batch_size, workers))
+    spent = {"data": 0.0, "forward+backward": 0.0, "optimizer": 0.0}
+    for index in range(steps + 1):  # the first step is a warm-up
+        synchronize(device)
+        t0 = time.perf_counter()
+        batch = module.on_after_batch_transfer(next(batches).to(device, non_blocking=True), 0)
+        synchronize(device)
+        t1 = time.perf_counter()
+        with autocast(device, amp):
+            loss = module._shared_step(batch)[0]
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        synchronize(device)
+        t2 = time.perf_counter()
+        optimizer.step()
+        synchronize(device)
+        t3 = time.perf_counter()
+        if index:
+            spent["data"] += t1 - t0
+            spent["forward+backward"] += t2 - t1
+            spent["optimizer"] += t3 - t2
+    total = sum(spent.values())
+    return {name: value / total for name, value in spent.items()}
 
 
 # --- bin table and decode -----------------------------------------------------------------
@@ -240,21 +294,35 @@ class Result:
     size: int
     params: int
     train: dict[str, float]
+    compile_s: float | None  # compilation + the first two steps of (f)
+    breakdown: dict[str, float]
     decode: dict[str, float]  # images/s, plus "images"
     build: dict[str, float]  # images/s, plus "images"
     steps: str
     checks: list[str]
 
 
+def make_module(config: SizeConfig, device: torch.device, **options: object) -> tuple[ColorizationModule, Optimizer]:
+    """A fresh module (seeded: every pipeline starts from the same weights) and its optimizer."""
+    torch.manual_seed(0)
+    module = ColorizationModule(widths=list(config.widths), grid_size=GRID_SIZE, **options).to(device)
+    module.configure_model()
+    module.train()
+    return module, module.configure_optimizers()
+
+
+#: The core issue's default before the speed work: plain cross-entropy, NCHW, fp32.
+CORE_DEFAULT = dict(fused_head_loss=False, channels_last=False)
+
+
 def run_size(config: SizeConfig, args: argparse.Namespace, device: torch.device, log: Callable[[str], None]) -> Result:
     size, batch_size = config.size, args.batch_size
     warmup = config.warmup if args.warmup is None else args.warmup
     images = torch.from_numpy(make_toy_shapes(max(config.num_images, batch_size), size=size, seed=0))
-    torch.manual_seed(0)
-    module = ColorizationModule(widths=list(config.widths), grid_size=GRID_SIZE).to(device)
-    optimizer = module.configure_optimizers()
+    module, optimizer = make_module(config, device)
     params = sum(p.numel() for p in module.parameters())
     checks = []
+    amp, other_amp = (torch.bfloat16, None) if args.precision == "bf16-mixed" else (None, torch.bfloat16)
 
     # Bin table first, so the decode below uses real tables.
     log(f"[{size}] bin table")
@@ -273,33 +341,52 @@ def run_size(config: SizeConfig, args: argparse.Namespace, device: torch.device,
     l_diff = (ours_batch["l"][0].cpu() - ref_l).abs().max().item()
     checks.append(f"training targets vs reference (1 image): bins agree on {agree:.2%} of pixels, max |L diff| {l_diff:.1e}")
 
-    module.train()
     steps, ref_steps = args.steps or config.steps, args.ref_steps or config.ref_steps
-    log(f"[{size}] training (a), (b), (c): {warmup} warm-up + {steps}, {steps}, {ref_steps} steps")
-    train = interleaved_rates(
-        {
-            "a": (train_ours(module, optimizer, images, batch_size, args.workers, device), steps),
-            "b": (train_premade(module, optimizer, images, batch_size, device), steps),
-            "c": (train_thesis(module, optimizer, images, batch_size, args.workers, device), ref_steps),
-        },
-        warmup,
-        device,
-    )
+    premade_module, premade_optimizer = make_module(config, device)
+    core, core_optimizer = make_module(config, device, **CORE_DEFAULT)
+    thesis_core, thesis_optimizer = make_module(config, device, **CORE_DEFAULT)
+    other, other_optimizer = make_module(config, device)
+    pipelines = {
+        "a": (train_ours(module, optimizer, images, batch_size, args.workers, device, amp), steps),
+        "b": (train_premade(premade_module, premade_optimizer, images, batch_size, device, amp), steps),
+        "d": (train_ours(core, core_optimizer, images, batch_size, args.workers, device), ref_steps),
+        "c": (train_thesis(thesis_core, thesis_optimizer, images, batch_size, args.workers, device), ref_steps),
+        "e": (train_ours(other, other_optimizer, images, batch_size, args.workers, device, other_amp), steps),
+    }
+    compile_s = None
+    if size in args.compile_sizes:
+        log(f"[{size}] compiling (f)")
+        compiled, compiled_optimizer = make_module(config, device, compile=True)
+        compiled_step = train_ours(compiled, compiled_optimizer, images, batch_size, args.workers, device, amp)
+        compile_s = timed(lambda: (compiled_step(), compiled_step()), device)[0]
+        pipelines["f"] = (compiled_step, steps)
+    log(f"[{size}] training {', '.join(pipelines)}: {warmup} warm-up + {steps} steps ({ref_steps} for c and d), interleaved")
+    train = interleaved_rates(pipelines, warmup, device)
+
+    log(f"[{size}] step breakdown")
+    breakdown = step_breakdown(module, optimizer, images, batch_size, args.workers, device, amp, max(2, min(steps, 10)))
 
     log(f"[{size}] decode")
     module.eval()
+    core.eval()
+    core.color_table.load_state_dict(table.state_dict())
     decode_set = torch.from_numpy(make_toy_shapes(config.decode_images, size=size, seed=2))
     with torch.no_grad():
         l_batches = [module.prepare_batch(decode_set[s : s + batch_size].to(device))["l"] for s in range(0, len(decode_set), batch_size)]
-        logits = [module(l) for l in l_batches]
+        logits = [module(l) for l in l_batches]  # as the default module emits them (channels_last)
+        thesis_logits = [out.contiguous() for out in logits]  # as the thesis's model emitted them (NCHW)
         n = len(decode_set)
 
         def ours_decode() -> None:
             for l, out in zip(l_batches, logits):
                 join_lab(l, module.color_table.decode(out, TEMPERATURE)).cpu()
 
+        def ours_argmax() -> None:  # the part no decoder can skip: reading every class score once
+            for out in logits:
+                out.argmax(dim=1)
+
         def ref_decode() -> None:
-            for l, out in zip(l_batches, logits):
+            for l, out in zip(l_batches, thesis_logits):
                 thesis_decode(out.cpu().numpy(), l.cpu().numpy(), ref_table, TEMPERATURE)
 
         def ours_colorize() -> None:
@@ -308,58 +395,86 @@ def run_size(config: SizeConfig, args: argparse.Namespace, device: torch.device,
 
         def ref_colorize() -> None:
             for l in l_batches:
-                thesis_decode(module(l).cpu().numpy(), l.cpu().numpy(), ref_table, TEMPERATURE)
+                thesis_decode(core(l).cpu().numpy(), l.cpu().numpy(), ref_table, TEMPERATURE)
 
         ours_decode()  # warm-up
         module.colorize(l_batches[0], [TEMPERATURE])
         decode = {
             "ours": n / timed(ours_decode, device)[0],
             "ref": n / timed(ref_decode, device)[0],
+            "argmax": n / timed(ours_argmax, device)[0],
             "ours_fwd": n / timed(ours_colorize, device)[0],
             "ref_fwd": n / timed(ref_colorize, device)[0],
             "images": n,
         }
         ours_rgb = module.colorize(l_batches[0], [TEMPERATURE])[:, 0].permute(0, 2, 3, 1).double().cpu().numpy()
-        ref_rgb = thesis_decode(logits[0].cpu().numpy(), l_batches[0].cpu().numpy(), ref_table, TEMPERATURE)
+        ref_rgb = thesis_decode(thesis_logits[0].cpu().numpy(), l_batches[0].cpu().numpy(), ref_table, TEMPERATURE)
         checks.append(f"decode vs reference: max |RGB diff| {np.abs(ours_rgb - ref_rgb).max():.1e} (RGB in [0, 1])")
 
-    timing = f"{warmup} warm-up + {steps} steps (c: {ref_steps}), interleaved"
-    return Result(size, params, train, decode, build, timing, checks)
+    timing = f"{warmup} warm-up + {steps} steps (c, d: {ref_steps}), interleaved"
+    return Result(size, params, train, compile_s, breakdown, decode, build, timing, checks)
 
 
 # --- report -------------------------------------------------------------------------------
+def verdict(value: float, target: float) -> str:
+    return "met" if value >= target else "NOT met"
+
+
 def report(results: Sequence[Result], args: argparse.Namespace, machine: str) -> list[str]:
+    other = "fp32" if args.precision == "bf16-mixed" else "bf16 autocast"
     lines = [
         "lit-colorize throughput" + (" (--quick smoke run: numbers are not meaningful)" if args.quick else ""),
         machine,
-        f"settings: batch {args.batch_size}, DataLoader workers {args.workers}, Adam, fp32, grid {GRID_SIZE} "
-        f"({GRID_SIZE**2} bins), ToyShapes images",
+        f"settings: batch {args.batch_size}, DataLoader workers {args.workers}, Adam, grid {GRID_SIZE} ({GRID_SIZE**2} bins), "
+        f"ToyShapes images; precision of (a), (b), (f): {args.precision} ({args.precision_reason})",
         "",
-        "training, images/s (forward + backward + optimizer step; a and c include data loading)",
-        f"{'size':<9}{'params':>11}{'(a) ours':>11}{'(b) limit':>11}{'(c) thesis':>12}{'a/b':>7}{'a/c':>8}  timed",
+        "training, images/s (forward + backward + optimizer step; all but b include data loading)",
+        f"{'size':<9}{'params':>11}{'(a) ours':>10}{'(b) limit':>11}{'(d) core':>10}{'(c) thesis':>12}"
+        f"{'a/b':>7}{'a/d':>7}{'a/c':>7}  timed",
     ]
     for r in results:
         t = r.train
         lines.append(
-            f"{f'{r.size}x{r.size}':<9}{r.params:>11,}{t['a']:>11.1f}{t['b']:>11.1f}{t['c']:>12.1f}"
-            f"{t['a'] / t['b']:>7.2f}{t['a'] / t['c']:>7.1f}x  {r.steps}"
+            f"{f'{r.size}x{r.size}':<9}{r.params:>11,}{t['a']:>10.1f}{t['b']:>11.1f}{t['d']:>10.1f}{t['c']:>12.1f}"
+            f"{t['a'] / t['b']:>7.2f}{t['a'] / t['d']:>6.2f}x{t['a'] / t['c']:>6.2f}x  {r.steps}"
         )
     lines += [
-        "  (a) uint8 DataLoader -> on_after_batch_transfer (Lab + bins in torch) -> step; (b) step on L + bins made",
-        "  in advance; (c) thesis Dataset (skimage rgb2lab + np.vectorize binning per sample) -> the same step.",
+        "  (a) uint8 DataLoader -> on_after_batch_transfer (Lab + bins in torch) -> step with the defaults (fused",
+        "  chunked head loss, channels_last); (b) the same step on L + bins made in advance; (d) the core default:",
+        "  (a) in fp32, NCHW, plain cross-entropy; (c) thesis Dataset (skimage rgb2lab + np.vectorize binning per",
+        "  sample) -> the step of (d).",
         "",
-        f"decode, images/s (argmax -> bin colors at T={TEMPERATURE} -> Lab to RGB)",
-        f"{'size':<9}{'images':>7}{'ours':>10}{'thesis':>10}{'ratio':>8}  |{'ours+fwd':>10}{'thesis+fwd':>12}{'ratio':>8}",
+        f"options, images/s of the full pipeline against (a)",
+        f"{'size':<9}{f'(e) {other}':>20}{'e/a':>7}{'(f) compile':>13}{'f/a':>7}  compilation + first 2 steps of (f)",
+    ]
+    for r in results:
+        t = r.train
+        compiled = (f"{t['f']:>13.1f}{t['f'] / t['a']:>7.2f}  {r.compile_s:.0f} s") if "f" in t else f"{'-':>13}{'-':>7}  not run"
+        lines.append(f"{f'{r.size}x{r.size}':<9}{t['e']:>20.1f}{t['e'] / t['a']:>7.2f}{compiled}")
+    lines += [
+        "",
+        "step of (a), synchronized between parts (share of time)",
+        f"{'size':<9}{'data side':>11}{'fwd+bwd':>10}{'optimizer':>11}   data side = loader, transfer, Lab, bins",
+    ]
+    for r in results:
+        b = r.breakdown
+        lines.append(f"{f'{r.size}x{r.size}':<9}{b['data']:>10.1%}{b['forward+backward']:>10.1%}{b['optimizer']:>11.1%}")
+    lines += [
+        "",
+        f"decode, images/s (class scores -> bin colors at T={TEMPERATURE} -> Lab to RGB)",
+        f"{'size':<9}{'images':>7}{'ours':>10}{'thesis':>10}{'ratio':>8}{'argmax share':>14}  |{'ours+fwd':>10}{'thesis+fwd':>12}{'ratio':>8}",
     ]
     for r in results:
         d = r.decode
         lines.append(
             f"{f'{r.size}x{r.size}':<9}{d['images']:>7}{d['ours']:>10.1f}{d['ref']:>10.1f}{d['ours'] / d['ref']:>7.1f}x"
-            f"  |{d['ours_fwd']:>10.1f}{d['ref_fwd']:>12.1f}{d['ours_fwd'] / d['ref_fwd']:>7.1f}x"
+            f"{d['ours'] / d['argmax']:>14.0%}  |{d['ours_fwd']:>10.1f}{d['ref_fwd']:>12.1f}{d['ours_fwd'] / d['ref_fwd']:>7.1f}x"
         )
     lines += [
-        "  ours = ColorTable.decode + kornia lab_to_rgb; thesis = np.vectorize lookup + skimage lab2rgb per image;",
-        "  +fwd columns include the model forward (ours: module.colorize(l, [T])).",
+        "  ours = argmax of the logits our model emits (channels_last) + ColorTable lookup + kornia lab_to_rgb;",
+        "  thesis = np.argmax of NCHW logits + np.vectorize lookup + skimage lab2rgb per image. +fwd columns start",
+        "  from L: ours = module.colorize (U-Net body, chunked head argmax, no logits), thesis = the core model's",
+        "  forward + the thesis decode. argmax share: the part of ours spent reading the class scores once (argmax).",
         "",
         "bin table build, images/s (Lab conversion + per-bin counts, means and modes)",
         f"{'size':<9}{'images':>7}{'ours':>12}{'thesis':>10}{'ratio':>9}",
@@ -371,21 +486,44 @@ def report(results: Sequence[Result], args: argparse.Namespace, machine: str) ->
     lines.append("checks (ours vs thesis reference on the same images)")
     for r in results:
         lines += [f"  {r.size}x{r.size} {check}" for check in r.checks]
+    lines += ["", "targets"]
+    for r in results:
+        t, d, b, at = r.train, r.decode, r.build, f"{r.size}x{r.size}"
+        lines += [
+            f"  {at} full pipeline / model only (a/b) >= {TARGET_PIPELINE}: {t['a'] / t['b']:.2f}, {verdict(t['a'] / t['b'], TARGET_PIPELINE)}",
+            f"  {at} end-to-end vs the core fp32 default (a/d) >= {TARGET_END_TO_END}x: {t['a'] / t['d']:.2f}x, "
+            f"{verdict(t['a'] / t['d'], TARGET_END_TO_END)}",
+            f"  {at} decode vs thesis >= {TARGET_DECODE:.0f}x: {d['ours'] / d['ref']:.1f}x "
+            f"(from L: {d['ours_fwd'] / d['ref_fwd']:.1f}x), {verdict(d['ours'] / d['ref'], TARGET_DECODE)}",
+            f"  {at} table build vs thesis >= {TARGET_BUILD:.0f}x: {b['ours'] / b['ref']:.1f}x, {verdict(b['ours'] / b['ref'], TARGET_BUILD)}",
+        ]
+        if "f" in t:
+            lines.append(f"  {at} torch.compile speed-up (f/a): {t['f'] / t['a']:.2f}x after {r.compile_s:.0f} s of compilation")
     return lines
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="tiny smoke run (batch 4, 2 steps, few images)")
-    parser.add_argument("--steps", type=int, help="timed steps for (a) and (b); default per size")
-    parser.add_argument("--ref-steps", type=int, help="timed steps for (c), the slow reference; default per size")
+    parser.add_argument("--quick", action="store_true", help="tiny smoke run (batch 4, 2 steps, few images, no compile)")
+    parser.add_argument("--steps", type=int, help="timed steps for (a), (b), (e), (f); default per size")
+    parser.add_argument("--ref-steps", type=int, help="timed steps for (c) and (d), the slow ones; default per size")
     parser.add_argument("--warmup", type=int, help="untimed steps before each timing; default per size (--quick 1)")
     parser.add_argument("--batch-size", type=int, help="images per step (default 32, --quick 4)")
     parser.add_argument("--sizes", type=int, nargs="+", choices=sorted(CONFIGS), default=sorted(CONFIGS), help="image sizes")
-    parser.add_argument("--workers", type=int, default=0, help="DataLoader workers for (a) and (c) (default 0)")
+    parser.add_argument(
+        "--compile-sizes", type=int, nargs="*", choices=sorted(CONFIGS),
+        help="sizes at which to time (f), torch.compile (default 32; --quick none); give none to skip",
+    )  # fmt: skip
+    parser.add_argument(
+        "--precision", choices=["auto", "32-true", "bf16-mixed"], default="auto",
+        help="precision of (a), (b), (f); auto: bf16-mixed where the device computes bf16 natively (as `lit-colorize fit`)",
+    )  # fmt: skip
+    parser.add_argument("--workers", type=int, default=0, help="DataLoader workers for the loading pipelines (default 0)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="default: cuda if available")
     args = parser.parse_args(argv)
     args.batch_size = args.batch_size or (4 if args.quick else 32)
+    if args.compile_sizes is None:
+        args.compile_sizes = [] if args.quick else [32]
     for name in ("batch_size", "steps", "ref_steps"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be >= 1")
@@ -393,6 +531,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         parser.error("--warmup must be >= 0")
     if args.workers < 0:
         parser.error("--workers must be >= 0")
+    if args.precision == "auto":
+        args.precision = default_precision(torch.device(args.device).type)
+        args.precision_reason = "auto: " + ("native bf16" if args.precision == "bf16-mixed" else "no native bf16 on this device")
+    else:
+        args.precision_reason = "as asked"
     return args
 
 

@@ -31,4 +31,6 @@ def cuda_devices() -> list[str]:
     return ["cuda"] if torch.cuda.is_available() else []
 
 
-requires_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def requires_cuda(test):
+    """Marks ``test`` as a GPU test (``pytest -m gpu``), skipped where no CUDA GPU is present."""
+    return pytest.mark.gpu(pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")(test))

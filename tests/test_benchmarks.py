@@ -18,7 +18,9 @@ def test_throughput_quick_run() -> None:
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     out = result.stdout
-    for line in ["(a) ours", "decode, images/s", "bin table build", "counts equal, max |mode diff| 0"]:
+    for line in ["(a) ours", "(d) core", "(e) bf16 autocast" if "32-true" in out else "(e) fp32", "data side",
+                 "decode, images/s", "bin table build", "counts equal, max |mode diff| 0", "full pipeline / model only (a/b)",
+                 "end-to-end vs the core fp32 default (a/d)", "decode vs thesis >= 100x", "table build vs thesis >= 20x"]:  # fmt: skip
         assert line in out, line
     assert "bins agree on 100.00% of pixels" in out
 

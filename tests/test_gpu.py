@@ -1,0 +1,53 @@
+"""On a CUDA GPU: the fused head, bf16 training and prediction agree with the CPU.
+
+Run by ``benchmarks/gpu_check.sh`` (``pytest -m gpu``); skipped on machines without a GPU.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from callbacks import BinColorTable
+from lit_colorize.head import chunked_head_cross_entropy
+from lit_colorize.module import ColorizationModule
+from lit_colorize.precision import default_precision
+from tests.conftest import requires_cuda
+from tests.helpers import quick_trainer, tiny_toyshapes
+
+
+@requires_cuda
+def test_fused_head_on_cuda_matches_the_cpu() -> None:
+    generator = torch.Generator().manual_seed(0)
+    features = torch.randn(4, 16, 32, 32, generator=generator)
+    weight = torch.randn(324, 16, 1, 1, generator=generator)
+    bias = torch.randn(324, generator=generator)
+    targets = torch.randint(0, 324, (4, 32, 32), generator=generator)
+    results = {}
+    for device in ("cpu", "cuda"):
+        inputs = [t.to(device).requires_grad_(t.is_floating_point()) for t in (features, weight, bias)]
+        loss, argmax = chunked_head_cross_entropy(*inputs, targets.to(device))
+        loss.backward()
+        results[device] = [loss.detach().cpu(), argmax.cpu(), *(t.grad.cpu() for t in inputs)]
+    for cpu, cuda in zip(results["cpu"], results["cuda"]):
+        if cpu.is_floating_point():
+            torch.testing.assert_close(cuda, cpu, rtol=1e-3, atol=1e-5)
+        else:
+            assert (cuda == cpu).float().mean() > 0.999  # argmax: near-ties may flip
+
+
+@requires_cuda
+def test_fit_on_the_gpu_with_the_default_precision_then_predict_like_the_cpu(tmp_path: Path) -> None:
+    module = ColorizationModule(widths=(8, 16, 32))
+    trainer = quick_trainer(
+        tmp_path, accelerator="gpu", precision=default_precision("gpu"), limit_train_batches=4, limit_val_batches=2,
+        callbacks=[BinColorTable()],
+    )  # fmt: skip
+    trainer.fit(module, tiny_toyshapes())
+    assert torch.isfinite(trainer.callback_metrics["val/loss"])
+    assert next(module.parameters()).device.type == "cuda"
+    l_norm = torch.rand(2, 1, 32, 32, device="cuda")
+    on_gpu = module.eval().colorize(l_norm, [0.0, 0.8]).cpu()
+    on_cpu = module.cpu().colorize(l_norm.cpu(), [0.0, 0.8])
+    assert (on_gpu - on_cpu).abs().gt(1 / 255).float().mean() < 1e-3  # bins may flip only at near-ties
