@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+import torch
 from PIL import Image
 
 from tests.conftest import REPO_ROOT
@@ -50,3 +53,28 @@ def test_quality_comparison_quick_run(shared_data: Path, tmp_path: Path) -> None
     assert truth[2:4] == ["1.0000", "1.0000"]  # AuC and rebalanced AuC of the truth itself
     with Image.open(tmp_path / "quality_grid.png") as grid:
         assert grid.size == (7 * 96, 3 * 96)  # gray | truth | 5 variants, 3 photos, 32 px tiles shown at 96
+
+
+def test_gpu_check_script_cpu_path() -> None:
+    """benchmarks/gpu_check.sh end to end on the CPU: GPU tests (skipped here) and the bf16 throughput run."""
+    result = subprocess.run(
+        ["bash", str(REPO_ROOT / "benchmarks" / "gpu_check.sh"), "--cpu-smoke"],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=600, env={**os.environ, "PYTHON": sys.executable},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    out = result.stdout
+    for line in ["== GPU-marked tests", "== throughput at 128x128", "precision of (a), (b), (f): bf16-mixed",
+                 "data side share of a step", "(a) ours"]:  # fmt: skip
+        assert line in out, line
+    if not torch.cuda.is_available():
+        assert "GPU: none (CPU smoke run)" in out and "skipped" in out
+
+
+def test_gpu_check_refuses_to_run_without_a_gpu() -> None:
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    result = subprocess.run(
+        ["bash", str(REPO_ROOT / "benchmarks" / "gpu_check.sh")],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=120, env={**os.environ, "PYTHON": sys.executable},
+    )  # fmt: skip
+    assert result.returncode == 1 and "no CUDA GPU" in result.stderr and "--cpu-smoke" in result.stderr
