@@ -51,20 +51,6 @@ class _ChunkedHeadCrossEntropy(torch.autograd.Function):
         pixel_weights: Tensor | None,
         chunk: int,
     ) -> tuple[Tensor, Tensor]:
-        with torch.autocast(features.device.type, enabled=False):  # the reductions stay in float32
-            return _ChunkedHeadCrossEntropy._forward(ctx, features, weight, bias, target_bins, target_weights, pixel_weights, chunk)
-
-    @staticmethod
-    def _forward(
-        ctx: Any,
-        features: Tensor,
-        weight: Tensor,
-        bias: Tensor,
-        target_bins: Tensor,
-        target_weights: Tensor | None,
-        pixel_weights: Tensor | None,
-        chunk: int,
-    ) -> tuple[Tensor, Tensor]:
         dtype = compute_dtype(features)
         flat = pixel_major(features).to(dtype)
         weight_t = weight.to(dtype).t()
@@ -96,7 +82,7 @@ class _ChunkedHeadCrossEntropy(torch.autograd.Function):
     @staticmethod
     @once_differentiable
     def backward(ctx: Any, grad_loss: Tensor, _grad_predicted: Tensor | None) -> tuple[Tensor | None, ...]:
-        with torch.autocast(grad_loss.device.type, enabled=False):
+        with torch.autocast(grad_loss.device.type, enabled=False):  # as in forward: float32 reductions
             return _ChunkedHeadCrossEntropy._backward(ctx, grad_loss)
 
     @staticmethod
@@ -156,9 +142,10 @@ def chunked_head_cross_entropy(
     dtype = compute_dtype(features)
     weights = None if target_weights is None else pixel_major(target_weights).to(dtype).contiguous()
     omega = None if pixel_weights is None else pixel_weights.reshape(-1).to(dtype).contiguous()
-    loss, predicted = _ChunkedHeadCrossEntropy.apply(
-        features, weight.reshape(weight.shape[0], -1), bias, bins, weights, omega, chunk
-    )
+    with torch.autocast(features.device.type, enabled=False):  # the reductions stay in float32
+        loss, predicted = _ChunkedHeadCrossEntropy.apply(
+            features, weight.reshape(weight.shape[0], -1), bias, bins, weights, omega, chunk
+        )
     return loss, predicted.view(batch, height, width)
 
 
@@ -171,6 +158,7 @@ def chunked_head_argmax(features: Tensor, weight: Tensor, bias: Tensor, chunk: i
     weight_t = weight.reshape(weight.shape[0], -1).to(dtype).t()
     bias = bias.to(dtype)
     predicted = torch.empty(flat.shape[0], dtype=torch.long, device=flat.device)
-    for start in range(0, flat.shape[0], chunk):
-        predicted[start : start + chunk] = torch.addmm(bias, flat[start : start + chunk], weight_t).argmax(dim=1)
+    with torch.autocast(features.device.type, enabled=False):  # the same scores as in training
+        for start in range(0, flat.shape[0], chunk):
+            predicted[start : start + chunk] = torch.addmm(bias, flat[start : start + chunk], weight_t).argmax(dim=1)
     return predicted.view(batch, height, width)

@@ -98,7 +98,8 @@ class ColorizationModule(L.LightningModule):
 
         ``fused_head_loss`` computes the training loss of the classification head in chunks
         of pixels without materializing the logits (``lit_colorize.head``): the same loss
-        and gradients, about 3x faster for 324 bins on a CPU; off, the plain
+        and gradients, the head and its loss about 3x faster for 324 bins on a CPU (the whole
+        step 2.3x at 32x32); off, the plain
         ``F.cross_entropy`` over the full logits tensor. ``channels_last`` keeps weights and
         activations in NHWC layout (faster convolutions on CPUs and tensor cores).
         ``compile`` runs the U-Net body through ``torch.compile`` (set up in
