@@ -294,8 +294,9 @@ def trainer_fit_rates(
     config: SizeConfig, batch_size: int, workers: int, device: torch.device, precision: str, steps: int, rounds: int = 2
 ) -> dict[str, float]:
     """Images/s of a real ``Trainer.fit`` (Lightning's loop, metrics, logging, NaN check) with the
-    defaults against the core default, alternating fits so load changes hit both; the first
-    steps of each fit (warm-up) are not timed."""
+    defaults against the core default, alternating fits so load changes hit both: training
+    steps (the first few of each fit, warm-up, not timed) and the validation epoch that ends
+    the fit (loss, accuracy top-1/top-5, AuC, PSNR, SSIM, colorfulness)."""
     import lightning as L  # noqa: PLC0415
     from lightning.pytorch.callbacks import Callback  # noqa: PLC0415
 
@@ -304,28 +305,40 @@ def trainer_fit_rates(
     class StepClock(Callback):
         def __init__(self) -> None:
             self.starts: list[float] = []
+            self.validation = 0.0
 
         def on_train_batch_start(self, *args: object) -> None:
             synchronize(device)
             self.starts.append(time.perf_counter())
 
-    warmup = 3
-    spent = {"ours": 0.0, "core": 0.0}
+        def on_validation_epoch_start(self, *args: object) -> None:
+            synchronize(device)
+            self.validation -= time.perf_counter()
+
+        def on_validation_epoch_end(self, *args: object) -> None:
+            synchronize(device)
+            self.validation += time.perf_counter()
+
+    warmup, val_batches = 3, 4
+    spent = {"ours": 0.0, "core": 0.0, "ours_val": 0.0, "core_val": 0.0}
     for _ in range(rounds):
         for name, options, run_precision in (("core", CORE_DEFAULT, "32-true"), ("ours", {}, precision)):
             torch.manual_seed(0)
             module = ColorizationModule(widths=list(config.widths), grid_size=GRID_SIZE, **options)
             clock = StepClock()
             trainer = L.Trainer(
-                accelerator=device.type, devices=1, precision=run_precision, max_steps=warmup + steps + 1,
-                limit_val_batches=0, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                enable_model_summary=False, callbacks=[clock],
+                accelerator=device.type, devices=1, precision=run_precision, max_epochs=1, num_sanity_val_steps=0,
+                logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                callbacks=[clock],
             )  # fmt: skip
-            data = ToyShapes(num_train=(warmup + steps + 1) * batch_size, num_val=batch_size, image_size=config.size,
-                             batch_size=batch_size, num_workers=workers)  # fmt: skip
+            data = ToyShapes(num_train=(warmup + steps + 1) * batch_size, num_val=val_batches * batch_size,
+                             image_size=config.size, batch_size=batch_size, num_workers=workers)  # fmt: skip
             trainer.fit(module, data)
             spent[name] += clock.starts[warmup + steps] - clock.starts[warmup]
-    return {name: rounds * steps * batch_size / seconds for name, seconds in spent.items()}
+            spent[f"{name}_val"] += clock.validation
+    images = {"ours": steps * batch_size, "core": steps * batch_size}
+    images.update(ours_val=val_batches * batch_size, core_val=val_batches * batch_size)
+    return {name: rounds * images[name] / seconds for name, seconds in spent.items()}
 
 
 @dataclass
@@ -508,11 +521,15 @@ def report(results: Sequence[Result], args: argparse.Namespace, machine: str) ->
     lines += [
         "",
         "Trainer.fit end to end, images/s (Lightning loop, metrics, logging, NaN check; defaults vs core default)",
-        f"{'size':<9}{'ours':>10}{'core':>10}{'ratio':>8}",
+        f"{'size':<9}{'train ours':>11}{'core':>8}{'ratio':>8}  |{'validation ours':>16}{'core':>8}{'ratio':>8}",
     ]
     for r in results:
         if r.fit:
-            lines.append(f"{f'{r.size}x{r.size}':<9}{r.fit['ours']:>10.1f}{r.fit['core']:>10.1f}{r.fit['ours'] / r.fit['core']:>7.2f}x")
+            f = r.fit
+            lines.append(
+                f"{f'{r.size}x{r.size}':<9}{f['ours']:>11.1f}{f['core']:>8.1f}{f['ours'] / f['core']:>7.2f}x"
+                f"  |{f['ours_val']:>16.1f}{f['core_val']:>8.1f}{f['ours_val'] / f['core_val']:>7.2f}x"
+            )
         else:
             lines.append(f"{f'{r.size}x{r.size}':<9}  not run (see --fit-sizes)")
     lines += [

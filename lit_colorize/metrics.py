@@ -117,3 +117,43 @@ class DeltaColorfulness(Colorfulness):
         if rgb_true is None:
             raise ValueError("DeltaColorfulness needs the ground-truth images")
         return (colorfulness(rgb_pred) - colorfulness(rgb_true)).abs()
+
+
+class PixelAccuracy(Metric):
+    """Share of pixels whose true bin is among the ``top_k`` predicted ones (micro average over
+    every pixel of every image, as torchmetrics' ``MulticlassAccuracy(average="micro",
+    multidim_average="global")``).
+
+    Why not that class: for (B, K, H, W) scores it builds per-class statistics, about 0.7 s
+    per 32x32x32 batch with 324 bins on a CPU, ten times the forward pass; counting hits of a
+    top-k is the same number at the cost of one top-k.
+    """
+
+    full_state_update = False
+    higher_is_better = True
+    is_differentiable = False
+
+    def __init__(self, top_k: int = 1, **kwargs) -> None:
+        super().__init__(**kwargs)
+        if top_k < 1:
+            raise ValueError(f"top_k must be >= 1, got {top_k}")
+        self.top_k = top_k
+        self.add_state("hits", default=torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")
+        self.add_state("pixels", default=torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")
+
+    def update(self, preds: Tensor, target: Tensor) -> None:
+        """``preds``: scores (B, K, H, W), or bin indices (B, H, W) for top-1; ``target`` (B, H, W)."""
+        if preds.is_floating_point():
+            if self.top_k == 1:
+                hits = preds.argmax(dim=1) == target
+            else:
+                hits = (preds.topk(self.top_k, dim=1).indices == target.unsqueeze(1)).any(dim=1)
+        elif self.top_k == 1:
+            hits = preds == target
+        else:
+            raise ValueError(f"top-{self.top_k} accuracy needs class scores (B, K, H, W), got indices {tuple(preds.shape)}")
+        self.hits += hits.sum()
+        self.pixels += target.numel()
+
+    def compute(self) -> Tensor:
+        return self.hits.float() / self.pixels.clamp_min(1)

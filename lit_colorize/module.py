@@ -10,15 +10,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 from torchmetrics import MeanMetric, MetricCollection
-from torchmetrics.classification import MulticlassAccuracy
 from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMeasure
 
 from lit_colorize.bins import ColorTable, ab_to_bin, nearest_occupied
 from lit_colorize.color import denormalize_ab, join_lab, normalize_ab, split_lab, to_float_rgb
 from lit_colorize.fullres import colorize_full_resolution
-from lit_colorize.head import chunked_head_argmax, chunked_head_cross_entropy
+from lit_colorize.head import chunked_head_argmax, chunked_head_cross_entropy, pixel_major
 from lit_colorize.losses import near_gray_images, rebalancing_weights, soft_targets
-from lit_colorize.metrics import ABErrorAUC, Colorfulness, DeltaColorfulness
+from lit_colorize.metrics import ABErrorAUC, Colorfulness, DeltaColorfulness, PixelAccuracy
 from lit_colorize.photos import ColorizedPhoto, PhotoItem
 from lit_colorize.unet import Activation, UNet, widths_from
 
@@ -134,14 +133,11 @@ class ColorizationModule(L.LightningModule):
         self.predict_temperatures: list[float] = predict_temperatures
         self.working_size: int | None = None
 
-        def pixel_accuracy(top_k: int) -> MulticlassAccuracy:
-            return MulticlassAccuracy(num_bins, top_k=top_k, average="micro", multidim_average="global")
-
         self.train_loss, self.eval_loss = MeanMetric(), MeanMetric()
-        self.train_acc = pixel_accuracy(1)
-        accuracy = {"acc": pixel_accuracy(1)}
+        self.train_acc = PixelAccuracy()
+        accuracy = {"acc": PixelAccuracy()}
         if head == "classification":
-            accuracy["acc_top5"] = pixel_accuracy(5)
+            accuracy["acc_top5"] = PixelAccuracy(top_k=5)
         self.eval_acc = MetricCollection(accuracy)
         # Decoded at eval_temperature: ab against the truth's ab, RGB against the truth's RGB.
         self.eval_ab = MetricCollection(
@@ -415,7 +411,10 @@ def classification_loss(
 ) -> Tensor:
     """Cross-entropy over full logits (B, K, H, W), with the targets of ``_class_targets``:
     the reference that ``chunked_head_cross_entropy`` computes without the logits."""
-    if target_weights is None:
+    if target_weights is None and logits.is_contiguous(memory_format=torch.channels_last):
+        # Pixel-major rows are a view of channels_last logits: no copy, contiguous reductions.
+        pixel_loss = F.cross_entropy(pixel_major(logits), targets.reshape(-1), reduction="none").view_as(targets)
+    elif target_weights is None:
         pixel_loss = F.cross_entropy(logits, targets, reduction="none")
     else:
         pixel_loss = -(target_weights * logits.float().log_softmax(dim=1).gather(1, targets)).sum(dim=1)

@@ -8,7 +8,9 @@ import pytest
 import torch
 
 from lit_colorize.bins import ab_to_bin
-from lit_colorize.metrics import ABErrorAUC, Colorfulness, DeltaColorfulness, colorfulness
+from torchmetrics.classification import MulticlassAccuracy
+
+from lit_colorize.metrics import ABErrorAUC, Colorfulness, DeltaColorfulness, PixelAccuracy, colorfulness
 
 
 def ab_image(pixels: list[tuple[float, float]]) -> torch.Tensor:
@@ -66,3 +68,31 @@ def test_colorfulness_by_hand() -> None:
     mean_cf = Colorfulness()
     mean_cf.update(torch.cat([image, gray]))
     assert mean_cf.compute().item() == pytest.approx((spread + 0.3 * mean) / 2)
+
+
+def test_pixel_accuracy_by_hand_and_against_torchmetrics() -> None:
+    # 2 pixels, 3 classes: pixel 0 true class 2 (ranked 2nd), pixel 1 true class 0 (ranked 1st)
+    scores = torch.tensor([[0.1, 0.3, 0.2], [0.9, 0.05, 0.0]]).t().reshape(1, 3, 1, 2)
+    target = torch.tensor([[[2, 0]]])
+    top1, top2 = PixelAccuracy(), PixelAccuracy(top_k=2)
+    top1.update(scores, target)
+    top2.update(scores, target)
+    assert top1.compute().item() == 0.5 and top2.compute().item() == 1.0
+    indices = PixelAccuracy()
+    indices.update(scores.argmax(dim=1), target)
+    assert indices.compute().item() == 0.5
+
+    generator = torch.Generator().manual_seed(0)
+    for channels_last in (False, True):
+        scores = torch.randn(3, 36, 5, 7, generator=generator)
+        if channels_last:
+            scores = scores.contiguous(memory_format=torch.channels_last)
+        target = torch.randint(0, 36, (3, 5, 7), generator=generator)
+        for k in (1, 5):
+            ours, oracle = PixelAccuracy(top_k=k), MulticlassAccuracy(36, top_k=k, average="micro", multidim_average="global")
+            for half in (slice(0, 2), slice(2, 3)):  # accumulates over updates
+                ours.update(scores[half], target[half])
+                oracle.update(scores[half], target[half])
+            torch.testing.assert_close(ours.compute(), oracle.compute())
+    with pytest.raises(ValueError, match="needs class scores"):
+        PixelAccuracy(top_k=5).update(target, target)
