@@ -26,7 +26,7 @@ def test_fused_head_on_cuda_matches_the_cpu() -> None:
     targets = torch.randint(0, 324, (4, 32, 32), generator=generator)
     results = {}
     for device in ("cpu", "cuda"):
-        inputs = [t.to(device).requires_grad_(t.is_floating_point()) for t in (features, weight, bias)]
+        inputs = [t.detach().clone().to(device).requires_grad_() for t in (features, weight, bias)]  # fresh leaves
         loss, argmax = chunked_head_cross_entropy(*inputs, targets.to(device))
         loss.backward()
         results[device] = [loss.detach().cpu(), argmax.cpu(), *(t.grad.cpu() for t in inputs)]
