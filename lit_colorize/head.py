@@ -58,7 +58,7 @@ class _ChunkedHeadCrossEntropy(torch.autograd.Function):
         pixels = flat.shape[0]
         lse = torch.empty(pixels, device=flat.device, dtype=dtype)
         predicted = torch.empty(pixels, dtype=torch.long, device=flat.device)
-        total = torch.zeros((), device=flat.device, dtype=torch.float64)
+        total = torch.zeros((), device=flat.device, dtype=dtype)  # not float64: MPS has none
         for start in range(0, pixels, chunk):
             end = min(start + chunk, pixels)
             logits = torch.addmm(bias, flat[start:end], weight_t)
@@ -73,11 +73,11 @@ class _ChunkedHeadCrossEntropy(torch.autograd.Function):
                 pixel_loss = w.sum(dim=1) * chunk_lse - (w * target_logits).sum(dim=1)
             if pixel_weights is not None:
                 pixel_loss = pixel_loss * pixel_weights[start:end]
-            total += pixel_loss.sum(dtype=torch.float64)
+            total += pixel_loss.sum()
         ctx.save_for_backward(features, weight, bias, target_bins, target_weights, pixel_weights, lse)
         ctx.chunk = chunk
         ctx.mark_non_differentiable(predicted)
-        return (total / pixels).to(dtype), predicted
+        return total / pixels, predicted
 
     @staticmethod
     @once_differentiable

@@ -138,7 +138,7 @@ class ColorizationModule(L.LightningModule):
         accuracy = {"acc": PixelAccuracy()}
         if head == "classification":
             accuracy["acc_top5"] = PixelAccuracy(top_k=5)
-        self.eval_acc = MetricCollection(accuracy)
+        self.eval_acc = MetricCollection(accuracy, compute_groups=False)  # updated one by one (see _evaluate)
         # Decoded at eval_temperature: ab against the truth's ab, RGB against the truth's RGB.
         self.eval_ab = MetricCollection(
             {"auc": ABErrorAUC(grid_size=grid_size), "auc_rebalanced": ABErrorAUC(rebalanced=True, grid_size=grid_size)},
@@ -234,13 +234,16 @@ class ColorizationModule(L.LightningModule):
         return self.prepare_batch(images)
 
     # --- decoding -----------------------------------------------------------------------
-    def decode_ab(self, output: Tensor, temperature: float) -> Tensor:
-        """Network output -> ab in ab units, with the configured decoding at ``temperature``."""
+    def decode_ab(self, output: Tensor, temperature: float, bins: Tensor | None = None) -> Tensor:
+        """Network output -> ab in ab units, with the configured decoding at ``temperature``.
+        ``bins``: the output's argmax when already known (mode/mean decoding needs only it)."""
         if not self.is_classifier:
             return denormalize_ab(output.float().clamp(0.0, 1.0))
         if self.hparams.decoding == "annealed_mean":
             return self.color_table.annealed_mean(output, temperature)
-        return self.color_table.decode(output, temperature)
+        if bins is None:
+            return self.color_table.decode(output, temperature)
+        return self.color_table.decode_bins(bins, temperature)
 
     def predicted_bins(self, output: Tensor) -> Tensor:
         if self.is_classifier:
@@ -357,9 +360,12 @@ class ColorizationModule(L.LightningModule):
 
     def _evaluate(self, batch: dict[str, Tensor], stage: str) -> None:
         loss, output, predicted = self._shared_step(batch)
-        ab = upsample_ab(self.decode_ab(output, self.hparams.eval_temperature), batch["ab"].shape[-2:])
+        # One argmax per batch (in _shared_step) serves the decoding and the top-1 accuracy.
+        ab = upsample_ab(self.decode_ab(output, self.hparams.eval_temperature, predicted), batch["ab"].shape[-2:])
         self.eval_loss(loss)
-        self.eval_acc.update(output if self.is_classifier else predicted, batch["bins"])
+        self.eval_acc["acc"].update(predicted, batch["bins"])
+        if self.is_classifier:
+            self.eval_acc["acc_top5"].update(output, batch["bins"])
         self.eval_ab.update(ab, batch["ab"])
         self.eval_rgb.update(join_lab(batch["l"], ab), batch["rgb"])
         self.log(f"{stage}/loss", self.eval_loss, prog_bar=True)
