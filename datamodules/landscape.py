@@ -141,6 +141,17 @@ class CachedImages(Dataset):
         return torch.from_numpy(np.array(self.images[index])), self.labels[index]
 
 
+def landscape_augmentation(image_size: int) -> nn.Module:
+    """The thesis's augmentation, online and per batch on the device: rotation within +-30
+    degrees, crop of up to 30% (back to ``image_size``), horizontal and vertical flips."""
+    return nn.Sequential(
+        K.RandomRotation(degrees=30.0, p=1.0),
+        K.RandomResizedCrop((image_size, image_size), scale=(0.7, 1.0), ratio=(0.9, 1.1), p=1.0),
+        K.RandomHorizontalFlip(p=0.5),
+        K.RandomVerticalFlip(p=0.5),
+    )
+
+
 class Landscape(ImageDataModule):
     """Photos from one or more folders, ``image_size`` square (default 128), as uint8 batches.
 
@@ -170,12 +181,7 @@ class Landscape(ImageDataModule):
         self.train_set: CachedImages | None = None
         self.val_set: CachedImages | None = None
         self.class_names: list[str] = []
-        self.train_augmentation = nn.Sequential(
-            K.RandomRotation(degrees=30.0, p=1.0),
-            K.RandomResizedCrop((image_size, image_size), scale=(0.7, 1.0), ratio=(0.9, 1.1), p=1.0),
-            K.RandomHorizontalFlip(p=0.5),
-            K.RandomVerticalFlip(p=0.5),
-        )
+        self.train_augmentation = landscape_augmentation(image_size)
 
     def _listing(self) -> tuple[list[Path], list[str], list[bool]]:
         """Every image with its class and whether it is a validation image (explicit split only)."""

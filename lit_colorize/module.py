@@ -8,7 +8,7 @@ from typing import Any, Literal
 import lightning as L
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 from torchmetrics import MeanMetric, MetricCollection
 from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMeasure
 
@@ -133,7 +133,12 @@ class ColorizationModule(L.LightningModule):
         self.predict_temperatures: list[float] = predict_temperatures
         self.working_size: int | None = None
 
-        self.train_loss, self.eval_loss = MeanMetric(), MeanMetric()
+        # nan_strategy="disable": the default NaN check of MeanMetric waits for the device on every
+        # update. A non-finite training loss stops the run before its update (see
+        # _stop_if_not_finite); a NaN validation loss is reported as NaN rather than dropped.
+        self.train_loss = MeanMetric(nan_strategy="disable")
+        self.eval_loss = MeanMetric(nan_strategy="disable")
+        self._losses_since_update: list[Tensor] = []  # checked for NaN once per optimizer step
         self.train_acc = PixelAccuracy()
         accuracy = {"acc": PixelAccuracy()}
         if head == "classification":
@@ -228,9 +233,13 @@ class ColorizationModule(L.LightningModule):
             if not self._train_image_size_recorded:
                 self.train_image_size.fill_(min(images.shape[-2:]))
                 self._train_image_size_recorded = True
-            augment = getattr(trainer.datamodule, "train_augmentation", None)
-            if augment is not None:
-                images = augment(to_float_rgb(images)).clamp_(0.0, 1.0)
+            return self.prepare_training_batch(images, getattr(trainer.datamodule, "train_augmentation", None))
+        return self.prepare_batch(images)
+
+    def prepare_training_batch(self, images: Tensor, augmentation: nn.Module | None) -> dict[str, Tensor]:
+        """:meth:`prepare_batch` after the batch augmentation, applied to RGB so L and ab stay aligned."""
+        if augmentation is not None:
+            images = augmentation(to_float_rgb(images)).clamp_(0.0, 1.0)
         return self.prepare_batch(images)
 
     # --- decoding -----------------------------------------------------------------------
@@ -320,22 +329,39 @@ class ColorizationModule(L.LightningModule):
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
         loss, _, predicted = self._shared_step(batch)
-        self._stop_if_not_finite(loss)
+        self._losses_since_update.append(loss.detach())
         self.train_loss(loss)
         self.train_acc(predicted, batch["bins"])
         self.log("train/loss", self.train_loss, on_step=True, on_epoch=True, prog_bar=True)
         self.log("train/acc", self.train_acc, on_step=False, on_epoch=True)
         return loss
 
-    def _stop_if_not_finite(self, loss: Tensor) -> None:
-        """Stop with a clear error, on every process at once, before a NaN reaches the weights."""
-        finite = bool(torch.isfinite(loss.detach()))
+    def on_train_start(self) -> None:
+        self._losses_since_update = []
+
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        self._stop_if_not_finite()
+
+    def _stop_if_not_finite(self) -> None:
+        """Stop with a clear error, on every process at once, before a NaN reaches the weights.
+
+        Checked after backward, just before the update, over the losses of every batch since
+        the last update (all of them when gradients accumulate): the step itself then never
+        waits for the device between its forward and backward.
+        """
+        if not self._losses_since_update:
+            return
+        losses = torch.stack(self._losses_since_update)
+        self._losses_since_update = []
+        finite = bool(torch.isfinite(losses).all())
         trainer = self._trainer
         if trainer is not None and trainer.world_size > 1:
             finite = trainer.strategy.reduce_boolean_decision(finite, all=True)
         if not finite:
+            bad = losses[~torch.isfinite(losses)]
+            value = f"{bad[0].item()}" if len(bad) else "not finite"
             raise NonFiniteLossError(
-                f"train/loss is {loss.item()} at global step {self.global_step} (epoch {self.current_epoch}) on at "
+                f"train/loss is {value} at global step {self.global_step} (epoch {self.current_epoch}) on at "
                 f"least one process. Training stopped before this update; the last checkpoint (last.ckpt) is the "
                 f"last good state. Lower the learning rate (lr={self.hparams.lr}) or check the data for bad values."
             )

@@ -5,10 +5,12 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+import traceback
 from pathlib import Path
 from typing import Any
 
 import lightning as L
+import torch
 import yaml
 
 from callbacks import BinColorTable
@@ -95,3 +97,42 @@ def console_script() -> str:
     executable = shutil.which("lit-colorize", path=str(Path(sys.executable).parent)) or shutil.which("lit-colorize")
     assert executable, "the lit-colorize console script is not installed (pip install -e .)"
     return executable
+
+
+class HostReadProbe:
+    """Records every Python-level read of a tensor's value on the host (``item``, ``bool``, ``int``,
+    ``float``, ``tolist``, ``numpy``, ``__index__``) between :meth:`start` and :meth:`stop`.
+
+    On a GPU each such read makes the host wait until the device has caught up, which stalls the
+    queue of kernels; on the CPU they cost nothing, so this is how a CPU test can see them.
+    On CUDA, ``torch.cuda.set_sync_debug_mode("error")`` also catches the reads inside torch.
+    """
+
+    METHODS = ("item", "tolist", "numpy", "__bool__", "__int__", "__float__", "__index__")
+
+    def __init__(self) -> None:
+        self.reads: list[str] = []
+        self._saved: dict[str, Any] = {}
+
+    def start(self) -> None:
+        for name in self.METHODS:
+            self._saved[name] = torch.Tensor.__dict__.get(name)
+            setattr(torch.Tensor, name, self._recording(name, getattr(torch.Tensor, name)))
+
+    def stop(self) -> None:
+        for name, own in self._saved.items():
+            if own is None:
+                delattr(torch.Tensor, name)  # it was inherited from torch._C.TensorBase
+            else:
+                setattr(torch.Tensor, name, own)
+        self._saved = {}
+
+    def _recording(self, name: str, original: Any) -> Any:
+        reads = self.reads
+
+        def read(tensor: torch.Tensor, *args: Any, **kwargs: Any) -> Any:
+            caller = traceback.extract_stack(limit=2)[0]  # the frame that read the tensor
+            reads.append(f"Tensor.{name} at {caller.filename}:{caller.lineno} ({caller.line})")
+            return original(tensor, *args, **kwargs)
+
+        return read

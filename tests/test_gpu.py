@@ -5,16 +5,29 @@ Run by ``benchmarks/gpu_check.sh`` (``pytest -m gpu``); skipped on machines with
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
 import torch
 
 from callbacks import BinColorTable
+from datamodules.landscape import landscape_augmentation
 from lit_colorize.head import chunked_head_cross_entropy
 from lit_colorize.module import ColorizationModule
 from lit_colorize.precision import default_precision
 from tests.conftest import requires_cuda
 from tests.helpers import quick_trainer, tiny_toyshapes
+
+
+@pytest.fixture(autouse=True)
+def full_float32_on_cuda() -> Iterator[None]:
+    """No TF32 while comparing with the CPU: cuDNN convolutions use it by default (10-bit mantissa),
+    enough to flip many near-tie argmaxes of a barely trained model; the tests check the math."""
+    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    yield
+    torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
 
 
 @requires_cuda
@@ -51,3 +64,28 @@ def test_fit_on_the_gpu_with_the_default_precision_then_predict_like_the_cpu(tmp
     on_gpu = module.eval().colorize(l_norm, [0.0, 0.8]).cpu()
     on_cpu = module.cpu().colorize(l_norm.cpu(), [0.0, 0.8])
     assert (on_gpu - on_cpu).abs().gt(1 / 255).float().mean() < 1e-3  # bins may flip only at near-ties
+
+
+@requires_cuda
+def test_a_training_step_on_the_gpu_never_waits_for_it() -> None:
+    """Forward, fused loss, loss and accuracy metrics, backward and the update queue up on the
+    GPU without one device-to-host wait (torch's sync debug mode raises on any). The data side
+    before it (kornia's augmentation and Lab) is left out: it copies small constants to the GPU."""
+    module = ColorizationModule(widths=(8, 16, 32)).cuda()
+    optimizer = module.configure_optimizers()
+    images = torch.randint(0, 256, (8, 3, 32, 32), dtype=torch.uint8, device="cuda")
+    batch = module.prepare_training_batch(images, landscape_augmentation(32))
+    for _ in range(2):  # the second step runs with the optimizer's state already made
+        torch.cuda.synchronize()
+        torch.cuda.set_sync_debug_mode("error")
+        try:
+            with torch.autocast("cuda", dtype=torch.bfloat16):
+                loss, _, predicted = module._shared_step(batch)
+            module.train_loss(loss)
+            module.train_acc(predicted, batch["bins"])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+    assert torch.isfinite(loss)
