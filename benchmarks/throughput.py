@@ -3,14 +3,17 @@
 Why: every speed claim of the README comes from one run of this script, measured side by
 side on one machine, as ratios. Training pipelines, each timed in interleaved rounds:
 
-  (a) ours, full pipeline, the defaults: DataLoader of uint8 RGB -> ``on_after_batch_transfer``
-      (Lab + bins in torch) -> forward / backward / optimizer step, with the fused chunked
-      head loss, channels_last, and bf16 autocast where the device computes bf16 natively;
+  (a) ours, full pipeline, the defaults: DataLoader of uint8 RGB -> on the device, the batch
+      augmentation of the datamodule that trains at that size (CIFAR100Subset's crop + flip at
+      32x32, Landscape's rotation + crop + flips otherwise, kornia) -> Lab + bins in torch ->
+      forward / backward / optimizer step, with the fused chunked head loss, channels_last,
+      and bf16 autocast where the device computes bf16 natively;
   (b) the same step on L and bin targets made once in advance: the compute limit;
   (d) the core default before the speed work: the same full pipeline in fp32, NCHW, plain
       cross-entropy over the full logits tensor;
   (c) the thesis pipeline (``thesis_reference.py``: per-sample skimage + np.vectorize in the
-      Dataset) feeding the step of (d);
+      Dataset) feeding the step of (d); the thesis augmented its data once, offline, so (c)
+      has no augmentation in the loop (which only flatters it);
   (e) (a) in the other precision (bf16 autocast where fp32 is the default, or fp32);
   (f) (a) with ``compile: true`` (torch.compile of the U-Net body), at the --compile-sizes.
 
@@ -47,10 +50,12 @@ for path in (HERE, HERE.parent):  # thesis_reference.py, and the repository (if 
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from torch import Tensor  # noqa: E402
+from torch import Tensor, nn  # noqa: E402
 from torch.optim import Optimizer  # noqa: E402
 from torch.utils.data import DataLoader, Dataset  # noqa: E402
 
+from datamodules.cifar import CIFAR100Subset  # noqa: E402
+from datamodules.landscape import landscape_augmentation  # noqa: E402
 from datamodules.toyshapes import ImageTensorDataset, make_toy_shapes  # noqa: E402
 from lit_colorize.bins import ColorHistogram, ColorTable  # noqa: E402
 from lit_colorize.color import join_lab, rgb_to_lab  # noqa: E402
@@ -81,7 +86,7 @@ class SizeConfig:
 CONFIGS: dict[int, SizeConfig] = {
     32: SizeConfig(32, (8, 16, 32), num_images=1024, warmup=3, steps=100, ref_steps=40, decode_images=256, build_images=512),
     # 3.6 s a step for (a) at batch 32 on 2 idle CPU cores, 8 s for (c) and (d): hence so few.
-    128: SizeConfig(128, (16, 32, 64, 128, 256), num_images=128, warmup=1, steps=6, ref_steps=3, decode_images=32, build_images=32),
+    128: SizeConfig(128, (16, 32, 64, 128, 256), num_images=128, warmup=1, steps=10, ref_steps=3, decode_images=32, build_images=32),
 }
 #: Targets of the speed issue, checked in the last block of the report.
 TARGET_PIPELINE = 0.95  # a/b
@@ -180,16 +185,23 @@ def loader(dataset: Dataset, batch_size: int, workers: int) -> DataLoader:
 
 
 # --- the three training pipelines ----------------------------------------------------------
+def training_augmentation(size: int) -> nn.Module:
+    """The batch augmentation of the datamodule that trains at ``size``: CIFAR100Subset's
+    (random resized crop + horizontal flip) at 32x32, Landscape's (rotation, crop, flips) else."""
+    return CIFAR100Subset().train_augmentation if size == 32 else landscape_augmentation(size)
+
+
 def train_ours(
     module: ColorizationModule, optimizer: Optimizer, images: Tensor, batch_size: int, workers: int, device: torch.device,
-    amp: torch.dtype | None = None,
+    augmentation: nn.Module, amp: torch.dtype | None = None,
 ) -> Callable[[], int]:
-    """(a), (d), (e), (f): uint8 RGB through the loader; Lab and bins computed on the device."""
+    """(a), (d), (e), (f): uint8 RGB through the loader; augmentation, Lab and bins on the device,
+    as ``ColorizationModule.on_after_batch_transfer`` does them in training."""
     batches = forever(loader(ImageTensorDataset(images), batch_size, workers))
 
     def step() -> int:
         rgb = next(batches).to(device, non_blocking=True)
-        train_step(module, optimizer, module.on_after_batch_transfer(rgb, 0), amp)
+        train_step(module, optimizer, module.prepare_training_batch(rgb, augmentation), amp)
         return len(rgb)
 
     return step
@@ -231,7 +243,7 @@ def train_thesis(
 
 def step_breakdown(
     module: ColorizationModule, optimizer: Optimizer, images: Tensor, batch_size: int, workers: int, device: torch.device,
-    amp: torch.dtype | None, steps: int,
+    augmentation: nn.Module, amp: torch.dtype | None, steps: int,
 ) -> dict[str, float]:
     """Shares of a step of (a), synchronized between the parts: data side (loader, transfer,
     augmentation, Lab, bins), forward + backward, optimizer step. The synchronization
@@ -241,7 +253,7 @@ def step_breakdown(
     for index in range(steps + 1):  # the first step is a warm-up
         synchronize(device)
         t0 = time.perf_counter()
-        batch = module.on_after_batch_transfer(next(batches).to(device, non_blocking=True), 0)
+        batch = module.prepare_training_batch(next(batches).to(device, non_blocking=True), augmentation)
         synchronize(device)
         t1 = time.perf_counter()
         with autocast(device, amp):
@@ -291,7 +303,8 @@ def table_agreement(ours: ColorTable, ref: ThesisColorTable) -> str:
 
 
 def trainer_fit_rates(
-    config: SizeConfig, batch_size: int, workers: int, device: torch.device, precision: str, steps: int, rounds: int = 2
+    config: SizeConfig, batch_size: int, workers: int, device: torch.device, precision: str, steps: int,
+    augmentation: nn.Module, rounds: int = 2,
 ) -> dict[str, float]:
     """Images/s of a real ``Trainer.fit`` (Lightning's loop, metrics, logging, NaN check) with the
     defaults against the core default, alternating fits so load changes hit both: training
@@ -333,6 +346,7 @@ def trainer_fit_rates(
             )  # fmt: skip
             data = ToyShapes(num_train=(warmup + steps + 1) * batch_size, num_val=val_batches * batch_size,
                              image_size=config.size, batch_size=batch_size, num_workers=workers)  # fmt: skip
+            data.train_augmentation = augmentation  # applied by the module after the transfer, as for real data
             trainer.fit(module, data)
             spent[name] += clock.starts[warmup + steps] - clock.starts[warmup]
             spent[f"{name}_val"] += clock.validation
@@ -395,34 +409,35 @@ def run_size(config: SizeConfig, args: argparse.Namespace, device: torch.device,
     checks.append(f"training targets vs reference (1 image): bins agree on {agree:.2%} of pixels, max |L diff| {l_diff:.1e}")
 
     steps, ref_steps = args.steps or config.steps, args.ref_steps or config.ref_steps
+    augment = training_augmentation(size)
     premade_module, premade_optimizer = make_module(config, device)
     core, core_optimizer = make_module(config, device, **CORE_DEFAULT)
     thesis_core, thesis_optimizer = make_module(config, device, **CORE_DEFAULT)
     other, other_optimizer = make_module(config, device)
     pipelines = {
-        "a": (train_ours(module, optimizer, images, batch_size, args.workers, device, amp), steps),
+        "a": (train_ours(module, optimizer, images, batch_size, args.workers, device, augment, amp), steps),
         "b": (train_premade(premade_module, premade_optimizer, images, batch_size, device, amp), steps),
-        "d": (train_ours(core, core_optimizer, images, batch_size, args.workers, device), ref_steps),
+        "d": (train_ours(core, core_optimizer, images, batch_size, args.workers, device, augment), ref_steps),
         "c": (train_thesis(thesis_core, thesis_optimizer, images, batch_size, args.workers, device), ref_steps),
-        "e": (train_ours(other, other_optimizer, images, batch_size, args.workers, device, other_amp), steps),
+        "e": (train_ours(other, other_optimizer, images, batch_size, args.workers, device, augment, other_amp), steps),
     }
     compile_s = None
     if size in args.compile_sizes:
         log(f"[{size}] compiling (f)")
         compiled, compiled_optimizer = make_module(config, device, compile=True)
-        compiled_step = train_ours(compiled, compiled_optimizer, images, batch_size, args.workers, device, amp)
+        compiled_step = train_ours(compiled, compiled_optimizer, images, batch_size, args.workers, device, augment, amp)
         compile_s = timed(lambda: (compiled_step(), compiled_step()), device)[0]
         pipelines["f"] = (compiled_step, steps)
     log(f"[{size}] training {', '.join(pipelines)}: {warmup} warm-up + {steps} steps ({ref_steps} for c and d), interleaved")
     train = interleaved_rates(pipelines, warmup, device)
 
     log(f"[{size}] step breakdown")
-    breakdown = step_breakdown(module, optimizer, images, batch_size, args.workers, device, amp, max(2, min(steps, 10)))
+    breakdown = step_breakdown(module, optimizer, images, batch_size, args.workers, device, augment, amp, max(2, min(steps, 10)))
 
     fit = None
     if size in args.fit_sizes:
         log(f"[{size}] Trainer.fit, defaults against the core default")
-        fit = trainer_fit_rates(config, batch_size, args.workers, device, args.precision, max(2, min(steps, 30)))
+        fit = trainer_fit_rates(config, batch_size, args.workers, device, args.precision, max(2, min(steps, 30)), augment)
 
     log(f"[{size}] decode")
     module.eval()
@@ -498,10 +513,11 @@ def report(results: Sequence[Result], args: argparse.Namespace, machine: str) ->
             f"{t['a'] / t['b']:>7.2f}{t['a'] / t['d']:>6.2f}x{t['a'] / t['c']:>6.2f}x  {r.steps}"
         )
     lines += [
-        "  (a) uint8 DataLoader -> on_after_batch_transfer (Lab + bins in torch) -> step with the defaults (fused",
-        "  chunked head loss, channels_last); (b) the same step on L + bins made in advance; (d) the core default:",
-        "  (a) in fp32, NCHW, plain cross-entropy; (c) thesis Dataset (skimage rgb2lab + np.vectorize binning per",
-        "  sample) -> the step of (d).",
+        "  (a) uint8 DataLoader -> on the device: augmentation (32x32: CIFAR100Subset's crop + flip; larger:",
+        "  Landscape's rotation + crop + flips), Lab + bins in torch -> step with the defaults (fused chunked head",
+        "  loss, channels_last); (b) the same step on L + bins made in advance; (d) the core default: (a) in fp32,",
+        "  NCHW, plain cross-entropy; (c) thesis Dataset (skimage rgb2lab + np.vectorize binning per sample, no",
+        "  augmentation: the thesis augmented offline) -> the step of (d).",
         "",
         f"options, images/s of the full pipeline against (a)",
         f"{'size':<9}{f'(e) {other}':>20}{'e/a':>7}{'(f) compile':>13}{'f/a':>7}  compilation + first 2 steps of (f)",
@@ -513,14 +529,14 @@ def report(results: Sequence[Result], args: argparse.Namespace, machine: str) ->
     lines += [
         "",
         "step of (a), synchronized between parts (share of time)",
-        f"{'size':<9}{'data side':>11}{'fwd+bwd':>10}{'optimizer':>11}   data side = loader, transfer, Lab, bins",
+        f"{'size':<9}{'data side':>11}{'fwd+bwd':>10}{'optimizer':>11}   data side = loader, transfer, augmentation, Lab, bins",
     ]
     for r in results:
         b = r.breakdown
         lines.append(f"{f'{r.size}x{r.size}':<9}{b['data']:>10.1%}{b['forward+backward']:>10.1%}{b['optimizer']:>11.1%}")
     lines += [
         "",
-        "Trainer.fit end to end, images/s (Lightning loop, metrics, logging, NaN check; defaults vs core default)",
+        "Trainer.fit end to end, images/s (Lightning loop, augmentation, metrics, logging, NaN check; defaults vs core default)",
         f"{'size':<9}{'train ours':>11}{'core':>8}{'ratio':>8}  |{'validation ours':>16}{'core':>8}{'ratio':>8}",
     ]
     for r in results:

@@ -21,13 +21,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import kornia.augmentation as K
 import numpy as np
 import torch
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
 from datamodules.base import ImageDataModule
+from lit_colorize.augment import RandomCropRotateFlip
 
 THESIS_CLASSES: tuple[str, ...] = (
     "apple", "sunflower", "rose", "cloud", "maple_tree", "oak_tree",
@@ -221,10 +221,7 @@ class CIFAR100Subset(ImageDataModule):
 
     @staticmethod
     def _augmentation(crop_scale: tuple[float, float], flip_p: float) -> nn.Module:
-        return nn.Sequential(
-            K.RandomResizedCrop((32, 32), scale=tuple(crop_scale), p=1.0),
-            K.RandomHorizontalFlip(p=flip_p),
-        )
+        return RandomCropRotateFlip(32, scale=tuple(crop_scale), hflip=flip_p)
 
     def prepare_data(self) -> None:
         if self.hparams.download:

@@ -14,7 +14,6 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-import kornia.augmentation as K
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -23,6 +22,7 @@ from torch.utils.data import Dataset
 
 from datamodules.base import ImageDataModule
 
+from lit_colorize.augment import RandomCropRotateFlip
 from lit_colorize.color import rgb_to_lab
 from lit_colorize.imageio import ImageReadError, load_rgb
 
@@ -143,21 +143,18 @@ class CachedImages(Dataset):
 
 def landscape_augmentation(image_size: int) -> nn.Module:
     """The thesis's augmentation, online and per batch on the device: rotation within +-30
-    degrees, crop of up to 30% (back to ``image_size``), horizontal and vertical flips."""
-    return nn.Sequential(
-        K.RandomRotation(degrees=30.0, p=1.0),
-        K.RandomResizedCrop((image_size, image_size), scale=(0.7, 1.0), ratio=(0.9, 1.1), p=1.0),
-        K.RandomHorizontalFlip(p=0.5),
-        K.RandomVerticalFlip(p=0.5),
-    )
+    degrees, crop of 70-100% of the area (back to ``image_size``), horizontal and vertical
+    flips, as one warp per image (see :mod:`lit_colorize.augment`)."""
+    return RandomCropRotateFlip(image_size, scale=(0.7, 1.0), ratio=(0.9, 1.1), degrees=30.0, hflip=0.5, vflip=0.5)
 
 
 class Landscape(ImageDataModule):
     """Photos from one or more folders, ``image_size`` square (default 128), as uint8 batches.
 
-    Training augmentation, on the device and per batch with kornia, as in the thesis but
-    online: rotation within +-30 degrees, crop of up to 30%, horizontal and vertical flips. One
-    geometric transform applies to the whole RGB image, so L and ab stay aligned.
+    Training augmentation, on the device and per batch, as in the thesis but online: rotation
+    within +-30 degrees, crop of up to 30%, horizontal and vertical flips
+    (:func:`landscape_augmentation`). One warp applies to the whole RGB image, so L and ab stay
+    aligned.
     ``drop_gray`` leaves near-gray training photos (fog, snow, black and white) out.
     """
 

@@ -6,6 +6,7 @@ Run by ``benchmarks/gpu_check.sh`` (``pytest -m gpu``); skipped on machines with
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -66,19 +67,31 @@ def test_fit_on_the_gpu_with_the_default_precision_then_predict_like_the_cpu(tmp
     assert (on_gpu - on_cpu).abs().gt(1 / 255).float().mean() < 1e-3  # bins may flip only at near-ties
 
 
+@contextmanager
+def no_device_waits() -> Iterator[None]:
+    """torch's sync debug mode: any device-to-host wait inside raises."""
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        yield
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+
+
 @requires_cuda
 def test_a_training_step_on_the_gpu_never_waits_for_it() -> None:
-    """Forward, fused loss, loss and accuracy metrics, backward and the update queue up on the
-    GPU without one device-to-host wait (torch's sync debug mode raises on any). The data side
-    before it (kornia's augmentation and Lab) is left out: it copies small constants to the GPU."""
+    """Augmentation, forward, fused loss, loss and accuracy metrics, backward and the update
+    queue up on the GPU without one device-to-host wait. Lab and bins are left out: kornia's
+    Lab conversion copies its small constant matrices to the GPU on every call."""
     module = ColorizationModule(widths=(8, 16, 32)).cuda()
     optimizer = module.configure_optimizers()
+    augmentation = landscape_augmentation(32)
     images = torch.randint(0, 256, (8, 3, 32, 32), dtype=torch.uint8, device="cuda")
-    batch = module.prepare_training_batch(images, landscape_augmentation(32))
     for _ in range(2):  # the second step runs with the optimizer's state already made
-        torch.cuda.synchronize()
-        torch.cuda.set_sync_debug_mode("error")
-        try:
+        with no_device_waits():
+            augmented = augmentation(images.float() / 255)
+        batch = module.prepare_batch(augmented.clamp(0.0, 1.0))
+        with no_device_waits():
             with torch.autocast("cuda", dtype=torch.bfloat16):
                 loss, _, predicted = module._shared_step(batch)
             module.train_loss(loss)
@@ -86,6 +99,4 @@ def test_a_training_step_on_the_gpu_never_waits_for_it() -> None:
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-        finally:
-            torch.cuda.set_sync_debug_mode("default")
     assert torch.isfinite(loss)

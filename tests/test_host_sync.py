@@ -16,6 +16,8 @@ import lightning as L
 import pytest
 import torch
 
+from datamodules.cifar import CIFAR100Subset
+from datamodules.landscape import landscape_augmentation
 from lit_colorize.module import ColorizationModule, NonFiniteLossError
 from tests.helpers import HostReadProbe, quick_trainer, tiny_toyshapes
 
@@ -55,6 +57,24 @@ def test_a_training_step_never_reads_a_device_value_on_the_host(tmp_path: Path, 
     trainer = quick_trainer(tmp_path, limit_train_batches=3, limit_val_batches=0, num_sanity_val_steps=0)
     try:
         trainer.fit(module, tiny_toyshapes())
+    finally:
+        module.probe.stop()
+    assert module.probed_steps == 3
+    assert module.probe.reads == []
+
+
+@pytest.mark.parametrize(
+    "augmentation",
+    [lambda: CIFAR100Subset().train_augmentation, lambda: landscape_augmentation(32)],
+    ids=["cifar", "landscape"],
+)
+def test_the_datamodules_augmentations_never_read_a_device_value_on_the_host(tmp_path: Path, augmentation: Any) -> None:
+    data = tiny_toyshapes()
+    data.train_augmentation = augmentation()
+    module = ProbedModule(widths=(8, 16, 32))
+    trainer = quick_trainer(tmp_path, limit_train_batches=3, limit_val_batches=0, num_sanity_val_steps=0)
+    try:
+        trainer.fit(module, data)
     finally:
         module.probe.stop()
     assert module.probed_steps == 3
