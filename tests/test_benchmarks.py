@@ -55,6 +55,20 @@ def test_quality_comparison_quick_run(shared_data: Path, tmp_path: Path) -> None
         assert grid.size == (7 * 96, 3 * 96)  # gray | truth | 5 variants, 3 photos, 32 px tiles shown at 96
 
 
+def test_augmentation_benchmark_small_run(shared_data: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "benchmarks" / "augmentation.py"), "--sizes", "32", "48", "--rounds", "1",
+         "--calls", "1", "--train", "--root", str(shared_data / "landscape"), "--max-images", "48", "--size", "32",
+         "--epochs", "1", "--widths", "8", "16"],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = result.stdout
+    assert "32x32    CIFAR100Subset: crop + flip" in out and "48x48    Landscape: rotation, crop, flips" in out
+    rows = [line.split() for line in out.splitlines() if line.startswith(("kornia chain ", "one warp "))]
+    assert len(rows) == 2 and all(0.0 < float(row[2]) <= 1.0 for row in rows)  # AuC of each trained model
+
+
 def test_gpu_check_script_cpu_path() -> None:
     """benchmarks/gpu_check.sh end to end on the CPU: GPU tests (skipped here) and the bf16 throughput run."""
     result = subprocess.run(
