@@ -5,7 +5,8 @@ side on one machine, as ratios. Training pipelines, each timed in interleaved ro
 
   (a) ours, full pipeline, the defaults: DataLoader of uint8 RGB -> on the device, the batch
       augmentation of the datamodule that trains at that size (CIFAR100Subset's crop + flip at
-      32x32, Landscape's rotation + crop + flips otherwise, kornia) -> Lab + bins in torch ->
+      32x32, Landscape's rotation + crop + flips otherwise; one warp, ``lit_colorize.augment``)
+      -> Lab + bins in torch ->
       forward / backward / optimizer step, with the fused chunked head loss, channels_last,
       and bf16 autocast where the device computes bf16 natively;
   (b) the same step on L and bin targets made once in advance: the compute limit;
