@@ -77,43 +77,17 @@ def speed(sizes: list[int], batch_size: int, rounds: int, calls: int) -> list[st
 
 
 def train_both(args: argparse.Namespace) -> list[str]:
-    import lightning as L  # noqa: PLC0415
-
-    from benchmarks.quality import EVAL_GRID, VARIANTS, evaluate, model_predictor  # noqa: PLC0415
-    from callbacks import BinColorTable  # noqa: PLC0415
-    from datamodules import Landscape  # noqa: PLC0415
-    from lit_colorize import ColorHistogram, ColorizationModule  # noqa: PLC0415
-    from lit_colorize.color import rgb_to_lab  # noqa: PLC0415
-    from lit_colorize.module import images_of  # noqa: PLC0415
+    from benchmarks.quality import EVAL_GRID, VARIANTS, landscape_and_prior, train_and_evaluate  # noqa: PLC0415
+    from lit_colorize import ColorizationModule  # noqa: PLC0415
 
     variant = "324 + rebalancing"
     with tempfile.TemporaryDirectory() as cache:
-        datamodule = Landscape(
-            roots=[args.root], image_size=args.size, val_fraction=0.1, seed=args.seed, batch_size=args.batch_size,
-            max_images=args.max_images, cache_dir=cache,
-        )  # fmt: skip
-        datamodule.setup("fit")
-        histogram = ColorHistogram(EVAL_GRID)
-        for raw in datamodule.train_dataloader():
-            histogram.update(rgb_to_lab(images_of(raw))[:, 1:])
+        datamodule, prior = landscape_and_prior(args, Path(args.root), cache)
         evaluation = ColorizationModule(grid_size=EVAL_GRID)
         rows, minutes = {}, {}
         for name, augmentation in (("kornia chain", kornia_chain(args.size)), ("one warp", one_warp(args.size))):
             datamodule.train_augmentation = augmentation
-            L.seed_everything(args.seed, workers=True)
-            module = ColorizationModule(widths=args.widths, lr=args.lr, lr_schedule="onecycle", **VARIANTS[variant])
-            trainer = L.Trainer(
-                accelerator="cpu", max_epochs=args.epochs, logger=False, enable_checkpointing=False,
-                enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0, limit_val_batches=0,
-                callbacks=[BinColorTable()],
-            )  # fmt: skip
-            start = time.perf_counter()
-            trainer.fit(module, datamodule)
-            minutes[name] = (time.perf_counter() - start) / 60
-            module.eval()
-            rows[name] = evaluate(
-                datamodule.val_dataloader(), evaluation.prepare_batch, model_predictor(module), histogram.counts.float()
-            )
+            _, rows[name], minutes[name] = train_and_evaluate(VARIANTS[variant], args, datamodule, prior, evaluation)
             print(f"  trained with the {name} in {minutes[name]:.1f} min", file=sys.stderr, flush=True)
         columns = ["AuC", "AuC rebal", "PSNR", "SSIM", "CF", "dCF", "acc"]
         lines = [

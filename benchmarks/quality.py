@@ -143,6 +143,38 @@ def model_predictor(module: ColorizationModule):
     return predict
 
 
+def landscape_and_prior(args: argparse.Namespace, root: Path, cache_dir: str) -> tuple[Landscape, Tensor]:
+    """The Landscape split every variant trains and is evaluated on, and the training photos'
+    bin counts on the evaluation grid (the prior of the rebalanced AuC)."""
+    datamodule = Landscape(
+        roots=[str(root)], image_size=args.size, val_fraction=0.1, seed=args.seed, batch_size=args.batch_size,
+        max_images=args.max_images, cache_dir=cache_dir,
+    )  # fmt: skip
+    datamodule.setup("fit")
+    histogram = ColorHistogram(EVAL_GRID)
+    for raw in datamodule.train_dataloader():
+        histogram.update(rgb_to_lab(images_of(raw))[:, 1:])
+    return datamodule, histogram.counts.float()
+
+
+def train_and_evaluate(
+    options: dict[str, Any], args: argparse.Namespace, datamodule: Landscape, prior: Tensor, evaluation: ColorizationModule
+) -> tuple[ColorizationModule, dict[str, float], float]:
+    """One variant with the shared budget and seed: the trained module, its metrics, minutes of training."""
+    L.seed_everything(args.seed, workers=True)
+    module = ColorizationModule(widths=args.widths, lr=args.lr, lr_schedule="onecycle", **options)
+    trainer = L.Trainer(
+        accelerator="cpu", max_epochs=args.epochs, logger=False, enable_checkpointing=False,
+        enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0, limit_val_batches=0,
+        callbacks=[BinColorTable()], deterministic=False,
+    )  # fmt: skip
+    start = time.perf_counter()
+    trainer.fit(module, datamodule)
+    minutes = (time.perf_counter() - start) / 60
+    module.eval()
+    return module, evaluate(datamodule.val_dataloader(), evaluation.prepare_batch, model_predictor(module), prior), minutes
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     root = Path(args.root)
@@ -159,16 +191,8 @@ def main(argv: list[str] | None = None) -> None:
     log("lit-colorize quality comparison" + (" (--quick: checks the script only)" if args.quick else ""))
     log(machine_line(torch.device("cpu")))
     cache = tempfile.TemporaryDirectory() if args.cache_dir is None else None
-    datamodule = Landscape(
-        roots=[str(root)], image_size=args.size, val_fraction=0.1, seed=args.seed, batch_size=args.batch_size,
-        max_images=args.max_images, cache_dir=args.cache_dir or cache.name,
-    )  # fmt: skip
-    datamodule.setup("fit")
+    datamodule, prior = landscape_and_prior(args, root, args.cache_dir or cache.name)
     evaluation = ColorizationModule(grid_size=EVAL_GRID)  # only its prepare_batch (Lab and bins)
-    histogram = ColorHistogram(EVAL_GRID)
-    for raw in datamodule.train_dataloader():
-        histogram.update(rgb_to_lab(images_of(raw))[:, 1:])
-    prior = histogram.counts.float()
     log(
         f"data: {len(datamodule.train_set)} training / {len(datamodule.val_set)} held-out photos from {root}, "
         f"{args.size}x{args.size}, near-gray training photos dropped, device augmentation"
@@ -183,19 +207,7 @@ def main(argv: list[str] | None = None) -> None:
     minutes: dict[str, float] = {}
     modules: dict[str, ColorizationModule] = {}
     for name, options in VARIANTS.items():
-        L.seed_everything(args.seed, workers=True)
-        module = ColorizationModule(widths=args.widths, lr=args.lr, lr_schedule="onecycle", **options)
-        trainer = L.Trainer(
-            accelerator="cpu", max_epochs=args.epochs, logger=False, enable_checkpointing=False,
-            enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0, limit_val_batches=0,
-            callbacks=[BinColorTable()], deterministic=False,
-        )  # fmt: skip
-        start = time.perf_counter()
-        trainer.fit(module, datamodule)
-        minutes[name] = (time.perf_counter() - start) / 60
-        module.eval()
-        rows[name] = evaluate(datamodule.val_dataloader(), evaluation.prepare_batch, model_predictor(module), prior)
-        modules[name] = module
+        modules[name], rows[name], minutes[name] = train_and_evaluate(options, args, datamodule, prior, evaluation)
         log(f"  trained {name} in {minutes[name]:.1f} min")
 
     rows = {
