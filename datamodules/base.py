@@ -5,6 +5,17 @@ from __future__ import annotations
 import lightning as L
 from torch.utils.data import DataLoader, Dataset
 
+from lit_colorize.errors import ConfigError
+
+
+def check_loader_options(batch_size: int, num_workers: int) -> None:
+    """Called first in each datamodule's ``__init__``: a bad value fails there, in one line,
+    rather than in the DataLoader after the model has been built."""
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ConfigError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+    if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 0:
+        raise ConfigError(f"num_workers must be an integer >= 0 (0: load in the main process), got {num_workers!r}")
+
 
 class ImageDataModule(L.LightningDataModule):
     """Subclasses fill ``train_set`` and ``val_set`` in ``setup`` and save ``batch_size`` and

@@ -26,7 +26,8 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
-from datamodules.base import ImageDataModule
+from datamodules.base import ImageDataModule, check_loader_options
+from lit_colorize.errors import ConfigError, DataError
 from lit_colorize.augment import RandomCropRotateFlip
 
 THESIS_CLASSES: tuple[str, ...] = (
@@ -68,7 +69,7 @@ def load_plain_pickle(data: bytes, source: str) -> dict:
     try:
         return RestrictedUnpickler(io.BytesIO(data), encoding="bytes").load()
     except (pickle.UnpicklingError, EOFError, ValueError) as error:
-        raise ValueError(f"{source} is not a CIFAR-100 python-version file: {error}") from error
+        raise DataError(f"{source} is not a CIFAR-100 python-version file: {error}") from error
 
 
 def _text(value: Any) -> str:
@@ -130,7 +131,7 @@ def _read_binary(reader: _ArchiveReader, split: str) -> tuple[np.ndarray, np.nda
     raw = np.frombuffer(reader.read(f"{split}.bin"), dtype=np.uint8)
     record = 2 + 3 * 32 * 32  # coarse label, fine label, pixels
     if raw.size % record:
-        raise ValueError(f"{reader.source}/{split}.bin is not a whole number of {record}-byte CIFAR-100 records")
+        raise DataError(f"{reader.source}/{split}.bin is not a whole number of {record}-byte CIFAR-100 records")
     raw = raw.reshape(-1, record)
     return raw[:, 2:].reshape(-1, 3, 32, 32), raw[:, 1].astype(np.int64), names
 
@@ -174,7 +175,7 @@ def select_classes(
     """Keep only the named fine classes; labels become indices into ``classes``."""
     unknown = [c for c in classes if c not in names]
     if unknown:
-        raise ValueError(f"unknown CIFAR-100 fine classes {unknown}; known names include {list(names)[:8]}...")
+        raise ConfigError(f"unknown CIFAR-100 fine classes {unknown}; known names include {list(names)[:8]}...")
     lookup = np.full(len(names), -1, dtype=np.int64)
     for new_index, name in enumerate(classes):
         lookup[names.index(name)] = new_index
@@ -213,6 +214,7 @@ class CIFAR100Subset(ImageDataModule):
         flip_p: float = 0.5,
     ) -> None:
         super().__init__()
+        check_loader_options(batch_size, num_workers)
         self.save_hyperparameters()
         self.classes = list(classes)
         self.train_set: LabeledImages | None = None

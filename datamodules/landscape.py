@@ -20,10 +20,11 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
-from datamodules.base import ImageDataModule
+from datamodules.base import ImageDataModule, check_loader_options
 
 from lit_colorize.augment import RandomCropRotateFlip
 from lit_colorize.color import rgb_to_lab
+from lit_colorize.errors import ConfigError, DataError
 from lit_colorize.imageio import ImageReadError, load_rgb
 
 log = logging.getLogger(__name__)
@@ -172,8 +173,9 @@ class Landscape(ImageDataModule):
         max_images: int | None = None,
     ) -> None:
         super().__init__()
+        check_loader_options(batch_size, num_workers)
         if not 0.0 < val_fraction < 1.0:
-            raise ValueError(f"val_fraction must be between 0 and 1, got {val_fraction}")
+            raise ConfigError(f"val_fraction must be between 0 and 1, got {val_fraction}")
         self.save_hyperparameters()
         self.train_set: CachedImages | None = None
         self.val_set: CachedImages | None = None
@@ -209,7 +211,7 @@ class Landscape(ImageDataModule):
         paths, classes, explicit_val = self._listing()
         images, good = ImageCache(hp.cache_dir, hp.image_size).load(paths)
         if not good:
-            raise ValueError(f"none of the {len(paths)} files in {list(hp.roots)} could be read as an image")
+            raise DataError(f"none of the {len(paths)} files in {list(hp.roots)} could be read as an image")
         self.class_names = sorted({classes[i] for i in good})
         labels = torch.tensor([self.class_names.index(classes[i]) for i in good])
         if all(explicit_val[i] is not None for i in good):
@@ -224,7 +226,7 @@ class Landscape(ImageDataModule):
             train_indices = train_indices[colorful]
             log.info("drop_gray: left %d near-gray training photos out", dropped)
         if len(train_indices) == 0:
-            raise ValueError(f"no training photos left in {list(hp.roots)} (after drop_gray={hp.drop_gray})")
+            raise DataError(f"no training photos left in {list(hp.roots)} (after drop_gray={hp.drop_gray})")
         log.info(
             "Landscape: %d train / %d val photos of %d classes; %d unreadable files skipped",
             len(train_indices), int(is_val.sum()), len(self.class_names), len(paths) - len(good),

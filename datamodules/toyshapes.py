@@ -13,7 +13,8 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from datamodules.base import ImageDataModule
+from datamodules.base import ImageDataModule, check_loader_options
+from lit_colorize.errors import ConfigError
 
 #: shape -> three RGB colors: maximal in-gamut chroma at L* 35/56/91, 42/63/84 and 49/70/77.
 PALETTES: dict[str, tuple[tuple[int, int, int], ...]] = {
@@ -108,8 +109,9 @@ class ToyShapes(ImageDataModule):
         flip_p: float = 0.5,
     ) -> None:
         super().__init__()
+        check_loader_options(batch_size, num_workers)
         if num_train < 1 or num_val < 1:
-            raise ValueError(f"num_train and num_val must be >= 1, got {num_train} and {num_val}")
+            raise ConfigError(f"num_train and num_val must be >= 1, got {num_train} and {num_val}")
         self.save_hyperparameters()
         self.train_images: Tensor | None = None
         self.val_images: Tensor | None = None

@@ -7,45 +7,143 @@
 
 from __future__ import annotations
 
+import inspect
+import re
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Union
 
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, ImageOps
 from torch import Tensor
 
-from lit_colorize.imageio import read_image
-from lit_colorize.module import ColorizationModule, add_missing_buffers, require_color_table
+from lit_colorize.errors import CheckpointError, check_temperature
+from lit_colorize.imageio import pillow_pixels, read_image
+from lit_colorize.module import ColorizationModule, MissingColorTableError, add_missing_buffers, require_color_table
 
 ImageLike = Union[str, Path, Image.Image, np.ndarray, Tensor]
+# A float image this far outside [0, 1] is on another scale (0..255, say), not resampling overshoot.
+FLOAT_RANGE_TOLERANCE = 0.5
+# The class_path LightningCLI records in a checkpoint's hyperparameters for this module.
+_OWN_CLASS_PATHS = ("lit_colorize.ColorizationModule", "lit_colorize.module.ColorizationModule")
+
+
+def _why_unreadable(error: BaseException) -> str:
+    """What a failed ``torch.load(weights_only=True)`` means, for a user. Torch's own message is
+    never shown: it advises loading with ``weights_only=False``, which would run the file's code."""
+    text = str(error)
+    unsafe = re.search(r"Unsupported global: GLOBAL (\S+)", text)
+    if unsafe:
+        return (
+            f"it holds code to run ({unsafe.group(1)}), which lit-colorize never runs; its checkpoints hold only "
+            "tensors and plain data, so this file is not one, or was tampered with"
+        )
+    if isinstance(error, EOFError) or "central directory" in text or "zip archive" in text:
+        return "it is truncated or corrupt (an incomplete copy or download?); copy it again"
+    return "it is not a PyTorch checkpoint (corrupt, or another kind of file)"
+
+
+def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu", mmap: bool = False) -> dict[str, Any]:
+    """A Lightning checkpoint, read with ``weights_only=True`` (no code from the file runs).
+    Raises :class:`CheckpointError`, naming the file and what is wrong, for a missing,
+    unreadable, unsafe or foreign file. ``mmap``: map the tensors instead of reading them
+    (a cheap look at the contents; a legacy file is read whole)."""
+    path = Path(path)
+    if not path.is_file():
+        if not path.exists():
+            raise FileNotFoundError(f"checkpoint {path} not found")
+        raise CheckpointError(f"checkpoint {path} is not a file")
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"cannot use checkpoint {path}: the file is empty")
+    checkpoint = None
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Detected pickle protocol", module="torch")
+        if mmap:
+            try:
+                checkpoint = torch.load(path, map_location=map_location, weights_only=True, mmap=True)
+            except Exception:  # noqa: BLE001 - a legacy file cannot be mapped: read it below
+                checkpoint = None
+        if checkpoint is None:
+            try:
+                checkpoint = torch.load(path, map_location=map_location, weights_only=True)
+            except Exception as error:  # noqa: BLE001 - any failure here is the file's
+                raise CheckpointError(f"cannot use checkpoint {path}: {_why_unreadable(error)}") from None
+    if not isinstance(checkpoint, dict) or not isinstance(checkpoint.get("state_dict"), dict):
+        raise CheckpointError(
+            f"{path} is a PyTorch file but not a Lightning checkpoint (no state_dict); give a .ckpt that "
+            "lit-colorize fit wrote (logs/<project>/<run>/checkpoints/)"
+        )
+    if "pytorch-lightning_version" not in checkpoint:
+        raise CheckpointError(
+            f"{path} has a state_dict but is not a Lightning checkpoint (no pytorch-lightning_version); give a "
+            ".ckpt that lit-colorize fit wrote (logs/<project>/<run>/checkpoints/)"
+        )
+    return checkpoint
+
+
+def check_hyperparameters(checkpoint: dict[str, Any], path: str | Path) -> dict[str, Any]:
+    """The checkpoint's ColorizationModule arguments; CheckpointError for any this version does
+    not know (a checkpoint of another model, or of a newer lit-colorize)."""
+    hparams = checkpoint.get("hyper_parameters")
+    if not isinstance(hparams, dict):
+        raise CheckpointError(f"{path} holds no hyper_parameters, so the model it belongs to is unknown")
+    class_path = hparams.get("_class_path")
+    if class_path is not None and class_path not in _OWN_CLASS_PATHS:
+        raise CheckpointError(f"{path} is a checkpoint of {class_path}, not of lit_colorize.ColorizationModule")
+    known = set(inspect.signature(ColorizationModule.__init__).parameters) - {"self"}
+    arguments = {k: v for k, v in hparams.items() if not k.startswith("_")}
+    unknown = sorted(set(arguments) - known)
+    if unknown:
+        raise CheckpointError(
+            f"{path} has hyperparameters this lit-colorize does not know: {', '.join(unknown)} (a checkpoint of "
+            "another model, or of a newer lit-colorize?)"
+        )
+    return arguments
+
+
+# ckpt_path values that Lightning (or lit_colorize.resume) resolves itself, and remote files.
+_RESOLVED_BY_LIGHTNING = ("last", "best", "hpc")
+
+
+def check_ckpt_path(subcommand: str, ckpt_path: str | Path | None, model_class_path: str | None) -> None:
+    """``--ckpt_path`` of ``fit|validate|test|predict``, checked before Lightning reads it:
+    predict needs one (there is no default model yet, and an untrained one colorizes orange);
+    a local file must be a readable, safe Lightning checkpoint, and when the model is
+    ColorizationModule, one of its checkpoints. Raises a :class:`CheckpointError` naming the file."""
+    if subcommand == "predict" and not ckpt_path:
+        raise CheckpointError(
+            "predict needs a trained model: pass --ckpt_path path/to/best.ckpt (lit-colorize fit writes them "
+            "under logs/<project>/<run id>/checkpoints/)"
+        )
+    if not ckpt_path or str(ckpt_path) in _RESOLVED_BY_LIGHTNING or "://" in str(ckpt_path):
+        return
+    checkpoint = read_checkpoint(ckpt_path, mmap=True)
+    if model_class_path in _OWN_CLASS_PATHS:
+        check_hyperparameters(checkpoint, ckpt_path)
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """A Lightning checkpoint, read with ``weights_only=True`` (no code from the file runs)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path} not found")
-    try:
-        checkpoint = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as error:  # noqa: BLE001 - any failure here means the same thing to the user
-        raise ValueError(f"cannot read checkpoint {path}: {error}") from error
-    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint or "hyper_parameters" not in checkpoint:
-        raise ValueError(f"{path} is not a lit-colorize checkpoint (no state_dict or hyper_parameters)")
+    """A lit-colorize checkpoint: :func:`read_checkpoint` plus its hyperparameters checked."""
+    checkpoint = read_checkpoint(path, map_location)
+    check_hyperparameters(checkpoint, path)
     return checkpoint
 
 
 def module_from_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> ColorizationModule:
     """Rebuild the ColorizationModule of a checkpoint: hyperparameters, weights and bin table."""
-    checkpoint = load_checkpoint(path, map_location)
-    hparams = {k: v for k, v in checkpoint["hyper_parameters"].items() if not k.startswith("_")}
-    module = ColorizationModule(**hparams)
+    checkpoint = read_checkpoint(path, map_location)
+    module = ColorizationModule(**check_hyperparameters(checkpoint, path))
     state = checkpoint["state_dict"]
     if module.is_classifier:
         require_color_table(state, f"checkpoint {path}")
     add_missing_buffers(state, module.hparams.grid_size)
-    module.load_state_dict(state)
+    try:
+        module.load_state_dict(state)
+    except RuntimeError as error:  # missing or misshapen weights: the file, not the code
+        first = str(error).splitlines()[0]
+        raise CheckpointError(f"{path} does not fit the model its hyperparameters describe: {first}") from error
     return module.eval()
 
 
@@ -60,6 +158,11 @@ class Colorizer:
     """
 
     def __init__(self, module: ColorizationModule, device: str | torch.device = "cpu", working_size: int | None = None) -> None:
+        if module.is_classifier and not bool(module.color_table.built):
+            raise MissingColorTableError(
+                "this classification model has no bin color table yet (untrained?), so its bins cannot be turned "
+                "into colors; train it with the BinColorTable callback, or use Colorizer.from_checkpoint"
+            )
         self.device = torch.device(device)
         self.module = module.to(self.device).eval()
         self.working_size = working_size
@@ -70,6 +173,8 @@ class Colorizer:
 
     @torch.no_grad()
     def colorize(self, image: ImageLike | Sequence[ImageLike], temperature: float = 0.8) -> Any:
+        """``temperature``: 0 (each bin's mode) to 10, 1 its mean; ValueError otherwise, NaN included."""
+        temperature = check_temperature(temperature)
         if isinstance(image, (list, tuple)):
             return [self.colorize(one, temperature) for one in image]
         rgb, alpha = _as_rgb_alpha(image)
@@ -83,10 +188,10 @@ def _as_rgb_alpha(image: ImageLike) -> tuple[Tensor, Tensor | None]:
     """Any accepted input -> uint8 RGB (3, H, W) and alpha (1, H, W) or None."""
     if isinstance(image, (str, Path)):
         return read_image(image)
-    if isinstance(image, Image.Image):
-        has_alpha = image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info
-        array = np.asarray(image.convert("RGBA" if has_alpha else "RGB"))
-        tensor = torch.from_numpy(array.copy()).permute(2, 0, 1)
+    if isinstance(image, Image.Image):  # exactly as the same file given by path (16-bit gray, EXIF, alpha)
+        rgb, alpha = pillow_pixels(ImageOps.exif_transpose(image))
+        tensor = torch.from_numpy(rgb if alpha is None else np.concatenate([rgb, alpha[..., None]], axis=2))
+        tensor = tensor.permute(2, 0, 1)
     elif isinstance(image, np.ndarray):
         array = image[..., None] if image.ndim == 2 else image
         if array.ndim != 3:
@@ -108,10 +213,20 @@ def _as_rgb_alpha(image: ImageLike) -> tuple[Tensor, Tensor | None]:
 
 
 def _to_uint8(tensor: Tensor) -> Tensor:
+    """uint8 as is; float in [0, 1] scaled to 0..255. Small overshoots (resampling) are clipped;
+    NaN, infinity or another scale is refused rather than turned into black or white."""
     if tensor.dtype == torch.uint8:
         return tensor
     if tensor.is_floating_point():
-        return tensor.float().clamp(0, 1).mul(255).round().to(torch.uint8)
+        values = tensor.float()
+        if values.numel() and not bool(torch.isfinite(values).all()):
+            raise ValueError("the image has NaN or infinite values; give finite floats in [0, 1] or uint8")
+        low, high = (float(values.min()), float(values.max())) if values.numel() else (0.0, 1.0)
+        if low < -FLOAT_RANGE_TOLERANCE or high > 1 + FLOAT_RANGE_TOLERANCE:
+            raise ValueError(
+                f"float image values must lie in [0, 1], got {low:g} to {high:g}; divide by 255 (or 65535), or give uint8"
+            )
+        return values.clamp(0, 1).mul(255).round().to(torch.uint8)
     raise TypeError(f"image values must be uint8 or float in [0, 1], got {tensor.dtype}")
 
 

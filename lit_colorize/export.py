@@ -6,6 +6,7 @@ PyTorch only has to convert RGB to L before and join L with ab after. Input ``l`
 ``ab``: float (B, 2, H, W) in CIE ab units (H/s x W/s for a model trained with
 ``output_stride`` s: upsample it before joining it with L). T is fixed at export
 (``--temperature``) or, when left out, a second input ``temperature`` (a float scalar).
+The README's "Export to ONNX" runs such a graph with onnxruntime, numpy and scikit-image.
 """
 
 from __future__ import annotations
@@ -20,7 +21,14 @@ from torch import Tensor, nn
 from torch.export import Dim
 
 from lit_colorize.color import denormalize_ab
-from lit_colorize.module import ColorizationModule
+from lit_colorize.errors import UserError, check_temperature
+from lit_colorize.module import ColorizationModule, MissingColorTableError
+
+INSTALL_EXTRA = 'pip install -e ".[export]"'  # as the README says; from PyPI: pip install "lit-colorize[export]"
+
+
+class MissingExtraError(UserError, ImportError):
+    """A package of the ``export`` extra (onnx, onnxscript, onnxruntime) is not installed."""
 
 
 class LToAb(nn.Module):
@@ -73,7 +81,11 @@ def export_onnx(
         import onnx  # noqa: F401
         import onnxscript  # noqa: F401
     except ImportError as error:
-        raise ImportError("ONNX export needs onnx and onnxscript: pip install 'lit-colorize[export]'") from error
+        raise MissingExtraError(f"ONNX export needs onnx and onnxscript ({error.name} is missing): {INSTALL_EXTRA}") from error
+    if module.is_classifier and not bool(module.color_table.built):
+        raise MissingColorTableError("this classification model has no bin color table yet, so the graph could not decode its bins")
+    if temperature is not None:
+        temperature = check_temperature(temperature)
     output = Path(output)
     module = module.cpu().eval()
     multiple = module.size_multiple
@@ -114,10 +126,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     output = Path(args.output)
     if output.exists() and not args.overwrite:
         parser.exit(2, f"lit-colorize export: {output} exists; pass --overwrite to replace it\n")
-    try:
-        module = module_from_checkpoint(args.ckpt_path)
-    except (FileNotFoundError, ValueError, RuntimeError) as error:
-        parser.exit(2, f"lit-colorize export: {error}\n")
+    if args.temperature is not None:
+        check_temperature(args.temperature, "--temperature")
+    # Errors of the user's files (lit_colorize.errors) end the command with one line, in cli.main.
+    module = module_from_checkpoint(args.ckpt_path)
     export_onnx(module, output, args.temperature, opset=args.opset)
     takes = "l" if args.temperature is not None else "l, temperature"
-    print(f"wrote {output}: inputs ({takes}) -> ab; H and W multiples of {module.size_multiple}")
+    print(
+        f"wrote {output}: inputs ({takes}) -> ab; H and W multiples of {module.size_multiple}; "
+        f"trained on images of short side {module.predict_short_side} (run it at about that size)"
+    )
+

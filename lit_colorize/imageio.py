@@ -22,6 +22,8 @@ import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 from torch import Tensor
 
+from lit_colorize.errors import UserError
+
 try:
     from torchvision.io import ImageReadMode, decode_image
     from torchvision.io.image import _has_image_ops
@@ -34,7 +36,7 @@ _ALPHA_MODES = frozenset({"RGBA", "LA", "PA", "RGBa", "La"})
 _EXIF_ORIENTATION = 0x0112
 
 
-class ImageReadError(ValueError):
+class ImageReadError(UserError, ValueError):
     """A file that is not a readable image; the message names the file."""
 
 
@@ -49,15 +51,19 @@ def _to_uint8(values: np.ndarray, top: float) -> np.ndarray:
     return np.clip(np.round(values.astype(np.float64) / top * 255.0), 0, 255).astype(np.uint8)
 
 
-def _pillow_pixels(image: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
+def pillow_pixels(image: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
     """Any PIL mode -> (H, W, 3) uint8 and (H, W) alpha or None. 16/32-bit gray is scaled, not
-    truncated; colors under transparent pixels are kept."""
+    truncated (Pillow's own ``convert("RGB")`` clips them, which turns a 16-bit photo white);
+    colors under transparent pixels are kept. The one conversion for files and for PIL images
+    handed to :class:`~lit_colorize.Colorizer`, so both give the same pixels."""
     if image.mode in ("I;16", "I;16B", "I;16L", "I"):
         values = np.asarray(image)
         gray = _to_uint8(values, 65535.0 if image.mode.startswith("I;16") or values.max() > 255 else 255.0)
         return np.repeat(gray[..., None], 3, axis=2), None
     if image.mode == "F":
         values = np.asarray(image, dtype=np.float64)
+        if not np.isfinite(values).all():
+            raise ValueError("a 32-bit float image with NaN or infinite values has no gray level to colorize")
         gray = _to_uint8(values, 1.0 if values.max() <= 1.0 else 255.0)
         return np.repeat(gray[..., None], 3, axis=2), None
     if image.mode in _ALPHA_MODES or "transparency" in image.info:
@@ -99,7 +105,7 @@ def _decode_pillow(path: Path) -> DecodedImage:
     with Image.open(path) as image:
         image.load()
         image = ImageOps.exif_transpose(image)
-        rgb, alpha = _pillow_pixels(image)
+        rgb, alpha = pillow_pixels(image)
     return DecodedImage(
         torch.from_numpy(rgb).permute(2, 0, 1).contiguous(),
         None if alpha is None else torch.from_numpy(alpha)[None].contiguous(),

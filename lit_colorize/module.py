@@ -2,35 +2,47 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any, Literal
 
 import lightning as L
 import torch
 import torch.nn.functional as F
+from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor, nn
 from torchmetrics import MeanMetric, MetricCollection
 from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMeasure
 
 from lit_colorize.bins import ColorTable, ab_to_bin, nearest_occupied
 from lit_colorize.color import denormalize_ab, join_lab, normalize_ab, split_lab, to_float_rgb
+from lit_colorize.errors import ConfigError, UserError, check_temperature, check_temperatures
 from lit_colorize.fullres import colorize_full_resolution
 from lit_colorize.head import chunked_head_argmax, chunked_head_cross_entropy, pixel_major
 from lit_colorize.losses import near_gray_images, rebalancing_weights, soft_targets
 from lit_colorize.metrics import ABErrorAUC, Colorfulness, DeltaColorfulness, PixelAccuracy
-from lit_colorize.photos import ColorizedPhoto, PhotoItem
+from lit_colorize.photos import PhotoItem, colorize_item
 from lit_colorize.unet import Activation, UNet, widths_from
 
 Head = Literal["classification", "regression"]
 Decoding = Literal["mode_mean", "annealed_mean"]
 DEFAULT_WORKING_SIZE = 256  # for a model whose training image size was never recorded
+# The ab grid spans 255 ab units (the gamut itself about -110..110). At 128 a bin is 2 ab units
+# wide, under the just-noticeable color difference (about 2.3), so finer bins carry nothing a
+# viewer could see, while memory grows with the number of bins K = grid_size**2: the (K, H, W)
+# logits of one 256x256 image take 4.3 GB at 128 (grid_size 1000 would ask for 262 GB), and
+# building the table compares every bin with every other (K x K).
+MAX_GRID_SIZE = 128
+# A training loss this many times that of the trivial prediction (every bin equally likely:
+# log K; for regression a constant mid-range ab: MSE at most 0.25) means training diverged.
+DIVERGED_LOSS_FACTOR = 10.0
 
 
-class NonFiniteLossError(FloatingPointError):
+class NonFiniteLossError(UserError, FloatingPointError):
     """The training loss became NaN or infinite; raised before the update, so no weight is spoiled."""
 
 
-class MissingColorTableError(RuntimeError):
+class MissingColorTableError(UserError, RuntimeError):
     """A classification checkpoint whose bin color table was never built."""
 
 
@@ -104,20 +116,32 @@ class ColorizationModule(L.LightningModule):
         ``compile`` runs the U-Net body through ``torch.compile`` (set up in
         ``configure_model``; the first steps pay for the compilation)."""
         super().__init__()
+        # Every option is checked before anything is allocated (see MAX_GRID_SIZE for the bound).
         if head not in ("classification", "regression"):
-            raise ValueError(f"head must be 'classification' or 'regression', got {head!r}")
+            raise ConfigError(f"head must be 'classification' or 'regression', got {head!r}")
         if optimizer not in ("adam", "rmsprop"):
-            raise ValueError(f"optimizer must be 'adam' or 'rmsprop', got {optimizer!r}")
+            raise ConfigError(f"optimizer must be 'adam' or 'rmsprop', got {optimizer!r}")
         if lr_schedule not in ("constant", "onecycle", "cosine"):
-            raise ValueError(f"lr_schedule must be 'constant', 'onecycle' or 'cosine', got {lr_schedule!r}")
+            raise ConfigError(f"lr_schedule must be 'constant', 'onecycle' or 'cosine', got {lr_schedule!r}")
         if head == "regression" and (class_rebalancing or soft_targets or gamut_classes):
-            raise ValueError("class_rebalancing, soft_targets and gamut_classes apply to the classification head only")
+            raise ConfigError("class_rebalancing, soft_targets and gamut_classes apply to the classification head only")
+        if isinstance(grid_size, bool) or not isinstance(grid_size, int) or not 2 <= grid_size <= MAX_GRID_SIZE:
+            raise ConfigError(
+                f"grid_size must be an integer from 2 to {MAX_GRID_SIZE} (grid_size**2 ab bins; finer than "
+                f"{MAX_GRID_SIZE} the bins are under 2 ab units, too close to tell apart), got {grid_size!r}"
+            )
+        if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
+            raise ConfigError(f"lr must be a finite number > 0, got {lr!r}")
+        eval_temperature = check_temperature(eval_temperature, "eval_temperature")
         # Plain lists keep the saved hyperparameters loadable with torch.load(weights_only=True).
         widths = [int(w) for w in widths] if widths else list(widths_from(base_width, depth, width_divider))
-        predict_temperatures = [float(t) for t in predict_temperatures]
+        predict_temperatures = check_temperatures(predict_temperatures, "predict_temperatures")
         self.save_hyperparameters()
         num_bins = grid_size * grid_size
-        self.net = UNet(1, num_bins if head == "classification" else 2, widths, activation, output_stride)
+        try:
+            self.net = UNet(1, num_bins if head == "classification" else 2, widths, activation, output_stride)
+        except ValueError as error:  # widths, activation, output_stride: the user's options
+            raise ConfigError(str(error)) from error
         if channels_last:
             self.net.to(memory_format=torch.channels_last)
         self._compiled_features: Any = None  # set by configure_model when compile=True
@@ -139,6 +163,7 @@ class ColorizationModule(L.LightningModule):
         self.train_loss = MeanMetric(nan_strategy="disable")
         self.eval_loss = MeanMetric(nan_strategy="disable")
         self._losses_since_update: list[Tensor] = []  # checked for NaN once per optimizer step
+        self._warned_diverged = False  # one warning per run when the loss explodes without NaN
         self.train_acc = PixelAccuracy()
         accuracy = {"acc": PixelAccuracy()}
         if head == "classification":
@@ -338,6 +363,13 @@ class ColorizationModule(L.LightningModule):
 
     def on_train_start(self) -> None:
         self._losses_since_update = []
+        self._warned_diverged = False
+
+    @property
+    def diverged_loss(self) -> float:
+        """A training loss above this means training diverged (see DIVERGED_LOSS_FACTOR)."""
+        trivial = math.log(self.hparams.grid_size**2) if self.is_classifier else 0.25
+        return DIVERGED_LOSS_FACTOR * trivial
 
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
         self._stop_if_not_finite()
@@ -353,7 +385,15 @@ class ColorizationModule(L.LightningModule):
             return
         losses = torch.stack(self._losses_since_update)
         self._losses_since_update = []
-        finite = bool(torch.isfinite(losses).all())
+        largest = float(losses.max())  # the one host read: NaN when any is NaN, else inf or the largest
+        finite = math.isfinite(largest)
+        if finite and largest > self.diverged_loss and not self._warned_diverged:
+            self._warned_diverged = True
+            rank_zero_warn(
+                f"train/loss is {largest:.4g} at global step {self.global_step} (epoch {self.current_epoch}), "
+                f"over {DIVERGED_LOSS_FACTOR:g}x that of a model that guesses ({self.diverged_loss / DIVERGED_LOSS_FACTOR:.3g}): "
+                f"training has diverged. Lower the learning rate (lr={self.hparams.lr})."
+            )
         trainer = self._trainer
         if trainer is not None and trainer.world_size > 1:
             finite = trainer.strategy.reduce_boolean_decision(finite, all=True)
@@ -404,13 +444,8 @@ class ColorizationModule(L.LightningModule):
         """Photos (from ``datamodules.Photos``) -> a :class:`ColorizedPhoto` each, at full
         resolution; a training-style batch -> ``{"temperatures", "rgb"}`` at its own size."""
         temperatures = list(self.predict_temperatures)
-        if is_photo_batch(batch):
-            return [
-                ColorizedPhoto(item)
-                if item.rgb is None
-                else ColorizedPhoto(item, temperatures, [image.cpu() for image in self.colorize_photo(item.rgb, temperatures)])
-                for item in batch
-            ]
+        if is_photo_batch(batch):  # one photo running out of memory fails alone (see colorize_item)
+            return [colorize_item(item, lambda rgb: self.colorize_photo(rgb, temperatures), temperatures) for item in batch]
         return {"temperatures": temperatures, "rgb": self.colorize(batch["l"], temperatures)}
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
