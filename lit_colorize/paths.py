@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import lightning as L
+from lightning.pytorch.utilities import rank_zero_info
 
 
 def run_dir(trainer: L.Trainer) -> Path:
@@ -30,3 +32,23 @@ def free_path(path: Path) -> Path:
         n += 1
         candidate = path.with_name(f"{path.stem}-{n}{path.suffix}")
     return candidate
+
+
+RUN_WRITING_CALLBACKS = ("SampleGrid",)  # callbacks whose only job is to write into a run folder
+
+
+def evaluate_without_a_run(config: Any, subcommand: str) -> None:
+    """Make ``validate``/``test`` write nothing: no logger run, no sample grid (and the CLI saves
+    no config for them).
+
+    Evaluating a checkpoint is a look at a finished state, not a new training run. Logging it
+    into a new run made a run folder, an offline W&B run and a step-0 sample grid per call;
+    logging it into the checkpoint's own run would put evaluation metrics at step 0 of that
+    run's charts. The metrics are printed, which is what the call is for.
+    """
+    trainer = config.trainer
+    trainer.logger = False
+    callbacks = trainer.get("callbacks") or []
+    trainer.callbacks = [c for c in callbacks if not str(getattr(c, "class_path", "")).endswith(RUN_WRITING_CALLBACKS)]
+    checkpoint = config.get("ckpt_path") or "the model as configured (no --ckpt_path)"
+    rank_zero_info(f"lit-colorize {subcommand}: evaluating {checkpoint}; the metrics are printed below, nothing is logged or written")

@@ -1,22 +1,97 @@
-"""``--ckpt_path last`` across processes: find the run a killed job left, and continue it.
+"""``--ckpt_path last`` across processes: continue the run a killed job left, and no other.
 
 Lightning resolves ``ckpt_path="last"`` inside the *current* run's checkpoint folder, which a
-fresh process (a new W&B run id) has never written to. Here "last" means: the given run's
-``last.ckpt`` when the logger names its run (``id`` for W&B, ``version`` otherwise, e.g.
-``slurm-$SLURM_JOB_ID``), else the most recently written ``last.ckpt`` of any run under the
-logger's folder. The logger is pointed at that run, so W&B continues the same run id and
-checkpoints, samples and config stay in one folder.
+fresh process (a new W&B run id) has never written to. Here ``last`` resolves to:
+
+* **a run the user names**: the logger's run (``id`` for W&B, ``version`` otherwise, e.g.
+  ``slurm-$SLURM_JOB_ID``), a checkpoint callback's ``dirpath``, or, without a logger,
+  ``default_root_dir/checkpoints``. Its ``last.ckpt`` is resumed; when the named run has no
+  ``last.ckpt`` yet, it starts from scratch under that name. That is the first start of a
+  requeueable job (``scripts/slurm/train.sbatch`` passes ``--ckpt_path last`` on every start)
+  and cannot touch another run, because the name is the user's.
+* **else the one unfinished run of the same config** under the logger's folder: a run folder
+  whose ``config.yaml`` has the same ``model`` and ``data`` sections as the current config,
+  with a ``last.ckpt`` and no :data:`FINISHED_MARKER`. The trainer section may differ, so a
+  resume can change ``max_epochs``, devices or callbacks; model and data are what make two
+  runs the same experiment. When there is no such run, or more than one, ``fit`` stops before
+  anything is built, with one line that says what was looked for, what was found, and how to
+  choose (:class:`ResumeError`); it never guesses, because a wrong guess continues (and
+  writes into) somebody else's run.
+
+A run is *finished* when its fit returned normally (``max_epochs``/``max_steps``/``max_time``
+reached, or stopped early): :class:`~callbacks.RunCheckpoint` then writes
+``checkpoints/finished.json``. The marker is the record of that fact. The checkpoint's loop
+state cannot tell it: a resume may raise ``max_epochs``, and early stopping ends a run before
+it. A killed, crashed or SIGTERMed fit writes no marker. A finished run is never resumed and
+never written to again (``RunCheckpoint`` refuses to set up in its folder); training on from
+it is a new run started with ``--ckpt_path <its last.ckpt>``.
+
+The logger is pointed at the resumed run, so W&B continues the same run id and checkpoints,
+samples and config stay in one folder.
 """
 
 from __future__ import annotations
 
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import yaml
 from jsonargparse import Namespace
 from lightning.pytorch.utilities import rank_zero_info
 
+from lit_colorize.errors import UserError
+
 CHECKPOINT_CALLBACKS = ("ModelCheckpoint", "RunCheckpoint")
+FINISHED_MARKER = "finished.json"
+LAST = "last.ckpt"
+SAME_RUN_SECTIONS = ("model", "data")
+
+
+class ResumeError(UserError, ValueError):
+    """``--ckpt_path last`` cannot tell which run to continue, or the run is finished."""
+
+
+class FinishedRunError(UserError, FileExistsError):
+    """A fit would write into the checkpoint folder of a run that has finished."""
+
+
+def finished_marker(checkpoint_dir: Path | str) -> Path:
+    return Path(checkpoint_dir) / FINISHED_MARKER
+
+
+def read_finished(checkpoint_dir: Path | str) -> dict[str, Any] | None:
+    """What the finished marker in ``checkpoint_dir`` recorded, or None when the run is not finished."""
+    marker = finished_marker(checkpoint_dir)
+    if not marker.is_file():
+        return None
+    try:
+        recorded = json.loads(marker.read_text())
+    except (OSError, ValueError):
+        recorded = None
+    return recorded if isinstance(recorded, dict) else {}  # a damaged marker still marks the run finished
+
+
+def mark_finished(checkpoint_dir: Path | str, global_step: int, epoch: int) -> Path:
+    """Record that the fit writing to ``checkpoint_dir`` returned normally (temp file, rename)."""
+    marker = finished_marker(checkpoint_dir)
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    temporary = marker.with_name(f".{marker.name}.partial-{os.getpid()}")
+    temporary.write_text(json.dumps({"global_step": global_step, "epoch": epoch}) + "\n")
+    os.replace(temporary, marker)
+    return marker
+
+
+def finished_error(checkpoint_dir: Path, recorded: Mapping[str, Any]) -> str:
+    step = f" at global step {recorded['global_step']}" if "global_step" in recorded else ""
+    return (
+        f"the run in {checkpoint_dir} finished{step} ({finished_marker(checkpoint_dir)}); a finished run is never "
+        f"resumed or written to. To train on from it, start a new run from its checkpoint: "
+        f"--ckpt_path {checkpoint_dir / LAST}, with another run id or checkpoint folder"
+    )
 
 
 def _get(namespace: Any, key: str, default: Any = None) -> Any:
@@ -39,46 +114,137 @@ def _explicit_dirpath(trainer_config: Any) -> Path | None:
     return None
 
 
-def _newest(paths: list[Path]) -> Path | None:
-    existing = [p for p in paths if p.is_file()]
-    return max(existing, key=lambda p: p.stat().st_mtime_ns) if existing else None
+@dataclass
+class _Run:
+    """One run folder under the logger's folder, as ``last`` sees it."""
+
+    folder: Path
+    last: Path | None
+    finished: bool
+    same_config: bool | None  # None: no readable config.yaml
+
+    @property
+    def resumable(self) -> bool:
+        return self.last is not None and not self.finished and bool(self.same_config)
 
 
-def resolve_last_checkpoint(fit_config: Namespace) -> Path | None:
-    """Replace ``ckpt_path: last`` in a ``fit`` config by the checkpoint to resume (or None for
-    a new run) and point the logger at that checkpoint's run. Returns the checkpoint."""
+def _sections(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The parts of a resolved config that make two runs the same experiment, as plain data."""
+    return json.loads(json.dumps({key: config.get(key) for key in SAME_RUN_SECTIONS}, default=str))
+
+
+def _saved_config(run: Path) -> Mapping[str, Any] | None:
+    try:
+        saved = yaml.safe_load((run / "config.yaml").read_text())
+    except (OSError, yaml.YAMLError):
+        return None
+    return saved if isinstance(saved, dict) else None
+
+
+def _scan(runs: Path, current: Mapping[str, Any]) -> list[_Run]:
+    wanted = _sections(current)
+    found = []
+    for folder in sorted(p for p in runs.glob("*") if p.is_dir()) if runs.is_dir() else []:
+        last = folder / "checkpoints" / LAST
+        saved = _saved_config(folder)
+        found.append(
+            _Run(
+                folder=folder,
+                last=last if last.is_file() else None,
+                finished=read_finished(folder / "checkpoints") is not None,
+                same_config=None if saved is None else _sections(saved) == wanted,
+            )
+        )
+    return found
+
+
+def _names(runs: list[_Run], limit: int = 4) -> str:
+    names = [run.folder.name for run in runs]
+    return ", ".join(names[:limit]) + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
+def _summary(runs: list[_Run]) -> str:
+    groups = {
+        "finished": [r for r in runs if r.finished],
+        "without last.ckpt": [r for r in runs if not r.finished and r.last is None],
+        "of another config": [r for r in runs if not r.finished and r.last is not None and r.same_config is False],
+        "without config.yaml": [r for r in runs if not r.finished and r.last is not None and r.same_config is None],
+        "resumable": [r for r in runs if r.resumable],
+    }
+    parts = [f"{len(group)} {label} ({_names(group)})" for label, group in groups.items() if group]
+    return "; ".join(parts) or "no run folders"
+
+
+def _run_key(logger: Any) -> str:
+    return "id" if str(logger.class_path).endswith("WandbLogger") else "version"
+
+
+def _named_run(trainer: Any, default_root: Path) -> tuple[Path, str] | None:
+    """The checkpoint folder of the run the config names, and how it is named; None when unnamed."""
+    dirpath = _explicit_dirpath(trainer)
+    if dirpath is not None:
+        return dirpath, "the checkpoint callback's dirpath"
+    logger = _logger(trainer)
+    if logger is None:
+        return default_root / "checkpoints", "default_root_dir (no logger)"
+    init_args = logger.init_args
+    run = _get(init_args, _run_key(logger)) or _get(init_args, "version")
+    if run is None:
+        return None
+    run_name = str(run) if isinstance(run, str) else f"version_{run}"
+    return _runs_folder(logger, default_root) / run_name / "checkpoints", f"the logger's run {run_name!r}"
+
+
+def _runs_folder(logger: Any, default_root: Path) -> Path:
+    init_args = logger.init_args
+    is_wandb = str(logger.class_path).endswith("WandbLogger")
+    name = _get(init_args, "project" if is_wandb else "name") or "lightning_logs"
+    return Path(_get(init_args, "save_dir") or default_root) / name
+
+
+def resolve_last_checkpoint(fit_config: Namespace, current_config: Mapping[str, Any]) -> Path | None:
+    """Replace ``ckpt_path: last`` in a ``fit`` config by the checkpoint to resume, or by None for
+    the first start of a named run, and point the logger at that run. Returns the checkpoint.
+
+    ``current_config`` is the resolved config as plain data (what ``config.yaml`` will hold);
+    its ``model`` and ``data`` sections are compared with each run's saved ``config.yaml``.
+    Raises :class:`ResumeError` when the run is finished, or, for an unnamed run, when no
+    unfinished run of this config, or more than one, has a ``last.ckpt``.
+    """
     trainer = fit_config.trainer
     default_root = Path(_get(trainer, "default_root_dir") or ".")
-    dirpath = _explicit_dirpath(trainer)
     logger = _logger(trainer)
-    found: Path | None = None
-    if dirpath is not None:
-        found = _newest(list(dirpath.glob("last*.ckpt")))
-        where = str(dirpath)
-    elif logger is None:
-        found = _newest(list((default_root / "checkpoints").glob("last*.ckpt")))
-        where = str(default_root / "checkpoints")
+    named = _named_run(trainer, default_root)
+    if named is not None:
+        checkpoint_dir, how = named
+        recorded = read_finished(checkpoint_dir)
+        if recorded is not None:
+            raise ResumeError(f"--ckpt_path last: {finished_error(checkpoint_dir, recorded)}")
+        found = checkpoint_dir / LAST if (checkpoint_dir / LAST).is_file() else None
+        if found is None:
+            rank_zero_info(f"--ckpt_path last: no {LAST} in {checkpoint_dir} ({how}) yet; starting that run from scratch")
     else:
-        init_args = logger.init_args
-        is_wandb = str(logger.class_path).endswith("WandbLogger")
-        run_key = "id" if is_wandb else "version"
-        name = _get(init_args, "project" if is_wandb else "name") or "lightning_logs"
-        runs = Path(_get(init_args, "save_dir") or default_root) / name
-        run = _get(init_args, run_key) or (_get(init_args, "version") if is_wandb else None)
-        if run is not None:
-            found = _newest(list((runs / str(run) / "checkpoints").glob("last*.ckpt")))
-            where = str(runs / str(run) / "checkpoints")
-        else:
-            found = _newest(list(runs.glob("*/checkpoints/last*.ckpt")))
-            where = str(runs / "*" / "checkpoints")
-            if found is not None:
-                run_name = found.parent.parent.name
-                init_args[run_key] = int(run_name.removeprefix("version_")) if run_name.startswith("version_") and run_name[8:].isdigit() else run_name
-        if found is not None and is_wandb:
-            logger.dict_kwargs = {**(_get(logger, "dict_kwargs") or {}), "resume": "allow"}
-    if found is None:
-        rank_zero_info(f"--ckpt_path last: no last.ckpt in {where}; starting a new run")
-    else:
+        runs = _runs_folder(logger, default_root)
+        scanned = _scan(runs, current_config)
+        resumable = [run for run in scanned if run.resumable]
+        key = _run_key(logger)
+        choose = f"choose with --ckpt_path PATH or --trainer.logger.init_args.{key} RUN"
+        if not resumable:
+            raise ResumeError(
+                f"--ckpt_path last: no unfinished run of this config (same model and data) with a {LAST} under "
+                f"{runs}/ (found: {_summary(scanned)}); start a new run without --ckpt_path, or {choose}"
+            )
+        if len(resumable) > 1:
+            raise ResumeError(
+                f"--ckpt_path last: {len(resumable)} unfinished runs of this config under {runs}/ "
+                f"({_names(resumable, limit=10)}); {choose}"
+            )
+        (run,) = resumable
+        found = run.last
+        logger.init_args[key] = run.folder.name  # a string: CSV/TensorBoard take "version_3" as the folder name
+    if found is not None and logger is not None and str(logger.class_path).endswith("WandbLogger"):
+        logger.dict_kwargs = {**(_get(logger, "dict_kwargs") or {}), "resume": "allow"}
+    if found is not None:
         rank_zero_info(f"--ckpt_path last: resuming {found.resolve()}")
     fit_config.ckpt_path = None if found is None else str(found)
     return found

@@ -1,17 +1,14 @@
-"""The SLURM script and the trainer configs agree, parse, and resume the job's own run."""
+"""The SLURM script and the trainer configs agree and parse (which run `--ckpt_path last` resumes: tests/test_resume.py)."""
 
 from __future__ import annotations
 
-import os
 import re
 import shlex
 import subprocess
 from pathlib import Path
 
 import yaml
-from jsonargparse import Namespace
 
-from lit_colorize.resume import resolve_last_checkpoint
 from tests.conftest import REPO_ROOT
 from tests.helpers import cli_env, console_script
 
@@ -76,24 +73,3 @@ def test_ddp_trainer_config_merges_into_a_main_config(tmp_path: Path) -> None:
     trainer = yaml.safe_load(result.stdout)["trainer"]
     assert trainer["strategy"] == "ddp" and trainer["devices"] == -1
     assert any(c["class_path"] == "callbacks.RunCheckpoint" for c in trainer["callbacks"])  # kept from the main config
-
-
-def _fit_config(save_dir: Path, run_id: str | None) -> Namespace:
-    logger = Namespace(class_path="lightning.pytorch.loggers.WandbLogger", init_args=Namespace(save_dir=str(save_dir), project="p", id=run_id))
-    return Namespace(ckpt_path="last", trainer=Namespace(logger=logger, callbacks=[], default_root_dir=None))
-
-
-def test_ckpt_path_last_finds_the_named_run_or_the_newest(tmp_path: Path) -> None:
-    for run, age in (("old", 1), ("slurm-77", 2), ("newest", 3)):
-        checkpoint = tmp_path / "p" / run / "checkpoints" / "last.ckpt"
-        checkpoint.parent.mkdir(parents=True)
-        checkpoint.write_bytes(b"x")
-        os.utime(checkpoint, ns=(age * 10**9, age * 10**9))
-    named = _fit_config(tmp_path, "slurm-77")
-    assert resolve_last_checkpoint(named) == tmp_path / "p" / "slurm-77" / "checkpoints" / "last.ckpt"
-    anonymous = _fit_config(tmp_path, None)
-    assert resolve_last_checkpoint(anonymous) == tmp_path / "p" / "newest" / "checkpoints" / "last.ckpt"
-    assert anonymous.trainer.logger.init_args.id == "newest"  # the logger continues that run
-    assert anonymous.trainer.logger.dict_kwargs == {"resume": "allow"}
-    fresh = _fit_config(tmp_path, "slurm-99")  # a new job: nothing to resume, a new run
-    assert resolve_last_checkpoint(fresh) is None and fresh.ckpt_path is None
