@@ -14,10 +14,7 @@ from jsonargparse import ActionYesNo, Namespace
 
 from lit_colorize.colorizer import check_ckpt_path
 from lit_colorize.errors import debug_requested, find_user_error, one_line
-from lit_colorize.colorizer import check_ckpt_path
-from lit_colorize.errors import debug_requested, find_user_error, one_line
 from lit_colorize.module import ColorizationModule
-from lit_colorize.noise import quiet_wandb_init, silence_known_noise
 from lit_colorize.noise import quiet_wandb_init, silence_known_noise
 from lit_colorize.paths import evaluate_without_a_run, free_path, run_dir
 from lit_colorize.precision import default_precision
@@ -84,21 +81,6 @@ class ColorizationCLI(LightningCLI):
             parser.link_arguments("overwrite", "writer.overwrite")
             parser.link_arguments("skip_existing", "writer.skip_existing")
         return parser
-
-    def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
-        """Then ``--ckpt_path`` is checked (:func:`lit_colorize.colorizer.check_ckpt_path`), before
-        Lightning reads the file's hyperparameters into the config and torch's message for a bad
-        file (which advises unsafe loading) could reach the user."""
-        super().parse_arguments(parser, args)
-        subcommand = self.config.get("subcommand")
-        if subcommand:
-            config = self.config[subcommand]
-            check_ckpt_path(subcommand, config.get("ckpt_path"), (config.get("model") or {}).get("class_path"))
-
-    def instantiate_trainer(self, **kwargs: Any) -> Trainer:
-        trainer = super().instantiate_trainer(**kwargs)
-        quiet_wandb_init(trainer.loggers)
-        return trainer
 
     def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
         """Then ``--ckpt_path`` is checked (:func:`lit_colorize.colorizer.check_ckpt_path`), before
