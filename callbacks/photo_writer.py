@@ -1,10 +1,9 @@
 """Writes colorized photos as they are predicted, one file per temperature, never over a file
-the user has unless asked to."""
+the user has unless asked to, and goes on past any photo it cannot write."""
 
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -16,14 +15,18 @@ from lightning.pytorch.callbacks import BasePredictionWriter
 from lightning.pytorch.utilities import rank_zero_info
 from PIL import Image
 
-from lit_colorize.module import ColorizationModule
+from lit_colorize.module import ColorizationModule, is_photo_batch
+from lit_colorize.outputs import (
+    DEFAULT_SUFFIX,
+    EXTENSIONS,
+    create_exclusive,
+    format_temperature,
+    partial_path,
+    remove_stale_partials,
+)
 from lit_colorize.photos import ColorizedPhoto, PhotoItem
 
 ImageFormat = Literal["png", "jpeg"]
-
-
-def format_temperature(temperature: float) -> str:
-    return f"{temperature:g}"
 
 
 class ColorizedPhotoWriter(BasePredictionWriter):
@@ -33,12 +36,22 @@ class ColorizedPhotoWriter(BasePredictionWriter):
 
     The writer also says what predict renders: ``temperatures`` (default T=0.8) and
     ``working_size`` (shorter side the network sees; None: the training images' size).
-    An existing file, input or output, is never replaced unless ``overwrite``; such a photo
-    counts as failed, as does one that could not be read. Failures are reported by path as
-    they happen and summed up at the end, over all processes under DDP (each process writes
-    its own share; Lightning's predict sampler never repeats a photo); ``total_failures``
-    sets the exit status.
-    Writes are atomic (temporary file, then rename), so a killed run leaves no half image.
+
+    What it guarantees:
+
+    - An existing file, input or output, is never replaced unless ``overwrite``; with
+      ``skip_existing`` an existing output is left as it is and counts as done, so a rerun
+      after a killed run writes only what is missing. A photo whose outputs all exist is not
+      colorized at all.
+    - Writes are atomic: a hidden ``.<name>.<pid>-<random>.partial.png`` is renamed over the
+      final name once complete, so no half image ever has a final name. A write that fails
+      (no space left, permission denied) removes its temporary file; the temporary files of
+      a killed run are removed by the next run into the same folder (see
+      :mod:`lit_colorize.outputs`). Outputs get the umask's mode, like any new file.
+    - A photo that cannot be read, colorized (out of memory) or written is reported by path
+      as it happens, the run goes on, and the failures are summed up at the end, over all
+      processes under DDP (each process writes its own share; Lightning's predict sampler
+      never repeats a photo); ``total_failures`` sets the exit status.
     """
 
     def __init__(
@@ -46,13 +59,14 @@ class ColorizedPhotoWriter(BasePredictionWriter):
         output_dir: str | Path = "colorized",
         temperatures: Sequence[float] = (0.8,),
         working_size: int | None = None,
-        suffix: str = "_colorized_T{temperature}",
+        suffix: str = DEFAULT_SUFFIX,
         image_format: ImageFormat = "png",
         quality: int = 95,
         overwrite: bool = False,
+        skip_existing: bool = False,
     ) -> None:
         super().__init__(write_interval="batch")
-        if image_format not in ("png", "jpeg"):
+        if image_format not in EXTENSIONS:
             raise ValueError(f"image_format must be 'png' or 'jpeg', got {image_format!r}")
         if not 1 <= quality <= 100:
             raise ValueError(f"quality must be in 1..100, got {quality}")
@@ -61,6 +75,8 @@ class ColorizedPhotoWriter(BasePredictionWriter):
             raise ValueError(f"temperatures must be a non-empty list of values >= 0, got {temperatures}")
         if len(temperatures) > 1 and "{temperature}" not in suffix:
             raise ValueError(f"with several temperatures the suffix must contain '{{temperature}}', got {suffix!r}")
+        if overwrite and skip_existing:
+            raise ValueError("overwrite and skip_existing contradict each other; choose one")
         self.output_dir = Path(output_dir)
         self.temperatures = temperatures
         self.working_size = working_size
@@ -68,20 +84,38 @@ class ColorizedPhotoWriter(BasePredictionWriter):
         self.image_format = image_format
         self.quality = quality
         self.overwrite = overwrite
+        self.skip_existing = skip_existing
         self.written: list[Path] = []
+        self.skipped: list[Path] = []
         self.failures: list[str] = []
         self.total_failures = 0  # over all processes, known after predict
         self._claimed: dict[Path, str] = {}
 
-    def output_path(self, photo: ColorizedPhoto, temperature: float) -> Path:
-        name = Path(photo.item.path).stem + self.suffix.format(temperature=format_temperature(temperature))
-        extension = ".png" if self.image_format == "png" else ".jpg"
-        return self.output_dir / photo.item.relative_dir / f"{name}{extension}"
+    def output_path(self, photo: ColorizedPhoto | PhotoItem, temperature: float) -> Path:
+        item = photo.item if isinstance(photo, ColorizedPhoto) else photo
+        name = Path(item.path).stem + self.suffix.format(temperature=format_temperature(temperature))
+        return self.output_dir / item.relative_dir / f"{name}{EXTENSIONS[self.image_format]}"
 
     def on_predict_start(self, trainer: L.Trainer, pl_module: ColorizationModule) -> None:
         pl_module.predict_temperatures = list(self.temperatures)
         pl_module.working_size = self.working_size
-        self.written, self.failures, self._claimed = [], [], {}
+        self.written, self.skipped, self.failures, self._claimed = [], [], [], {}
+        if trainer.is_global_zero:
+            removed = remove_stale_partials(self.output_dir)
+            if removed:
+                print(f"ColorizedPhotoWriter: removed {len(removed)} temporary file(s) a killed run left in {self.output_dir}")
+
+    def on_predict_batch_start(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int, dataloader_idx: int = 0
+    ) -> None:
+        """Photos whose every output exists are not colorized: without ``overwrite`` nothing
+        would be written for them (they are skipped, or fail with "exists")."""
+        if self.overwrite or not is_photo_batch(batch):
+            return
+        for item in batch:
+            if item.rgb is not None and all(self.output_path(item, t).exists() for t in self.temperatures):
+                item.rgb = item.alpha = None
+                item.outputs_exist = True
 
     def write_on_batch_end(
         self,
@@ -98,9 +132,12 @@ class ColorizedPhotoWriter(BasePredictionWriter):
         for photo in prediction:
             if photo.item.error is not None:
                 self._fail(photo.item.path, photo.item.error)
-                continue
-            for temperature, image in zip(photo.temperatures, photo.images):
-                self._write(photo, temperature, image)
+            elif photo.item.outputs_exist:
+                for temperature in self.temperatures:
+                    self._existing(photo.item.path, self.output_path(photo, temperature))
+            else:
+                for temperature, image in zip(photo.temperatures, photo.images):
+                    self._write(photo, temperature, image)
 
     @staticmethod
     def _dataset_images(
@@ -114,6 +151,13 @@ class ColorizedPhotoWriter(BasePredictionWriter):
             for index, images in zip(indices, rgb)
         ]
 
+    def _existing(self, source: str, path: Path) -> None:
+        """``path`` is there and may not be replaced: done with ``skip_existing``, else a failure."""
+        if self.skip_existing:
+            self.skipped.append(path)
+        else:
+            self._fail(source, f"{path} exists; pass --overwrite to replace it, or --skip_existing to keep it")
+
     def _write(self, photo: ColorizedPhoto, temperature: float, image: Any) -> None:
         path = self.output_path(photo, temperature)
         source = photo.item.path
@@ -121,7 +165,7 @@ class ColorizedPhotoWriter(BasePredictionWriter):
             self._fail(source, f"its output {path} was already written in this run for {self._claimed[path]}")
             return
         if path.exists() and not self.overwrite:
-            self._fail(source, f"{path} exists; pass --overwrite to replace it")
+            self._existing(source, path)
             return
         self._claimed[path] = source
         pixels = image.permute(1, 2, 0).numpy()
@@ -130,17 +174,30 @@ class ColorizedPhotoWriter(BasePredictionWriter):
             pixels = np.concatenate([pixels, alpha.cpu().permute(1, 2, 0).numpy()], axis=2)
         elif alpha is not None:
             rank_zero_info(f"ColorizedPhotoWriter: {source} has transparency, which JPEG cannot keep; use PNG")
+        try:
+            self._save_atomically(Image.fromarray(np.ascontiguousarray(pixels)), path)
+        except OSError as error:  # no space, permission denied, read-only disk, a file where a folder goes
+            self._fail(source, f"cannot write {path}: {error.strerror or error}")
+            return
+        except MemoryError:  # encoding a huge photo
+            self._fail(source, f"cannot write {path}: out of memory while encoding it")
+            return
+        self.written.append(path)
+
+    def _save_atomically(self, image: Image.Image, path: Path) -> None:
+        """Encode into a temporary file beside ``path``, then rename it over ``path``; on any
+        failure the temporary file is removed and nothing has the final name."""
         options = {"quality": self.quality} if self.image_format == "jpeg" else {"compress_level": 6}
         path.parent.mkdir(parents=True, exist_ok=True)
-        descriptor, temporary = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
+        temporary = partial_path(path)
+        descriptor = create_exclusive(temporary)
         try:
             with os.fdopen(descriptor, "wb") as stream:
-                Image.fromarray(pixels).save(stream, format=self.image_format.upper(), **options)
+                image.save(stream, format=self.image_format.upper(), **options)
             os.replace(temporary, path)
         except BaseException:
-            Path(temporary).unlink(missing_ok=True)
+            temporary.unlink(missing_ok=True)
             raise
-        self.written.append(path)
 
     def _fail(self, source: str, reason: str) -> None:
         message = f"{source}: {reason}"
@@ -149,12 +206,16 @@ class ColorizedPhotoWriter(BasePredictionWriter):
 
     def on_predict_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         """Sum up over all processes (each wrote its own share of the photos)."""
-        counts = torch.tensor([len(self.written), len(self.failures)], dtype=torch.float64, device=pl_module.device)
+        counts = torch.tensor(
+            [len(self.written), len(self.skipped), len(self.failures)], dtype=torch.float64, device=pl_module.device
+        )
         if trainer.world_size > 1:
             counts = trainer.strategy.reduce(counts, reduce_op="sum")
-        written, self.total_failures = (int(c) for c in counts.tolist())
+        written, skipped, self.total_failures = (int(c) for c in counts.tolist())
         ranks = f" by {trainer.world_size} processes" if trainer.world_size > 1 else ""
         summary = f"ColorizedPhotoWriter: wrote {written} images to {self.output_dir}{ranks}"
+        if skipped:
+            summary += f"; kept {skipped} that existed (--skip_existing)"
         if self.total_failures:
             summary += f"; {self.total_failures} failed"
             if self.failures:

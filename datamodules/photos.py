@@ -7,15 +7,28 @@ from pathlib import Path
 import lightning as L
 from torch.utils.data import DataLoader
 
+from lit_colorize.outputs import DEFAULT_SUFFIX, PredictSetupError
 from lit_colorize.photos import PhotoDataset, collate_photos
 
 
 class Photos(L.LightningDataModule):
     """Predict-only: every photo of ``inputs`` (files, or folders searched recursively), decoded
     at full resolution in the loader workers. Batches are lists of photos of any size; an
-    unreadable file travels as an error item, so the writer reports it and the run goes on."""
+    unreadable file travels as an error item, so the writer reports it and the run goes on.
 
-    def __init__(self, inputs: list[str | Path] | None = None, batch_size: int = 1, num_workers: int = 0) -> None:
+    ``output_dir`` and ``output_suffix`` are the writer's (``lit-colorize predict`` sets them
+    from ``--writer.*``): a folder search skips that folder and every file named like an
+    output or a temporary file of predict, so outputs are never read back as photos.
+    """
+
+    def __init__(
+        self,
+        inputs: list[str | Path] | None = None,
+        batch_size: int = 1,
+        num_workers: int = 0,
+        output_dir: str | Path | None = None,
+        output_suffix: str = DEFAULT_SUFFIX,
+    ) -> None:
         super().__init__()
         self.save_hyperparameters()
         self.dataset: PhotoDataset | None = None
@@ -27,8 +40,8 @@ class Photos(L.LightningDataModule):
                 "Train with ToyShapes, CIFAR100Subset or Landscape."
             )
         if not self.hparams.inputs:
-            raise ValueError("no inputs: pass photo files or folders with --data.inputs '[photo.jpg, folder/]'")
-        self.dataset = PhotoDataset(self.hparams.inputs)
+            raise PredictSetupError("no inputs: pass photo files or folders with --data.inputs '[photo.jpg, folder/]'")
+        self.dataset = PhotoDataset(self.hparams.inputs, self.hparams.output_dir, self.hparams.output_suffix)
 
     def predict_dataloader(self) -> DataLoader:
         if self.dataset is None:

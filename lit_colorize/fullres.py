@@ -11,6 +11,7 @@ Lab or RGB tensor, only its uint8 input and output and a float L plane do.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 
 import torch
@@ -20,19 +21,40 @@ from torch import Tensor
 from lit_colorize.color import L_RANGE, lab_to_rgb, rgb_to_lab
 
 STRIP_PIXELS = 1 << 20  # about 1 megapixel of float work per strip
+# The network sees at most this many times working_size**2 pixels: a 4:1 panorama keeps the
+# full working scale; longer photos are seen smaller (see working_size).
+MAX_WORKING_ASPECT = 4.0
 
 
-def working_size(height: int, width: int, short_side: int, multiple: int) -> tuple[int, int]:
+def working_size(
+    height: int, width: int, short_side: int, multiple: int, max_aspect: float = MAX_WORKING_ASPECT
+) -> tuple[int, int]:
     """(h, w) for the network: the shorter side about ``short_side``, aspect kept, both sides
-    multiples of ``multiple`` (2**depth of the U-Net), and at least one multiple."""
+    multiples of ``multiple`` (2**depth of the U-Net), and at least one multiple.
+
+    The area is bounded too, by ``max_aspect * short_side**2``: a photo longer than that
+    aspect is seen at a smaller scale, so that a 1x10000 strip does not become a
+    32x320,000 network input. Past the point where its short side is one multiple, the long
+    side is squeezed (the aspect is no longer kept), so the bound always holds.
+    """
     if height < 1 or width < 1:
         raise ValueError(f"image size must be positive, got {height}x{width}")
+    max_area = max_aspect * short_side * short_side
     scale = short_side / min(height, width)
+    if height * width * scale * scale > max_area:
+        scale = math.sqrt(max_area / (height * width))
 
-    def snap(side: int) -> int:
-        return max(multiple, round(side * scale / multiple) * multiple)
+    def snap(side: float) -> int:
+        return max(multiple, math.floor(side / multiple) * multiple)
 
-    return snap(height), snap(width)
+    def snap_nearest(side: float) -> int:
+        return max(multiple, round(side / multiple) * multiple)
+
+    size = [snap_nearest(height * scale), snap_nearest(width * scale)]
+    if size[0] * size[1] > max_area:  # rounding up, or the one-multiple floor of the short side
+        long = 0 if height >= width else 1
+        size[long] = snap(max_area / size[1 - long])
+    return size[0], size[1]
 
 
 def strip_rows(width: int, budget: int = STRIP_PIXELS) -> int:

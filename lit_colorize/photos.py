@@ -6,14 +6,18 @@ run over a folder reports it by path and goes on with the rest.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+import errno
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
 from lit_colorize.imageio import ImageReadError, read_image
+from lit_colorize.outputs import DEFAULT_SUFFIX, OutputNames, walk_files
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"})
 
@@ -28,6 +32,7 @@ class PhotoItem:
     rgb: Tensor | None = None
     alpha: Tensor | None = None
     error: str | None = None
+    outputs_exist: bool = False  # set by the writer: every output is there already, nothing to compute
 
 
 @dataclass
@@ -39,21 +44,49 @@ class ColorizedPhoto:
     images: list[Tensor] = field(default_factory=list)
 
 
-def find_photos(inputs: Sequence[str | Path]) -> list[tuple[Path, str]]:
-    """(file, relative output folder) for every input: files as given (any extension), folders
-    searched recursively for image files, in sorted order. A missing input is an error."""
+@dataclass(frozen=True)
+class PhotoSource:
+    """A photo file to read and where its outputs go below the output folder, or a path that
+    cannot be read at all (a symlink loop, a folder that cannot be listed) with its ``error``."""
+
+    path: Path
+    relative_dir: str = ""
+    error: str | None = None
+
+
+def _link_problem(path: Path) -> tuple[str, bool] | None:
+    """Why the symlink ``path`` cannot be followed, and whether it is a loop; None when it can."""
+    try:
+        path.stat()
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            return f"cannot read image {path}: it is a symbolic link loop", True
+        return f"cannot read image {path}: it is a symbolic link to {os.readlink(path)}, which does not exist", False
+    return None
+
+
+def find_photos(
+    inputs: Sequence[str | Path], output_dir: str | Path | None = None, suffix: str = DEFAULT_SUFFIX
+) -> list[PhotoSource]:
+    """Every photo of ``inputs``: files as given (any extension), folders searched recursively
+    for image files, in sorted order. Never inputs, in a folder search: the output folder
+    (when inside an input folder) and the files predict writes (:class:`OutputNames` of
+    ``suffix``). A symlink that cannot be followed and a folder that cannot be listed come as
+    sources with an ``error``, so they are reported by path; a missing input is an error."""
     if isinstance(inputs, (str, Path)):
         inputs = [inputs]
-    found: list[tuple[Path, str]] = []
+    own = OutputNames(suffix)
+    skip_dirs = [Path(output_dir).expanduser()] if output_dir is not None else []
+    found: list[PhotoSource] = []
     for entry in inputs:
         root = Path(entry).expanduser()
         if root.is_file():
-            found.append((root, ""))
+            found.append(PhotoSource(root))
         elif root.is_dir():
-            for path in sorted(root.rglob("*")):
-                if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES:
-                    relative = path.parent.relative_to(root).as_posix()
-                    found.append((path, "" if relative == "." else relative))
+            found.extend(_search_folder(root, skip_dirs, own))
+        elif root.is_symlink():  # given directly, yet cannot be followed: reported like a corrupt file
+            problem = _link_problem(root)
+            found.append(PhotoSource(root, "", problem[0] if problem else f"cannot read image {root}"))
         else:
             raise FileNotFoundError(f"input {root} does not exist: give photo files or folders of photos")
     if not found:
@@ -63,23 +96,84 @@ def find_photos(inputs: Sequence[str | Path]) -> list[tuple[Path, str]]:
     return found
 
 
+def _search_folder(root: Path, skip_dirs: list[Path], own: OutputNames) -> list[PhotoSource]:
+    """The photos below ``root``, outputs of this tool and ``skip_dirs`` left out; symlinks with an
+    image's name that cannot be followed, any symlink loop, and unlistable folders as errors."""
+    sources = []
+    for path, error in walk_files(root, skip_dirs):
+        if error is not None:
+            sources.append(PhotoSource(path, "", f"cannot search folder {path}: {error.strerror}"))
+            continue
+        if own.is_own(path.name):
+            continue
+        relative = path.parent.relative_to(root).as_posix()
+        relative = "" if relative == "." else relative
+        problem = _link_problem(path) if path.is_symlink() else None
+        is_image_name = path.suffix.lower() in IMAGE_SUFFIXES
+        if problem is not None and (is_image_name or problem[1]):
+            sources.append(PhotoSource(path, relative, problem[0]))
+        elif problem is None and is_image_name and path.is_file():
+            sources.append(PhotoSource(path, relative))
+    return sorted(sources, key=lambda source: source.path)
+
+
 class PhotoDataset(Dataset):
     """Decodes each photo at full resolution (torchvision.io or Pillow; EXIF orientation,
     alpha kept); unreadable files give an item with ``error`` set."""
 
-    def __init__(self, inputs: Sequence[str | Path]) -> None:
-        self.photos = find_photos(inputs)
+    def __init__(
+        self, inputs: Sequence[str | Path], output_dir: str | Path | None = None, suffix: str = DEFAULT_SUFFIX
+    ) -> None:
+        self.photos = find_photos(inputs, output_dir, suffix)
 
     def __len__(self) -> int:
         return len(self.photos)
 
     def __getitem__(self, index: int) -> PhotoItem:
-        path, relative_dir = self.photos[index]
+        source = self.photos[index]
+        path, relative_dir = source.path, source.relative_dir
+        if source.error is not None:
+            return PhotoItem(str(path), relative_dir, error=source.error)
         try:
             decoded = read_image(path)
         except ImageReadError as error:
             return PhotoItem(str(path), relative_dir, error=str(error))
         return PhotoItem(str(path), relative_dir, decoded.rgb, decoded.alpha)
+
+
+# How the allocators say it: torch.OutOfMemoryError (CUDA, MPS, XPU), the CPU allocator's
+# RuntimeError, and numpy's or Python's MemoryError.
+_OUT_OF_MEMORY_MESSAGES = ("out of memory", "can't allocate memory", "not enough memory")
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    if isinstance(error, (torch.OutOfMemoryError, MemoryError)):
+        return True
+    return isinstance(error, RuntimeError) and any(text in str(error).lower() for text in _OUT_OF_MEMORY_MESSAGES)
+
+
+def colorize_item(item: PhotoItem, colorize: Callable[[Tensor], list[Tensor]], temperatures: Sequence[float]) -> ColorizedPhoto:
+    """``colorize(rgb)`` of one photo as a :class:`ColorizedPhoto` (images on the CPU); running
+    out of memory on it gives the photo's error instead, so the run goes on with the next one.
+    Other exceptions are bugs and propagate."""
+    if item.rgb is None:
+        return ColorizedPhoto(item)
+    try:
+        images = [image.cpu() for image in colorize(item.rgb)]
+    except Exception as error:  # noqa: BLE001 - only memory errors are the photo's; others re-raised
+        if not is_out_of_memory(error):
+            raise
+        height, width = item.rgb.shape[-2:]
+        first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        reason = (
+            f"out of memory colorizing this {width}x{height} photo ({first_line}); "
+            "free memory, use a smaller --writer.working_size, or --trainer.accelerator cpu"
+        )
+    else:
+        return ColorizedPhoto(item, list(temperatures), images)
+    if torch.cuda.is_available():  # hand back what the failed photo held before the next one
+        torch.cuda.empty_cache()
+    return ColorizedPhoto(replace(item, rgb=None, alpha=None, error=reason))
 
 
 def collate_photos(items: list[PhotoItem]) -> list[PhotoItem]:

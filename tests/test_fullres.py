@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from skimage.color import lab2rgb, rgb2lab
 
 from lit_colorize.color import lab_to_rgb
-from lit_colorize.fullres import colorize_full_resolution, full_resolution_l, render, working_size
+from lit_colorize.fullres import MAX_WORKING_ASPECT, colorize_full_resolution, full_resolution_l, render, working_size
 
 
 @pytest.mark.parametrize(
@@ -19,12 +19,45 @@ from lit_colorize.fullres import colorize_full_resolution, full_resolution_l, re
         ((481, 321), 128, 8, (192, 128)),  # 481 * 128 / 321 = 191.8 -> 192
         ((32, 32), 32, 4, (32, 32)),
         ((20, 30), 128, 8, (128, 192)),  # small photos are enlarged to the working scale
-        ((10, 1000), 32, 8, (32, 3200)),
+        ((32, 128), 32, 8, (32, 128)),  # 4:1, the longest kept at the full working scale
         ((1, 1), 5, 8, (8, 8)),  # never below one multiple
     ],
 )
 def test_working_size_keeps_aspect_and_multiples(size, short_side, multiple, expected) -> None:
     assert working_size(*size, short_side, multiple) == expected
+
+
+@pytest.mark.parametrize(
+    ("size", "short_side", "multiple", "expected"),
+    [
+        ((1, 10000), 32, 8, (8, 512)),  # was 32 x 320,000: 5 GB and 70 s for a 30 KB PNG
+        ((10000, 1), 32, 8, (512, 8)),
+        ((3, 5000), 128, 16, (16, 4096)),  # was 128 x 213,328
+        ((10, 1000), 32, 8, (8, 512)),  # was 32 x 3200
+        ((1000, 8000), 128, 8, (88, 728)),  # 8:1 panorama: aspect kept, at a smaller scale
+    ],
+)
+def test_working_size_bounds_the_area(size, short_side, multiple, expected) -> None:
+    """The network input never exceeds MAX_WORKING_ASPECT * short_side**2 pixels, whatever the aspect."""
+    height, width = working_size(*size, short_side, multiple)
+    assert (height, width) == expected
+    assert height * width <= MAX_WORKING_ASPECT * short_side**2
+    assert height % multiple == 0 and width % multiple == 0
+
+
+def test_a_one_pixel_high_photo_colorizes_within_the_bound() -> None:
+    """End to end through colorize_full_resolution: a 1x10000 photo keeps its size, and the
+    network sees at most 4 * 32**2 pixels (before: 32 x 320,000)."""
+    rgb = torch.randint(0, 256, (3, 1, 10000), dtype=torch.uint8)
+    seen = []
+
+    def gray_predictor(l_norm, temperatures):
+        seen.append(tuple(l_norm.shape))
+        return [torch.zeros(1, 2, *l_norm.shape[-2:]) for _ in temperatures]
+
+    (output,) = colorize_full_resolution(rgb, gray_predictor, [0.8], short_side=32, multiple=8)
+    assert output.shape == (3, 1, 10000)
+    assert seen == [(1, 1, 8, 512)]
 
 
 def test_full_resolution_l_matches_skimage_in_any_strip_height() -> None:

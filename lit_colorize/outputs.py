@@ -1,0 +1,185 @@
+"""The files ``lit-colorize predict`` writes, and the checks made before a run loads a model.
+
+Every name predict writes is recognisable, so that a later run can tell it from a user's photo:
+
+- an output is ``<photo stem><suffix>.png|.jpg`` (suffix ``_colorized_T{temperature}`` by default);
+- while it is written it is a hidden temporary file ``.<output stem>.<pid>-<8 hex>.partial.png|.jpg``
+  beside it, renamed over the final name only once complete. A run killed with SIGKILL leaves
+  one behind; the next run into that folder removes it once the process that wrote it is gone.
+
+Run-level problems (the output folder is a file, cannot be written, or is an input folder) are
+found here before anything heavy happens, and raised as :class:`PredictSetupError`: one line
+that names the folder and the option to change.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from lit_colorize.errors import UserError
+
+DEFAULT_SUFFIX = "_colorized_T{temperature}"
+EXTENSIONS = {"png": ".png", "jpeg": ".jpg"}
+# What ``f"{temperature:g}"`` gives: 0, 0.8, 1e-05, 1e+06.
+_TEMPERATURE = r"[0-9][0-9.]*(?:e[+-]?[0-9]+)?"
+_PARTIAL = re.compile(r"\.(?P<stem>.+)\.(?P<pid>[0-9]+)-[0-9a-f]{8}\.partial\.(?:png|jpg)")
+
+
+class PredictSetupError(UserError, ValueError):
+    """A problem with the run as a whole (output folder, inputs, options), found before the
+    model loads; the message is one line naming the path and the option to change."""
+
+
+def format_temperature(temperature: float) -> str:
+    return f"{temperature:g}"
+
+
+class OutputNames:
+    """Tells the outputs of ``lit-colorize predict`` (the default suffix and ``suffix``) and its
+    temporary files from the user's photos, by name alone.
+
+    An empty suffix (outputs named like their photos) marks nothing: only the output folder
+    tells those apart, which is why a folder input is never the output folder.
+    """
+
+    def __init__(self, suffix: str = DEFAULT_SUFFIX) -> None:
+        patterns = {_suffix_pattern(s) for s in (DEFAULT_SUFFIX, suffix) if s.replace("{temperature}", "")}
+        self._output = re.compile(rf".+(?:{'|'.join(sorted(patterns))})\.(?:png|jpg)") if patterns else None
+
+    def is_output(self, name: str) -> bool:
+        return self._output is not None and self._output.fullmatch(name) is not None
+
+    def is_own(self, name: str) -> bool:
+        """An output or a temporary file of one: never an input."""
+        return self.is_output(name) or is_partial(name)
+
+
+def _suffix_pattern(suffix: str) -> str:
+    return _TEMPERATURE.join(re.escape(part) for part in suffix.split("{temperature}"))
+
+
+def is_partial(name: str) -> bool:
+    return _PARTIAL.fullmatch(name) is not None
+
+
+def partial_path(final: Path) -> Path:
+    """Where ``final`` is written before its atomic rename: hidden, in the same folder (a rename
+    within one file system), named after this process so a later run knows when it is stale."""
+    return final.with_name(f".{final.stem}.{os.getpid()}-{secrets.token_hex(4)}.partial{final.suffix}")
+
+
+def create_exclusive(path: Path) -> int:
+    """A new file for writing, with the mode the umask gives any new file (``tempfile.mkstemp``
+    would give 0600, which then stays on the output after the rename)."""
+    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666)
+
+
+def _process_alive(pid: int) -> bool:
+    if pid == os.getpid():  # a file of ours before we wrote any: left by an earlier process with this pid
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
+def remove_stale_partials(folder: Path) -> list[Path]:
+    """Removes the temporary files of killed runs under ``folder``: only names of the pattern
+    this tool writes, only when the process that wrote them is gone (a run writing into the
+    same folder at the same time keeps its own). Returns what was removed."""
+    removed: list[Path] = []
+    if not folder.is_dir():
+        return removed
+    for directory, _, names in os.walk(folder, onerror=lambda error: None):
+        for name in names:
+            match = _PARTIAL.fullmatch(name)
+            if match and not _process_alive(int(match["pid"])):
+                path = Path(directory, name)
+                try:
+                    path.unlink()
+                except FileNotFoundError:
+                    continue
+                except OSError:  # not ours to remove after all (permissions): leave it
+                    continue
+                removed.append(path)
+    return removed
+
+
+def _nearest_existing(path: Path) -> Path:
+    for candidate in (path, *path.parents):
+        if os.path.lexists(candidate):
+            return candidate
+    return Path(path.anchor or ".")
+
+
+def check_output_folder(output_dir: str | Path) -> Path:
+    """The output folder as an absolute path, when it is a folder this process can write into
+    (or can be created where it can write); else :class:`PredictSetupError`. Nothing is created."""
+    folder = Path(output_dir).expanduser().absolute()
+    existing = _nearest_existing(folder)
+    option = "choose another with --writer.output_dir"
+    if not existing.is_dir():
+        what = "is a file" if existing == folder else f"cannot be created: {existing} is a file"
+        raise PredictSetupError(f"output folder {folder} {what}; {option}")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        where = "" if existing == folder else f" ({existing}, where it would be created, is not)"
+        raise PredictSetupError(f"output folder {folder} is not writable{where}; {option}")
+    return folder
+
+
+def check_inputs(inputs: Iterable[str | Path], output_folder: Path) -> None:
+    """Every input exists (a symlink that cannot be followed does: it is reported per photo),
+    and no folder input is the output folder. A folder input *containing* the output folder
+    is fine: the search skips the output folder."""
+    resolved_output = output_folder.resolve()
+    for entry in inputs:
+        path = Path(entry).expanduser()
+        if not os.path.lexists(path):
+            raise PredictSetupError(f"input {path} does not exist: give photo files or folders of photos in --data.inputs")
+        if path.is_dir() and path.resolve() == resolved_output:
+            raise PredictSetupError(
+                f"output folder {output_folder} is the input folder {path}: its outputs would be read as photos "
+                f"by the next run; write them elsewhere, e.g. --writer.output_dir {path / 'colorized'} "
+                "(an output folder inside an input folder is skipped when that folder is searched)"
+            )
+
+
+def check_predict_setup(
+    output_dir: str | Path, inputs: Iterable[str | Path] | None, overwrite: bool, skip_existing: bool
+) -> Path:
+    """All run-level checks of ``lit-colorize predict``, before the model loads; returns the
+    absolute output folder. ``inputs`` None: the data is not a folder of photos."""
+    if overwrite and skip_existing:
+        raise PredictSetupError("--overwrite and --skip_existing contradict each other; pass one of them")
+    folder = check_output_folder(output_dir)
+    if inputs is not None:
+        inputs = [inputs] if isinstance(inputs, (str, Path)) else list(inputs)
+        if not inputs:
+            raise PredictSetupError("no inputs: pass photo files or folders with --data.inputs '[photo.jpg, folder/]'")
+        check_inputs(inputs, folder)
+    return folder
+
+
+def walk_files(root: Path, skip_dirs: Iterable[Path] = ()) -> Iterator[tuple[Path, OSError | None]]:
+    """Every file below ``root`` in sorted order, without following symlinked folders (as
+    ``Path.rglob``), skipping ``skip_dirs``; a folder that cannot be listed comes as
+    ``(folder, error)``."""
+    skipped = {os.path.normcase(os.path.realpath(d)) for d in skip_dirs}
+    errors: list[OSError] = []
+    for directory, dirnames, filenames in os.walk(root, onerror=errors.append):
+        while errors:
+            error = errors.pop()
+            yield Path(error.filename or directory), error
+        dirnames[:] = sorted(d for d in dirnames if os.path.normcase(os.path.realpath(Path(directory, d))) not in skipped)
+        for name in sorted(filenames):
+            yield Path(directory, name), None
+    while errors:
+        error = errors.pop()
+        yield Path(error.filename or root), error
