@@ -70,10 +70,14 @@ def find_user_error(error: BaseException) -> BaseException | None:
 
 
 def one_line(error: BaseException) -> str:
-    """The error's message on one line (an OSError without a message: its strerror and file)."""
+    """The error's message on one line: an OSError's strerror and file; of an error re-raised
+    from a DataLoader worker (whose message is the worker's traceback), the original message."""
     text = str(error)
     if isinstance(error, OSError) and error.strerror and not isinstance(error, UserError):
         text = f"{error.strerror}: {error.filename}" if error.filename else error.strerror
+    elif "Original Traceback (most recent call last):" in text:
+        last = text.strip().splitlines()[-1]
+        text = last.split(": ", 1)[1] if last.split(": ", 1)[0].endswith(type(error).__name__) else last
     return " ".join(text.split()) or type(error).__name__
 
 

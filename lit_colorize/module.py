@@ -440,6 +440,11 @@ class ColorizationModule(L.LightningModule):
         others = {**self.eval_ab, **{name: metric for name, metric in self.eval_rgb.items() if name != "psnr"}}
         self.log_dict({f"{stage}/{name}": metric for name, metric in others.items()})
 
+    def on_predict_start(self) -> None:
+        """An untrained classifier has no bin colors: refuse, rather than write orange images."""
+        if self.is_classifier:
+            require_color_table({"color_table.built": self.color_table.built}, "this model")
+
     def predict_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> Any:
         """Photos (from ``datamodules.Photos``) -> a :class:`ColorizedPhoto` each, at full
         resolution; a training-style batch -> ``{"temperatures", "rgb"}`` at its own size."""

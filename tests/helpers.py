@@ -59,6 +59,9 @@ class StepRecorder(L.Callback):
                 log.write(f"{os.getpid()} {trainer.global_step}\n")
 
 
+PROGRESS_BARS = ("RichProgressBar", "auto_progress_bar", "LogProgressBar")
+
+
 def toyshapes_config(
     path: Path,
     num_train: int = 256,
@@ -71,7 +74,7 @@ def toyshapes_config(
     ``steps.log`` beside the config; written to ``path``."""
     config = yaml.safe_load((REPO_ROOT / "configs" / "toyshapes.yaml").read_text())
     config["data"]["init_args"].update(num_train=num_train, num_val=num_val, batch_size=batch_size)
-    callbacks = [c for c in config["trainer"]["callbacks"] if not c["class_path"].endswith("RichProgressBar")]
+    callbacks = [c for c in config["trainer"]["callbacks"] if not c["class_path"].endswith(PROGRESS_BARS)]
     for callback in callbacks:
         if callback["class_path"] == "callbacks.RunCheckpoint":
             callback["init_args"]["last_every_n_train_steps"] = last_every_n_train_steps
