@@ -1,0 +1,83 @@
+"""What a run prints into a log file: progress lines instead of Rich's bar, and none of the known noise."""
+
+from __future__ import annotations
+
+import io
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+from lightning.pytorch.callbacks import RichProgressBar
+from PIL import Image
+
+from callbacks import BinColorTable, LogProgressBar, auto_progress_bar
+from lit_colorize import ColorizationModule
+from tests.conftest import REPO_ROOT
+from tests.helpers import cli_env, console_script, quick_trainer, tiny_toyshapes
+
+# Each known, harmless message of the issue, as it appeared on every run.
+NOISE = [
+    "You have overridden `on_after_batch_transfer`",
+    "isinstance(treespec, LeafSpec)",
+    "litlogger",
+    "litmodels",
+    "The anonymous setting has no effect",
+    "callbacks used to create the checkpoint need to be provided",
+]
+TRAIN_LINE = re.compile(r"^epoch (\d+)/1 step (\d+)/4 train/loss \d+\.?\d* \d+ img/s ETA \d+:\d\d:\d\d$", re.M)
+
+
+def run(args: list[str], cwd: Path) -> str:
+    """``lit-colorize`` with stdout and stderr into pipes, as into a log file."""
+    result = subprocess.run([console_script(), *args], cwd=cwd, env=cli_env(), capture_output=True, text=True, timeout=600)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-5000:]
+    return output
+
+
+def test_a_logged_fit_and_predict_print_progress_lines_and_no_noise(tmp_path: Path) -> None:
+    config = yaml.safe_load((REPO_ROOT / "configs" / "toyshapes.yaml").read_text())
+    (bar,) = [c for c in config["trainer"]["callbacks"] if c["class_path"] == "callbacks.auto_progress_bar"]
+    bar["init_args"]["every_n_steps"] = 1
+    (tmp_path / "toy.yaml").write_text(yaml.safe_dump(config))
+    fit = run(["fit", "--config", "toy.yaml", "--trainer.max_epochs=2", "--data.init_args.num_train=64",
+               "--data.init_args.num_val=32"], tmp_path)  # fmt: skip
+    assert [(int(e), int(s)) for e, s in TRAIN_LINE.findall(fit)] == [(0, 1), (0, 2), (1, 3), (1, 4)], fit[-3000:]
+    assert len(re.findall(r"^epoch \d step \d validation: .*val/loss \d", fit, flags=re.M)) == 2
+    assert not re.search(r"Epoch \d+/\d+ +━", fit) and "it/s" not in fit  # no Rich bar
+    assert "smaller than the logging interval" in fit  # a real warning still shows
+    (checkpoint,) = (tmp_path / "logs" / "lit-colorize").glob("*/checkpoints/last.ckpt")
+    (tmp_path / "photos").mkdir()
+    Image.new("RGB", (48, 32), (120, 120, 120)).save(tmp_path / "photos" / "a.png")
+    predict = run(["predict", "--config", str(REPO_ROOT / "configs" / "predict.yaml"), "--ckpt_path", str(checkpoint),
+                   "--data.inputs", "[photos]", "--writer.output_dir", "out"], tmp_path)  # fmt: skip
+    assert re.search(r"^predict: 1 batches in \d+:\d\d:\d\d$", predict, flags=re.M), predict[-3000:]
+    for output in (fit, predict):
+        assert [message for message in NOISE if message in output] == []
+
+
+def test_log_progress_bar_prints_every_n_steps(tmp_path: Path) -> None:
+    stream = io.StringIO()
+    trainer = quick_trainer(
+        tmp_path, enable_progress_bar=True, limit_train_batches=4, limit_val_batches=1, num_sanity_val_steps=0,
+        callbacks=[BinColorTable(), LogProgressBar(every_n_steps=2, every_n_seconds=3600, stream=stream)],
+    )  # fmt: skip
+    trainer.fit(ColorizationModule(widths=(8, 16, 32)), tiny_toyshapes())
+    lines = stream.getvalue().splitlines()
+    assert [line.split(" train/loss ")[0] for line in lines[:2]] == ["epoch 0/0 step 2/4", "epoch 0/0 step 4/4"]
+    last_loss = float(trainer.progress_bar_metrics["train/loss_step"])
+    assert f"train/loss {last_loss:.4g} " in lines[1] and lines[1].endswith("ETA 0:00:00")
+    assert lines[2].startswith("epoch 0 step 4 validation: ") and "val/loss" in lines[2]
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize("stdout, expected", [(_Terminal(), RichProgressBar), (io.StringIO(), LogProgressBar)], ids=["tty", "file"])
+def test_auto_progress_bar_picks_rich_only_in_a_terminal(stdout: io.StringIO, expected: type, monkeypatch) -> None:
+    monkeypatch.setattr("sys.stdout", stdout)
+    assert type(auto_progress_bar()) is expected
