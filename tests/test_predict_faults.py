@@ -58,7 +58,7 @@ def make_photos(folder: Path, names: list[str], size: tuple[int, int] = (40, 56)
 def predict_args(checkpoint: Path, inputs: list[Path], output_dir: Path, *extra: str) -> list[str]:
     return ["predict", "--config", str(PREDICT_CONFIG), "--ckpt_path", str(checkpoint),
             "--data.inputs", f"[{', '.join(str(p) for p in inputs)}]", "--writer.output_dir", str(output_dir),
-            "--data.num_workers", "0", "--trainer.enable_progress_bar", "false", *extra]  # fmt: skip
+            "--data.num_workers", "0", *extra]  # fmt: skip
 
 
 def run_in_process(args: list[str]) -> int:
@@ -320,3 +320,34 @@ def test_stale_temporary_files_are_removed_only_when_their_writer_is_gone(tmp_pa
         path.write_bytes(b"x")
     assert remove_stale_partials(tmp_path) == [dead]
     assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == sorted([alive.name, *(p.name for p in mine)])
+
+
+def test_run_level_checks_name_the_problem(tmp_path) -> None:
+    from lit_colorize.outputs import PredictSetupError, check_predict_setup
+
+    photo = make_photos(tmp_path / "in", ["a.png"])[0]
+    assert check_predict_setup(tmp_path / "new" / "out", [photo], False, True) == tmp_path / "new" / "out"
+    assert not (tmp_path / "new").exists()  # checked, not created
+    (tmp_path / "notes.txt").write_text("mine")
+    cases = {
+        "contradict each other": (tmp_path / "out", [photo], True, True),
+        f"input {tmp_path / 'missing.jpg'} does not exist": (tmp_path / "out", [tmp_path / "missing.jpg"], False, False),
+        "no inputs": (tmp_path / "out", [], False, False),
+        f"cannot be created: {tmp_path / 'notes.txt'} is a file": (tmp_path / "notes.txt" / "out", [photo], False, False),
+        "is the input folder": (tmp_path / "in" / "." , [tmp_path / "in"], False, False),
+    }  # fmt: skip
+    for message, args in cases.items():
+        with pytest.raises(PredictSetupError, match=message.replace(".", r"\.")):
+            check_predict_setup(*args)
+
+
+@pytest.mark.slow
+def test_predict_memory_benchmark_quick_run() -> None:
+    result = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "benchmarks" / "predict_memory.py"), "--quick"],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = {line.split()[0]: line.split() for line in result.stdout.splitlines() if line[:1].isdigit()}
+    assert rows["1x10000"][2:4] == ["16x4096", "1x10000"] and rows["3x5000"][2:4] == ["16x4096", "3x5000"]
+    assert all(float(row[4]) < 3000 for row in rows.values())  # MB; was 5 GB for the 1x10000 strip

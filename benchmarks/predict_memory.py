@@ -1,0 +1,139 @@
+"""Peak memory of ``lit-colorize predict`` on photos of extreme shapes and sizes.
+
+Why: a 30 KB PNG of 1x10000 pixels once took 5 GB and 70 s, because the network's input was
+scaled to the working size by its short side alone (32 x 320,000). The network input is now
+bounded by area too (``lit_colorize.fullres.working_size``: at most 4 x working_size**2
+pixels), and full-resolution work runs in strips. This runs the real command on each photo,
+each in a fresh process, and prints its peak resident memory (``ru_maxrss`` of that process,
+from ``os.wait4``), its time and the network input it got:
+
+    python benchmarks/predict_memory.py              # 64x64 (the fixed cost), 1x10000, 3x5000, 12000x12000
+    python benchmarks/predict_memory.py --quick      # small shapes only, for the tests
+
+The photos are made in a temporary folder: PNG strips of noise, and a smooth 12000x12000 JPEG
+(144 megapixels; Pillow refuses photos above 179 megapixels as decompression bombs). The
+model is the thesis's 128x128 U-Net (16-...-256, 324 bins) with random weights and a bin
+table of bin centers, saved as a checkpoint: memory does not depend on the weights.
+Photos are decoded in the main process (``--data.num_workers 0``), so one process holds all.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_ROOT))
+
+from benchmarks.throughput import machine_line  # noqa: E402
+
+WORKING_SIZE = 128
+SHAPES = {"64x64": (64, 64), "1x10000": (1, 10000), "3x5000": (3, 5000), "12000x12000": (12000, 12000)}  # height x width
+QUICK_SHAPES = {"1x10000": (1, 10000), "3x5000": (3, 5000)}
+
+
+def make_photo(folder: Path, name: str, height: int, width: int) -> Path:
+    """Thin strips as PNG noise (a few KB to a few tens of KB); large photos as a smooth JPEG."""
+    if height * width <= 1_000_000:
+        path = folder / f"{name}.png"
+        pixels = np.random.default_rng(0).integers(0, 256, (height, width, 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(path)
+        return path
+    path = folder / f"{name}.jpg"
+    rows = np.linspace(0, 255, height, dtype=np.float32)[:, None]
+    cols = np.linspace(0, 255, width, dtype=np.float32)[None, :]
+    image = np.empty((height, width, 3), dtype=np.uint8)
+    image[..., 0] = rows
+    image[..., 1] = cols
+    image[..., 2] = 128
+    Image.fromarray(image).save(path, quality=90)
+    return path
+
+
+def make_checkpoint(path: Path) -> Path:
+    """The thesis128 U-Net, random weights, bin table of bin centers, trained-size 128."""
+    import logging
+
+    import lightning as L
+
+    from lit_colorize import PRESETS, ColorizationModule
+
+    logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)  # the trainer's device banner
+
+    torch.manual_seed(0)
+    module = ColorizationModule(widths=PRESETS["thesis128"])
+    module.color_table.built.fill_(True)
+    module.train_image_size.fill_(WORKING_SIZE)
+    trainer = L.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False, enable_model_summary=False)
+    trainer.strategy.connect(module)
+    trainer.save_checkpoint(path)
+    return path
+
+
+def console_script() -> str:
+    return shutil.which("lit-colorize", path=str(Path(sys.executable).parent)) or "lit-colorize"
+
+
+def measure(photo: Path, checkpoint: Path, out: Path) -> dict:
+    """One ``lit-colorize predict`` of ``photo`` in a fresh process: its peak RSS and time."""
+    command = [console_script(), "predict", "--config", str(REPO_ROOT / "configs" / "predict.yaml"),
+               "--ckpt_path", str(checkpoint), "--data.inputs", f"[{photo}]", "--writer.output_dir", str(out),
+               "--data.num_workers", "0", "--trainer.accelerator", "cpu"]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "WANDB_MODE": "offline"}
+    start = time.perf_counter()
+    with subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as process:
+        output = process.stdout.read()
+        _, status, usage = os.wait4(process.pid, 0)
+        process.returncode = os.waitstatus_to_exitcode(status)
+    seconds = time.perf_counter() - start
+    if process.returncode != 0:
+        raise RuntimeError(f"predict of {photo} failed ({process.returncode}):\n{output[-3000:]}")
+    written = next(out.glob(f"{photo.stem}_colorized_*"))
+    with Image.open(written) as image:
+        size = image.size
+    return {"peak_mb": usage.ru_maxrss / 1024, "seconds": seconds, "output": f"{size[1]}x{size[0]}"}  # Linux: KB
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small shapes only (a smoke run)")
+    args = parser.parse_args()
+    from lit_colorize.fullres import MAX_WORKING_ASPECT, working_size
+    from lit_colorize.unet import PRESETS, UNet
+
+    shapes = QUICK_SHAPES if args.quick else SHAPES
+    multiple = UNet(1, 324, PRESETS["thesis128"]).size_multiple
+    print("lit-colorize predict: peak resident memory per photo, CPU, each photo in a fresh process")
+    print(machine_line(torch.device("cpu")))
+    print(
+        f"model: thesis128 U-Net (16-...-256, 324 bins), random weights; working size {WORKING_SIZE} "
+        f"(network input at most {MAX_WORKING_ASPECT:g} x {WORKING_SIZE}^2 = {int(MAX_WORKING_ASPECT * WORKING_SIZE**2):,} pixels); "
+        "PNG output, T=0.8"
+    )
+    print(f"{'photo (h x w)':<16}{'file':>10}{'network input':>16}{'output':>14}{'peak RSS MB':>13}{'seconds':>9}")
+    with tempfile.TemporaryDirectory() as folder:
+        folder = Path(folder)
+        checkpoint = make_checkpoint(folder / "model.ckpt")
+        for name, (height, width) in shapes.items():
+            photo = make_photo(folder, f"photo_{name}", height, width)
+            h, w = working_size(height, width, WORKING_SIZE, multiple)
+            result = measure(photo, checkpoint, folder / "out")
+            print(
+                f"{name:<16}{photo.stat().st_size / 1024:>8.0f}KB{f'{h}x{w}':>16}{result['output']:>14}"
+                f"{result['peak_mb']:>13.0f}{result['seconds']:>9.1f}"
+            )
+            photo.unlink()
+
+
+if __name__ == "__main__":
+    main()
