@@ -15,6 +15,7 @@ from lightning.pytorch.callbacks import BasePredictionWriter
 from lightning.pytorch.utilities import rank_zero_info
 from PIL import Image
 
+from lit_colorize.errors import check_temperatures
 from lit_colorize.module import ColorizationModule, is_photo_batch
 from lit_colorize.outputs import (
     DEFAULT_SUFFIX,
@@ -70,9 +71,7 @@ class ColorizedPhotoWriter(BasePredictionWriter):
             raise ValueError(f"image_format must be 'png' or 'jpeg', got {image_format!r}")
         if not 1 <= quality <= 100:
             raise ValueError(f"quality must be in 1..100, got {quality}")
-        temperatures = [float(t) for t in ([temperatures] if isinstance(temperatures, (int, float)) else temperatures)]
-        if not temperatures or any(t < 0 for t in temperatures):
-            raise ValueError(f"temperatures must be a non-empty list of values >= 0, got {temperatures}")
+        temperatures = check_temperatures(temperatures, "writer.temperatures")  # finite, 0..10: NaN would give black
         if len(temperatures) > 1 and "{temperature}" not in suffix:
             raise ValueError(f"with several temperatures the suffix must contain '{{temperature}}', got {suffix!r}")
         if overwrite and skip_existing:
@@ -132,9 +131,9 @@ class ColorizedPhotoWriter(BasePredictionWriter):
         for photo in prediction:
             if photo.item.error is not None:
                 self._fail(photo.item.path, photo.item.error)
-            elif photo.item.outputs_exist:
+            elif photo.item.outputs_exist:  # not colorized: each output is reported or skipped
                 for temperature in self.temperatures:
-                    self._existing(photo.item.path, self.output_path(photo, temperature))
+                    self._may_write(photo.item.path, self.output_path(photo, temperature))
             else:
                 for temperature, image in zip(photo.temperatures, photo.images):
                     self._write(photo, temperature, image)
@@ -151,21 +150,24 @@ class ColorizedPhotoWriter(BasePredictionWriter):
             for index, images in zip(indices, rgb)
         ]
 
-    def _existing(self, source: str, path: Path) -> None:
-        """``path`` is there and may not be replaced: done with ``skip_existing``, else a failure."""
-        if self.skip_existing:
-            self.skipped.append(path)
-        else:
-            self._fail(source, f"{path} exists; pass --overwrite to replace it, or --skip_existing to keep it")
+    def _may_write(self, source: str, path: Path) -> bool:
+        """False when ``path`` was written in this run for another photo (a failure), or exists
+        and may not be replaced (kept with ``skip_existing``, else a failure)."""
+        if path in self._claimed:
+            self._fail(source, f"its output {path} was already written in this run for {self._claimed[path]}")
+            return False
+        if not self.overwrite and path.exists():
+            if self.skip_existing:
+                self.skipped.append(path)
+            else:
+                self._fail(source, f"{path} exists; pass --overwrite to replace it, or --skip_existing to keep it")
+            return False
+        return True
 
     def _write(self, photo: ColorizedPhoto, temperature: float, image: Any) -> None:
         path = self.output_path(photo, temperature)
         source = photo.item.path
-        if path in self._claimed:
-            self._fail(source, f"its output {path} was already written in this run for {self._claimed[path]}")
-            return
-        if path.exists() and not self.overwrite:
-            self._existing(source, path)
+        if not self._may_write(source, path):
             return
         self._claimed[path] = source
         pixels = image.permute(1, 2, 0).numpy()

@@ -351,3 +351,13 @@ def test_predict_memory_benchmark_quick_run() -> None:
     rows = {line.split()[0]: line.split() for line in result.stdout.splitlines() if line[:1].isdigit()}
     assert rows["1x10000"][2:4] == ["16x4096", "1x10000"] and rows["3x5000"][2:4] == ["16x4096", "3x5000"]
     assert all(float(row[4]) < 3000 for row in rows.values())  # MB; was 5 GB for the 1x10000 strip
+
+
+@pytest.mark.parametrize("temperatures", [[float("nan")], [-0.5], [], [0.8, 1e9]])
+def test_writer_refuses_temperatures_that_cannot_render(temperatures) -> None:
+    """Before: NaN (an all-black image) and huge values were accepted by the writer."""
+    from callbacks import ColorizedPhotoWriter
+    from lit_colorize.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="writer.temperatures"):
+        ColorizedPhotoWriter(temperatures=temperatures)
