@@ -10,10 +10,10 @@ fresh process (a new W&B run id) has never written to. Here ``last`` resolves to
   requeueable job (``scripts/slurm/train.sbatch`` passes ``--ckpt_path last`` on every start)
   and cannot touch another run, because the name is the user's.
 * **else the one unfinished run of the same config** under the logger's folder: a run folder
-  whose ``config.yaml`` has the same ``model`` and ``data`` sections as the current config,
-  with a ``last.ckpt`` and no :data:`FINISHED_MARKER`. The trainer section may differ, so a
-  resume can change ``max_epochs``, devices or callbacks; model and data are what make two
-  runs the same experiment. When there is no such run, or more than one, ``fit`` stops before
+  whose ``config.yaml`` has the same ``model`` and ``data`` sections and the same logger class
+  as the current config, with a ``last.ckpt`` and no :data:`FINISHED_MARKER`. The rest of the
+  trainer section may differ, so a resume can change ``max_epochs``, devices or callbacks;
+  model and data are what make two runs the same experiment, and the logger where it goes on. When there is no such run, or more than one, ``fit`` stops before
   anything is built, with one line that says what was looked for, what was found, and how to
   choose (:class:`ResumeError`); it never guesses, because a wrong guess continues (and
   writes into) somebody else's run.
@@ -129,8 +129,11 @@ class _Run:
 
 
 def _sections(config: Mapping[str, Any]) -> dict[str, Any]:
-    """The parts of a resolved config that make two runs the same experiment, as plain data."""
-    return json.loads(json.dumps({key: config.get(key) for key in SAME_RUN_SECTIONS}, default=str))
+    """The parts of a resolved config that make two runs the same experiment, as plain data:
+    model, data, and the logger's class (a CSV run is not continued as a W&B run)."""
+    sections = {key: config.get(key) for key in SAME_RUN_SECTIONS}
+    sections["logger"] = _get(_logger(config.get("trainer")), "class_path")
+    return json.loads(json.dumps(sections, default=str))
 
 
 def _saved_config(run: Path) -> Mapping[str, Any] | None:
@@ -207,7 +210,8 @@ def resolve_last_checkpoint(fit_config: Namespace, current_config: Mapping[str, 
     the first start of a named run, and point the logger at that run. Returns the checkpoint.
 
     ``current_config`` is the resolved config as plain data (what ``config.yaml`` will hold);
-    its ``model`` and ``data`` sections are compared with each run's saved ``config.yaml``.
+    its ``model`` and ``data`` sections and logger class are compared with each run's saved
+    ``config.yaml``.
     Raises :class:`ResumeError` when the run is finished, or, for an unnamed run, when no
     unfinished run of this config, or more than one, has a ``last.ckpt``.
     """
@@ -231,7 +235,7 @@ def resolve_last_checkpoint(fit_config: Namespace, current_config: Mapping[str, 
         choose = f"choose with --ckpt_path PATH or --trainer.logger.init_args.{key} RUN"
         if not resumable:
             raise ResumeError(
-                f"--ckpt_path last: no unfinished run of this config (same model and data) with a {LAST} under "
+                f"--ckpt_path last: no unfinished run of this config (same model, data and logger) with a {LAST} under "
                 f"{runs}/ (found: {_summary(scanned)}); start a new run without --ckpt_path, or {choose}"
             )
         if len(resumable) > 1:

@@ -89,7 +89,7 @@ def test_last_with_nothing_to_resume_stops_with_one_line(tmp_path: Path) -> None
         resolve_last_checkpoint(config, CURRENT)
     message = str(raised.value)
     assert "\n" not in message
-    assert f"no unfinished run of this config (same model and data) with a last.ckpt under {runs}/" in message
+    assert f"no unfinished run of this config (same model, data and logger) with a last.ckpt under {runs}/" in message
     assert "1 finished (finished-run)" in message and "1 without last.ckpt (killed-early)" in message
     assert "--ckpt_path PATH or --trainer.logger.init_args.id RUN" in message
     assert config.ckpt_path == "last" and config.trainer.logger.init_args.id is None  # nothing changed
@@ -145,7 +145,7 @@ def test_best_checkpoint_is_written_when_validation_ends_on_a_refresh_step(tmp_p
         dirpath=tmp_path / "checkpoints", monitor="val/loss", filename="epoch{epoch:03d}-val_loss{val/loss:.4f}",
         auto_insert_metric_name=False, last_every_n_train_steps=refresh_every,
     )  # fmt: skip
-    trainer = quick_trainer(tmp_path, max_epochs=2, callbacks=[recorder, checkpoint])
+    trainer = quick_trainer(tmp_path, max_epochs=2, limit_val_batches=1, callbacks=[recorder, checkpoint])
     trainer.fit(ColorizationModule(widths=WIDTHS, lr=0.01), tiny_toyshapes())
     best_epoch = min(range(2), key=lambda epoch: recorder.val_losses[epoch])
     expected = f"epoch{best_epoch:03d}-val_loss{recorder.val_losses[best_epoch]:.4f}.ckpt"
@@ -179,7 +179,7 @@ def test_last_ckpt_is_the_last_state_when_the_monitor_stops_improving(tmp_path: 
     reader = LastCkptStep(last)
     checkpoint = RunCheckpoint(dirpath=tmp_path / "checkpoints", monitor="val/worse", last_every_n_train_steps=100)
     limits = {"max_epochs": 3} if stop == "max_epochs" else {"max_epochs": 3, "max_steps": 2 * BATCHES + 1}  # ends mid-epoch
-    trainer = quick_trainer(tmp_path, callbacks=[BinColorTable(), reader, checkpoint], **limits)
+    trainer = quick_trainer(tmp_path, limit_val_batches=1, callbacks=[BinColorTable(), reader, checkpoint], **limits)
     module = WorseEachEpoch(widths=WIDTHS)
     trainer.fit(module, tiny_toyshapes())
     assert trainer.global_step == (3 * BATCHES if stop == "max_epochs" else 2 * BATCHES + 1)
@@ -214,10 +214,16 @@ class FailsAfterRestore(ColorizationModule):
         super().__init__(**kwargs)
         self.fail_in = fail_in
 
-    def on_load_checkpoint(self, checkpoint: dict) -> None:
-        super().on_load_checkpoint(checkpoint)
-        if self.fail_in == "restore":
-            raise RuntimeError("restore failed")
+    def configure_optimizers(self):
+        configured = super().configure_optimizers()
+        if self.fail_in == "restore":  # the optimizer state is restored after the loops: global step already 4
+
+            def load_state_dict(state: dict) -> None:
+                raise RuntimeError("restore failed")
+
+            optimizer = configured["optimizer"] if isinstance(configured, dict) else configured
+            optimizer.load_state_dict = load_state_dict
+        return configured
 
     def on_before_optimizer_step(self, optimizer) -> None:
         super().on_before_optimizer_step(optimizer)
@@ -273,20 +279,31 @@ def test_cli_last_never_resumes_a_finished_run(finished_cli_run: Path, tmp_path:
     result = run_cli("fit", "--config", str(root / "config.yaml"), "--ckpt_path", "last", cwd=root)
     assert result.returncode != 0
     (line,) = [line for line in result.stdout.splitlines() if "--ckpt_path last:" in line]
-    assert "no unfinished run of this config" in line and "1 finished" in line and "1 without last.ckpt" in line
+    assert line.startswith("lit-colorize fit: error: --ckpt_path last: no unfinished run of this config")
+    assert "1 finished" in line and "1 without last.ckpt" in line and "Traceback" not in result.stdout
     assert files_under(root / "logs") == before  # nothing written: no run, no W&B run, no checkpoint
     assert recorded_steps(root / "steps.log") == []  # stopped before training
 
 
-def test_cli_last_resumes_a_csv_run(tmp_path: Path) -> None:
+def test_cli_last_with_a_csv_run_folder(tmp_path: Path) -> None:
+    """A CSV run folder (``version_0``) beside W&B runs: a W&B config does not continue it (it
+    crashed on "Given value: 0"); the CSV config does, in the same folder."""
     config = toyshapes_config(tmp_path / "config.yaml", num_train=64, max_epochs=1)
     # A constant lr: OneCycleLR's step count is fixed at the start, so it cannot run past the first max_epochs.
-    csv = ["--trainer.logger", str(REPO_ROOT / "configs" / "logger" / "csv.yaml"), "--model.init_args.lr_schedule", "constant"]
-    first = run_cli("fit", "--config", str(config), *csv, cwd=tmp_path)
+    constant = ["--model.init_args.lr_schedule", "constant"]
+    csv = ["--trainer.logger", str(REPO_ROOT / "configs" / "logger" / "csv.yaml")]
+    first = run_cli("fit", "--config", str(config), *constant, *csv, cwd=tmp_path)
     assert first.returncode == 0, first.stdout[-3000:]
     run = tmp_path / "logs" / "lit-colorize" / "version_0"
     (run / "checkpoints" / FINISHED_MARKER).unlink()  # as if killed after its last save
-    second = run_cli("fit", "--config", str(config), *csv, "--ckpt_path", "last", "--trainer.max_epochs", "2", cwd=tmp_path)
+    before = files_under(tmp_path / "logs")
+
+    wandb = run_cli("fit", "--config", str(config), *constant, "--ckpt_path", "last", cwd=tmp_path)
+    assert wandb.returncode != 0
+    assert "1 of another config (version_0)" in wandb.stdout and "Traceback" not in wandb.stdout, wandb.stdout[-3000:]
+    assert files_under(tmp_path / "logs") == before
+
+    second = run_cli("fit", "--config", str(config), *constant, *csv, "--ckpt_path", "last", "--trainer.max_epochs", "2", cwd=tmp_path)
     assert second.returncode == 0, second.stdout[-3000:]
     assert f"resuming {run.resolve() / 'checkpoints' / 'last.ckpt'}" in second.stdout
     assert [p.name for p in (tmp_path / "logs" / "lit-colorize").iterdir()] == ["version_0"]
@@ -299,7 +316,6 @@ def test_cli_validate_makes_no_run(finished_cli_run: Path, tmp_path: Path) -> No
     checkpoint = run / "checkpoints" / "last.ckpt"
     result = run_cli("validate", "--config", str(root / "config.yaml"), "--ckpt_path", str(checkpoint), cwd=root)
     assert result.returncode == 0, result.stdout[-3000:]
-    assert "val/psnr" in result.stdout
-    assert f"lit-colorize validate: evaluating {checkpoint}; the metrics are printed below, nothing is logged or written" in result.stdout
-    assert "dirpath has changed" not in result.stdout
     assert files_under(root) == before  # no run folder, W&B run, sample grid or config
+    assert "val/psnr" in result.stdout and "dirpath has changed" not in result.stdout
+    assert f"lit-colorize validate: evaluating {checkpoint}; the metrics are printed below, nothing is logged or written" in result.stdout
