@@ -74,6 +74,21 @@ def files_under(folder: Path) -> set[str]:
     return {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()}
 
 
+def drop_privileges() -> list[str]:
+    """Root without its capabilities: file permissions apply to it as to any user."""
+    probe = subprocess.run(["setpriv", "--inh-caps=-all", "--bounding-set=-all", "true"], capture_output=True)
+    if probe.returncode != 0:
+        pytest.skip(f"setpriv cannot drop capabilities here: {probe.stderr.decode().strip()}")
+    return ["setpriv", "--inh-caps=-all", "--bounding-set=-all"] if os.geteuid() == 0 else []
+
+
+def run_cli(args: list[str], cwd: Path, privileged: bool = True, umask: int = -1) -> subprocess.CompletedProcess:
+    prefix = [] if privileged else drop_privileges()
+    return subprocess.run(
+        [*prefix, console_script(), *args], cwd=cwd, env=cli_env(), capture_output=True, text=True, timeout=300, umask=umask
+    )  # fmt: skip
+
+
 # --- 3. one bad photo or a bad disk never ends the run ------------------------------------
 
 
@@ -130,33 +145,30 @@ def test_disk_full_fails_that_photo_and_leaves_no_temporary_file(tmp_path, check
     assert sorted(p.name for p in out.iterdir()) == ["a_colorized_T0.8.png", "c_colorized_T0.8.png"]  # hidden ones too
 
 
-def test_unwritable_output_subfolder_fails_those_photos_only(tmp_path, checkpoint, capsys) -> None:
-    """A file stands where a subfolder of the output goes: an OSError at write time, per photo."""
+@pytest.mark.parametrize("obstacle", ["a file", "a read-only folder"])
+def test_unwritable_output_subfolder_fails_those_photos_only(tmp_path, checkpoint, capsys, obstacle) -> None:
+    """A file stands where a subfolder of the output goes (in this process), or the subfolder
+    is read-only (a real ``lit-colorize predict`` without root's capabilities): an OSError
+    at write time, reported for that photo only. Before: the run ended there."""
     make_photos(tmp_path / "in", ["a.png", "album/b.png"])
     out = tmp_path / "out"
     out.mkdir()
-    (out / "album").write_text("not a folder")
-    status = run_in_process(predict_args(checkpoint, [tmp_path / "in"], out))
+    args = predict_args(checkpoint, [tmp_path / "in"], out)
+    if obstacle == "a file":
+        (out / "album").write_text("not a folder")
+        status, printed = run_in_process(args), capsys.readouterr().out
+        reason = ""
+    else:
+        (out / "album").mkdir(mode=0o555)
+        result = run_cli(args, tmp_path, privileged=False)
+        status, printed = result.returncode, result.stdout
+        reason = ": Permission denied"
 
-    printed = capsys.readouterr().out
     assert status == 1
-    assert f"FAILED {tmp_path / 'in' / 'album' / 'b.png'}: cannot write {out / 'album' / 'b_colorized_T0.8.png'}" in printed
-    assert (out / "a_colorized_T0.8.png").is_file() and (out / "album").read_text() == "not a folder"
-
-
-def drop_privileges() -> list[str]:
-    """Root without its capabilities: file permissions apply to it as to any user."""
-    probe = subprocess.run(["setpriv", "--inh-caps=-all", "--bounding-set=-all", "true"], capture_output=True)
-    if probe.returncode != 0:
-        pytest.skip(f"setpriv cannot drop capabilities here: {probe.stderr.decode().strip()}")
-    return ["setpriv", "--inh-caps=-all", "--bounding-set=-all"] if os.geteuid() == 0 else []
-
-
-def run_cli(args: list[str], cwd: Path, privileged: bool = True, umask: int = -1) -> subprocess.CompletedProcess:
-    prefix = [] if privileged else drop_privileges()
-    return subprocess.run(
-        [*prefix, console_script(), *args], cwd=cwd, env=cli_env(), capture_output=True, text=True, timeout=300, umask=umask
-    )  # fmt: skip
+    failure = f"FAILED {tmp_path / 'in' / 'album' / 'b.png'}: cannot write {out / 'album' / 'b_colorized_T0.8.png'}{reason}"
+    assert failure in printed and "wrote 1 images" in printed
+    assert files_under(out) == ({"a_colorized_T0.8.png", "album"} if obstacle == "a file" else {"a_colorized_T0.8.png"})
+    assert obstacle == "a file" or list((out / "album").iterdir()) == []  # no temporary file either
 
 
 @pytest.mark.parametrize("problem", ["a file", "not writable", "an input folder"])
