@@ -9,6 +9,7 @@ from typing import Any
 
 import yaml
 from lightning import LightningDataModule, LightningModule, Trainer
+from lightning.pytorch.callbacks import ProgressBar
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 from jsonargparse import ActionYesNo, Namespace
 
@@ -93,6 +94,13 @@ class ColorizationCLI(LightningCLI):
             check_ckpt_path(subcommand, config.get("ckpt_path"), (config.get("model") or {}).get("class_path"))
 
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
+        """``--trainer.enable_progress_bar false`` drops the config's progress bar (Lightning
+        would refuse the pair); W&B is set up without its anonymous-mode warning."""
+        config = self.config_init[self.subcommand] if self.subcommand else self.config_init
+        trainer_config = config.get("trainer") or {}
+        if trainer_config.get("enable_progress_bar") is False and "callbacks" not in kwargs:
+            callbacks = trainer_config.get("callbacks") or []
+            kwargs["callbacks"] = [c for c in callbacks if not isinstance(c, ProgressBar)]
         trainer = super().instantiate_trainer(**kwargs)
         quiet_wandb_init(trainer.loggers)
         return trainer
@@ -103,7 +111,7 @@ class ColorizationCLI(LightningCLI):
         :func:`lit_colorize.paths.evaluate_without_a_run`); ``fit`` without ``--trainer.precision``
         trains in bf16 mixed precision where the device computes bf16 natively, else in fp32 (see :mod:`lit_colorize.precision`); evaluation
         and prediction stay fp32 unless asked, so their outputs match the checkpoint exactly."""
-        config = self.config[self.subcommand]
+        config = self.config[self.subcommand] if self.subcommand else self.config  # run=False: no subcommand
         if self.subcommand == "fit" and config.get("ckpt_path") == "last":
             resolve_last_checkpoint(config, yaml.safe_load(self._parser("fit").dump(config, skip_none=False)))
         if self.subcommand in ("validate", "test"):

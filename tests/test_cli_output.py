@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from lightning.pytorch.callbacks import RichProgressBar
+from lightning.pytorch.callbacks import ProgressBar, RichProgressBar
 from PIL import Image
 
 from callbacks import BinColorTable, LogProgressBar, auto_progress_bar
@@ -81,3 +81,18 @@ class _Terminal(io.StringIO):
 def test_auto_progress_bar_picks_rich_only_in_a_terminal(stdout: io.StringIO, expected: type, monkeypatch) -> None:
     monkeypatch.setattr("sys.stdout", stdout)
     assert type(auto_progress_bar()) is expected
+
+
+@pytest.mark.parametrize("config", ["toyshapes.yaml", "landscape.yaml"])
+def test_disabling_the_progress_bar_drops_the_configs_bar(config: str, tmp_path: Path, monkeypatch) -> None:
+    """Lightning refuses a progress-bar callback with ``enable_progress_bar=False``; the configs
+    list one, so the CLI must drop it rather than fail."""
+    from lit_colorize.cli import ColorizationCLI
+
+    monkeypatch.chdir(tmp_path)
+    args = ["--config", str(REPO_ROOT / "configs" / config), "--trainer.enable_progress_bar=false",
+            "--trainer.logger=false", "--data.init_args.num_workers=0"]  # fmt: skip
+    cli = ColorizationCLI(args=args, run=False)
+    assert cli.trainer.progress_bar_callback is None
+    assert not [c for c in cli.trainer.callbacks if isinstance(c, ProgressBar)]
+    assert [type(c).__name__ for c in cli.trainer.callbacks if type(c).__name__ == "RunCheckpoint"] == ["RunCheckpoint"]
