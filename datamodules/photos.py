@@ -7,6 +7,7 @@ from pathlib import Path
 import lightning as L
 from torch.utils.data import DataLoader
 
+from datamodules.base import check_loader_options
 from lit_colorize.outputs import DEFAULT_SUFFIX, PredictSetupError
 from lit_colorize.photos import PhotoDataset, collate_photos
 
@@ -29,6 +30,7 @@ class Photos(L.LightningDataModule):
         output_dir: str | Path | None = None,
         output_suffix: str = DEFAULT_SUFFIX,
     ) -> None:
+        check_loader_options(batch_size, num_workers)
         super().__init__()
         self.save_hyperparameters()
         self.dataset: PhotoDataset | None = None

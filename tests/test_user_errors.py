@@ -16,7 +16,7 @@ import pytest
 import torch
 from PIL import Image
 
-from datamodules import CIFAR100Subset, Landscape, ToyShapes
+from datamodules import CIFAR100Subset, Landscape, Photos, ToyShapes
 from lit_colorize import ColorizationModule
 from lit_colorize import module as module_file
 from lit_colorize.cli import main
@@ -171,7 +171,7 @@ def test_bad_option_values_are_one_line(option: str, value: str, tmp_path: Path,
     assert not (tmp_path / "logs").exists()
 
 
-@pytest.mark.parametrize("datamodule", [ToyShapes, Landscape, CIFAR100Subset])
+@pytest.mark.parametrize("datamodule", [ToyShapes, Landscape, CIFAR100Subset, Photos])
 @pytest.mark.parametrize("batch_size", [0, -1])
 def test_every_datamodule_refuses_a_batch_size_below_one(datamodule: type, batch_size: int) -> None:
     with pytest.raises(ConfigError, match=f"batch_size must be an integer >= 1, got {batch_size}"):
