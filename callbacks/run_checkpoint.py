@@ -80,7 +80,8 @@ class RunCheckpoint(ModelCheckpoint):
             super().load_state_dict(state_dict)
 
     def _can_save(self, trainer: L.Trainer) -> bool:
-        return bool(self.save_last) and not trainer.fast_dev_run and trainer.state.fn == TrainerFn.FITTING and not trainer.sanity_checking
+        fitting = trainer.state.fn == TrainerFn.FITTING and not trainer.sanity_checking
+        return bool(self.save_last) and fitting and not trainer.fast_dev_run
 
     def _save_last_checkpoint(self, trainer: L.Trainer, monitor_candidates: dict[str, Tensor]) -> None:
         # Lightning records every save in _last_global_step_saved and skips the top-k save of a
@@ -100,7 +101,8 @@ class RunCheckpoint(ModelCheckpoint):
         super().on_train_batch_end(trainer, pl_module, *args, **kwargs)
         self._batches_done_here += 1
         every = self.last_every_n_train_steps
-        if every and trainer.global_step % every == 0 and self._last_ckpt_step != trainer.global_step and self._can_save(trainer):
+        due = every and trainer.global_step % every == 0 and self._last_ckpt_step != trainer.global_step
+        if due and self._can_save(trainer):
             self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -125,7 +127,8 @@ class RunCheckpoint(ModelCheckpoint):
 
     def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
         if isinstance(exception, NonFiniteLossError):
-            rank_zero_info(f"RunCheckpoint: not saving after a non-finite loss; {self.last_model_path or 'last.ckpt'} is the last good state")
+            last = self.last_model_path or "last.ckpt"
+            rank_zero_info(f"RunCheckpoint: not saving after a non-finite loss; {last} is the last good state")
             return
         if not self._fitting or self._finished or not self.save_on_exception or not self._can_save(trainer):
             return

@@ -51,4 +51,6 @@ def evaluate_without_a_run(config: Any, subcommand: str) -> None:
     callbacks = trainer.get("callbacks") or []
     trainer.callbacks = [c for c in callbacks if not str(getattr(c, "class_path", "")).endswith(RUN_WRITING_CALLBACKS)]
     checkpoint = config.get("ckpt_path") or "the model as configured (no --ckpt_path)"
-    rank_zero_info(f"lit-colorize {subcommand}: evaluating {checkpoint}; the metrics are printed below, nothing is logged or written")
+    rank_zero_info(
+        f"lit-colorize {subcommand}: evaluating {checkpoint}; the metrics are printed below, nothing is logged or written"
+    )

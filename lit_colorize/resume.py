@@ -13,7 +13,8 @@ fresh process (a new W&B run id) has never written to. Here ``last`` resolves to
   whose ``config.yaml`` has the same ``model`` and ``data`` sections and the same logger class
   as the current config, with a ``last.ckpt`` and no :data:`FINISHED_MARKER`. The rest of the
   trainer section may differ, so a resume can change ``max_epochs``, devices or callbacks;
-  model and data are what make two runs the same experiment, and the logger where it goes on. When there is no such run, or more than one, ``fit`` stops before
+  model and data are what make two runs the same experiment, and the logger where it goes
+  on. When there is no such run, or more than one, ``fit`` stops before
   anything is built, with one line that says what was looked for, what was found, and how to
   choose (:class:`ResumeError`); it never guesses, because a wrong guess continues (and
   writes into) somebody else's run.
