@@ -22,6 +22,20 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
+@pytest.fixture(scope="session")
+def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A briefly trained classifier (324 bins, bin table built), saved as Lightning saves it.
+    Trained once per session and shared: tests read it, copy it to change it."""
+    from tests.helpers import fitted_module
+
+    root = tmp_path_factory.mktemp("model")
+    torch.manual_seed(0)
+    _, _, trainer = fitted_module(root, widths=(8, 16, 32))
+    path = root / "model.ckpt"
+    trainer.save_checkpoint(path)
+    return path
+
+
 @pytest.fixture(autouse=True)
 def _deterministic() -> None:
     torch.manual_seed(0)

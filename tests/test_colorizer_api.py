@@ -14,16 +14,11 @@ from PIL import Image
 from lit_colorize import Colorizer, ColorizationModule
 from lit_colorize.module import MissingColorTableError
 from tests.conftest import REPO_ROOT
-from tests.helpers import fitted_module
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Colorizer, Path]:
-    root = tmp_path_factory.mktemp("model")
-    _, _, trainer = fitted_module(root, widths=(8, 16, 32))
-    path = root / "model.ckpt"
-    trainer.save_checkpoint(path)
-    return Colorizer.from_checkpoint(path), path
+def trained(checkpoint: Path) -> tuple[Colorizer, Path]:
+    return Colorizer.from_checkpoint(checkpoint), checkpoint
 
 
 def gradient(height: int = 24, width: int = 40, top: int = 65535) -> np.ndarray:

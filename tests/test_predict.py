@@ -18,20 +18,8 @@ from lit_colorize import Colorizer, ColorizationModule
 from lit_colorize.colorizer import module_from_checkpoint
 from lit_colorize.module import MissingColorTableError
 from tests.conftest import REPO_ROOT, SHARED_DATA
-from tests.helpers import fitted_module
 
 PREDICT_CONFIG = REPO_ROOT / "configs" / "predict.yaml"
-
-
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A briefly trained classifier (324 bins, bin table built), saved as Lightning saves it."""
-    root = tmp_path_factory.mktemp("model")
-    torch.manual_seed(0)
-    _, _, trainer = fitted_module(root, widths=(8, 16, 32))
-    path = root / "model.ckpt"
-    trainer.save_checkpoint(path)
-    return path
 
 
 @pytest.fixture(scope="module")

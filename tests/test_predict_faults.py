@@ -22,24 +22,13 @@ from lit_colorize import ColorizationModule
 from lit_colorize.cli import main
 from lit_colorize.outputs import is_partial, partial_path
 from tests.conftest import REPO_ROOT
-from tests.helpers import cli_env, console_script, fitted_module
+from tests.helpers import cli_env, console_script
 
 PREDICT_CONFIG = REPO_ROOT / "configs" / "predict.yaml"
 OUT_OF_MEMORY = [
     torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 5.00 GiB"),
     RuntimeError("[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: can't allocate memory: you tried to allocate 5368709120 bytes"),
 ]  # fmt: skip
-
-
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A briefly trained classifier (bin table built), saved as Lightning saves it."""
-    root = tmp_path_factory.mktemp("model")
-    torch.manual_seed(0)
-    _, _, trainer = fitted_module(root, widths=(8, 16, 32))
-    path = root / "model.ckpt"
-    trainer.save_checkpoint(path)
-    return path
 
 
 def make_photos(folder: Path, names: list[str], size: tuple[int, int] = (40, 56)) -> list[Path]:

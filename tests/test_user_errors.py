@@ -22,7 +22,7 @@ from lit_colorize import module as module_file
 from lit_colorize.cli import main
 from lit_colorize.errors import ConfigError, UserError, check_temperatures, find_user_error, one_line
 from tests.conftest import REPO_ROOT
-from tests.helpers import cli_env, console_script, fitted_module, quick_trainer, tiny_toyshapes
+from tests.helpers import cli_env, console_script, quick_trainer, tiny_toyshapes
 
 TOY = str(REPO_ROOT / "configs" / "toyshapes.yaml")
 PREDICT = str(REPO_ROOT / "configs" / "predict.yaml")
@@ -55,15 +55,6 @@ def user_error(*args: str) -> str:
     assert "\n" not in message and message.startswith(f"lit-colorize {args[0]}: error: ")
     assert UNSAFE_ADVICE not in message
     return message
-
-
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("model")
-    _, _, trainer = fitted_module(root, widths=(8, 16, 32))
-    path = root / "model.ckpt"
-    trainer.save_checkpoint(path)
-    return path
 
 
 def bad_checkpoints(folder: Path, good: Path) -> dict[str, tuple[Path, str]]:
