@@ -13,6 +13,8 @@ from PIL import Image
 
 from tests.conftest import REPO_ROOT
 
+pytestmark = pytest.mark.slow  # benchmark scripts run small
+
 
 def test_throughput_quick_run() -> None:
     result = subprocess.run(

@@ -31,6 +31,7 @@ def test_fast_dev_run_smoke(tmp_path: Path) -> None:
     lit_colorize("fit", "--config", str(CONFIG), "--trainer.fast_dev_run=true", *SMALL_DATA, cwd=tmp_path)
 
 
+@pytest.mark.slow
 def test_fit_validate_predict_with_offline_wandb(tmp_path: Path) -> None:
     lit_colorize(
         "fit", "--config", str(CONFIG), "--trainer.max_epochs=1", "--trainer.limit_train_batches=2", *SMALL_DATA,
@@ -64,6 +65,7 @@ def test_fit_validate_predict_with_offline_wandb(tmp_path: Path) -> None:
     assert len(written) == 2 * 32 and written[:2] == ["0-000000_colorized_T0.png", "0-000000_colorized_T1.png"]
 
 
+@pytest.mark.slow
 def test_wrong_config_is_a_clear_error(tmp_path: Path) -> None:
     executable = shutil.which("lit-colorize", path=str(Path(sys.executable).parent))
     result = subprocess.run(
@@ -77,6 +79,7 @@ def test_wrong_config_is_a_clear_error(tmp_path: Path) -> None:
 GROUP_CONFIGS = sorted(p for p in (REPO_ROOT / "configs").glob("*/*.yaml"))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("group_config", [None, *GROUP_CONFIGS], ids=lambda p: "main" if p is None else f"{p.parent.name}/{p.name}")
 def test_configs_parse(group_config: Path | None, tmp_path: Path) -> None:
     args = ["fit", "--config", str(CONFIG)]
@@ -89,6 +92,7 @@ def test_configs_parse(group_config: Path | None, tmp_path: Path) -> None:
         assert "CSVLogger" in printed
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("config", sorted((REPO_ROOT / "configs").glob("*.yaml")), ids=lambda p: p.name)
 def test_main_configs_parse(config: Path, tmp_path: Path) -> None:
     subcommand = "predict" if config.name == "predict.yaml" else "fit"

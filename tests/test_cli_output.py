@@ -37,6 +37,7 @@ def run(args: list[str], cwd: Path) -> str:
     return output
 
 
+@pytest.mark.slow
 def test_a_logged_fit_and_predict_print_progress_lines_and_no_noise(tmp_path: Path) -> None:
     config = yaml.safe_load((REPO_ROOT / "configs" / "toyshapes.yaml").read_text())
     (bar,) = [c for c in config["trainer"]["callbacks"] if c["class_path"] == "callbacks.auto_progress_bar"]

@@ -7,10 +7,13 @@ import shlex
 import subprocess
 from pathlib import Path
 
+import pytest
 import yaml
 
 from tests.conftest import REPO_ROOT
 from tests.helpers import cli_env, console_script
+
+pytestmark = pytest.mark.slow  # lit-colorize subprocesses with SLURM and DDP configs
 
 SBATCH = REPO_ROOT / "scripts" / "slurm" / "train.sbatch"
 SLURM_CONFIG = REPO_ROOT / "configs" / "trainer" / "slurm.yaml"

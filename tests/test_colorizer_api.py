@@ -111,6 +111,7 @@ def test_the_missing_extra_error_says_what_the_readme_says(trained: tuple[Colori
         assert f'"{package}>=' in export_extra
 
 
+@pytest.mark.slow
 def test_the_readme_onnx_example_colorizes_like_the_python_api(trained: tuple[Colorizer, Path], tmp_path: Path, monkeypatch) -> None:
     pytest.importorskip("onnxruntime", reason="onnxruntime comes with the export extra")
     from lit_colorize.export import export_onnx

@@ -16,6 +16,8 @@ from lit_colorize import ColorHistogram, Colorizer, ColorTable
 from lit_colorize.color import rgb_to_lab
 from tests.helpers import cli_env, console_script, toyshapes_config
 
+pytestmark = pytest.mark.slow  # DDP with 2 CPU processes
+
 DDP = ["--trainer.accelerator=cpu", "--trainer.devices=2", "--trainer.strategy=ddp"]
 NUM_TRAIN = 65  # odd: DistributedSampler repeats one image to even out the two shards
 

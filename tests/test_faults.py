@@ -19,6 +19,8 @@ from lit_colorize import ColorizationModule
 from lit_colorize.module import NonFiniteLossError
 from tests.helpers import cli_env, console_script, quick_trainer, recorded_steps, tiny_toyshapes, toyshapes_config
 
+pytestmark = pytest.mark.slow  # real training subprocesses killed and resumed
+
 STEPS_PER_EPOCH = 8  # 256 training images, batch 32
 
 

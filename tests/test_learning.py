@@ -7,12 +7,15 @@ import time
 from pathlib import Path
 
 import lightning as L
+import pytest
 import yaml
 
 from callbacks import BinColorTable
 from datamodules import ToyShapes
 from lit_colorize import ColorizationModule
 from tests.conftest import REPO_ROOT
+
+pytestmark = pytest.mark.slow  # a real fit that must learn (about 2 minutes)
 
 EPOCHS = 12
 NUM_TRAIN = 1332  # half the set: 99.9% acc and 35 dB on a 2-core Xeon in 175 s (all 2,664: 40 dB, ~8 min there)

@@ -52,6 +52,7 @@ def test_checkpoint_is_self_contained_and_loads_with_weights_only(checkpoint: Pa
     assert module.predict_short_side == 32
 
 
+@pytest.mark.slow
 def test_classification_checkpoint_without_table_fails_clearly(tmp_path: Path, photos: list[Path]) -> None:
     module = ColorizationModule(widths=(8, 16, 32))  # never trained: no bin table
     import lightning as L
@@ -88,6 +89,7 @@ def make_inputs(folder: Path, photos: list[Path]) -> None:
     (folder / "corrupt.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a JPEG")
 
 
+@pytest.mark.slow
 def test_predict_cli_colorizes_a_folder_at_full_resolution(tmp_path: Path, checkpoint: Path, photos: list[Path]) -> None:
     inputs, out = tmp_path / "inputs", tmp_path / "colorized"
     make_inputs(inputs, photos)
@@ -174,6 +176,7 @@ def test_large_photo_keeps_its_size(checkpoint: Path) -> None:
 onnxruntime = pytest.importorskip("onnxruntime", reason="onnxruntime is a dev dependency: pip install -e .[dev]")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("temperature", [None, 0.8], ids=["T-input", "T-fixed"])
 @pytest.mark.parametrize("decoding", ["mode_mean", "annealed_mean"])
 def test_onnx_export_matches_pytorch_on_real_photos(
@@ -200,6 +203,7 @@ def test_onnx_export_matches_pytorch_on_real_photos(
             np.testing.assert_allclose(ab, expected, atol=1e-3, rtol=0)
 
 
+@pytest.mark.slow
 def test_export_cli_writes_and_never_overwrites(tmp_path: Path, checkpoint: Path) -> None:
     output = tmp_path / "model.onnx"
     first = run_cli("export", "--ckpt_path", str(checkpoint), "--output", str(output), cwd=tmp_path)

@@ -134,6 +134,7 @@ def test_disk_full_fails_that_photo_and_leaves_no_temporary_file(tmp_path, check
     assert sorted(p.name for p in out.iterdir()) == ["a_colorized_T0.8.png", "c_colorized_T0.8.png"]  # hidden ones too
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("obstacle", ["a file", "a read-only folder"])
 def test_unwritable_output_subfolder_fails_those_photos_only(tmp_path, checkpoint, capsys, obstacle) -> None:
     """A file stands where a subfolder of the output goes (in this process), or the subfolder
@@ -160,6 +161,7 @@ def test_unwritable_output_subfolder_fails_those_photos_only(tmp_path, checkpoin
     assert obstacle == "a file" or list((out / "album").iterdir()) == []  # no temporary file either
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("problem", ["a file", "not writable", "an input folder"])
 def test_run_level_problems_stop_before_the_model_loads(tmp_path, checkpoint, problem) -> None:
     """Before: a traceback after the model had loaded (file, not writable), or the outputs read
@@ -191,6 +193,7 @@ def test_run_level_problems_stop_before_the_model_loads(tmp_path, checkpoint, pr
 # --- 4. the user's files as a user expects -------------------------------------------------
 
 
+@pytest.mark.slow
 def test_read_only_current_folder_umask_mode_and_no_config(tmp_path, checkpoint) -> None:
     """Before: predict saved config.yaml (then config-1.yaml, ...) into the current folder, so
     a read-only one failed; outputs were 0600 from the temporary file. Also `--overwrite true`
@@ -229,6 +232,7 @@ KILL_ON_SECOND_SAVE = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_rerun_after_kill9_removes_its_leftover_and_writes_only_what_is_missing(tmp_path, checkpoint) -> None:
     """Before: the kill left `.b_colorized_T0.8.<random>.png` forever, and a rerun recomputed
     everything and failed with "exists" (there was no --skip_existing)."""

@@ -270,6 +270,7 @@ def copy_of(root: Path, tmp_path: Path) -> tuple[Path, Path]:
     return tmp_path, run
 
 
+@pytest.mark.slow
 def test_cli_last_never_resumes_a_finished_run(finished_cli_run: Path, tmp_path: Path) -> None:
     root, finished = copy_of(finished_cli_run, tmp_path)
     killed = root / "logs" / "lit-colorize" / "killed-before-first-save"  # what a SIGKILL at ~40 s leaves
@@ -285,6 +286,7 @@ def test_cli_last_never_resumes_a_finished_run(finished_cli_run: Path, tmp_path:
     assert recorded_steps(root / "steps.log") == []  # stopped before training
 
 
+@pytest.mark.slow
 def test_cli_last_with_a_csv_run_folder(tmp_path: Path) -> None:
     """A CSV run folder (``version_0``) beside W&B runs: a W&B config does not continue it (it
     crashed on "Given value: 0"); the CSV config does, in the same folder."""
@@ -310,6 +312,7 @@ def test_cli_last_with_a_csv_run_folder(tmp_path: Path) -> None:
     assert load(run / "checkpoints" / "last.ckpt")["global_step"] == 2 * 2  # 64 images, batch 32: 2 steps an epoch
 
 
+@pytest.mark.slow
 def test_cli_validate_makes_no_run(finished_cli_run: Path, tmp_path: Path) -> None:
     root, run = copy_of(finished_cli_run, tmp_path)
     before = files_under(root)

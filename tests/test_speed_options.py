@@ -67,6 +67,7 @@ def test_channels_last_gives_the_same_step_as_the_contiguous_layout() -> None:
         torch.testing.assert_close(a.grad, b.grad, rtol=1e-4, atol=1e-6, msg=name)
 
 
+@pytest.mark.slow
 def test_compile_option_trains_on_the_cpu_and_matches_eager(tmp_path: Path) -> None:
     torch.manual_seed(0)
     compiled = ColorizationModule(widths=(4, 8), compile=True)

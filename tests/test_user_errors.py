@@ -103,6 +103,7 @@ def test_a_malicious_checkpoint_is_refused_by_every_command(command: str, checkp
     assert not (tmp_path / "bad" / "code_ran").exists() and not (tmp_path / "model.onnx").exists()
 
 
+@pytest.mark.slow
 def test_the_user_sees_one_line_and_never_the_unsafe_advice(checkpoint: Path, tmp_path: Path) -> None:
     path, _ = bad_checkpoints(tmp_path / "bad", checkpoint)["malicious"]
     result = subprocess.run(
