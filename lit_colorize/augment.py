@@ -4,7 +4,7 @@ Why not a chain of kornia augmentations: each of them resamples the whole batch 
 (rotation, then crop, then flips), and kornia's resized crop slices and resizes image by
 image. Composed into one affine matrix per image, the batch is resampled once: one
 ``grid_sample`` (one interpolation, so also less blur), parameters drawn on the batch's
-device (no host reads): 2.6-4x faster on a 2-core CPU (``benchmarks/augmentation.py``).
+device (no host reads); ``benchmarks/augmentation.py`` measures the difference.
 """
 
 from __future__ import annotations

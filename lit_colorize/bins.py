@@ -127,9 +127,6 @@ class ColorTable(nn.Module):
     def extra_repr(self) -> str:
         return f"grid_size={self.grid_size}, num_bins={self.num_bins}, built={bool(self.built)}"
 
-    def encode(self, ab: Tensor) -> Tensor:
-        return ab_to_bin(ab, self.grid_size)
-
     @torch.no_grad()
     def fill(self, histogram: ColorHistogram) -> None:
         """Set counts, means and modes from accumulated statistics."""
@@ -170,25 +167,35 @@ class ColorTable(nn.Module):
         mode = cell_ab.t()[first.clamp_max(fine.numel() - 1)].to(fallback.dtype)
         return torch.where(has_mode[:, None], mode, fallback)
 
-    def bin_colors(self, temperature: float) -> Tensor:
-        """The thesis's decoding: ab = mode - T * (mode - mean); T=0 mode, T=1 mean. Shape (K, 2)."""
+    def bin_colors(self, temperature: float | Tensor) -> Tensor:
+        """The thesis's decoding: ab = mode - T * (mode - mean); T=0 mode, T=1 mean. Shape (K, 2).
+        Plain tensor arithmetic, so an exported graph (T a 0-dim tensor input) decodes the same way."""
         return self.mode_ab - temperature * (self.mode_ab - self.mean_ab)
 
-    def decode_bins(self, bins: Tensor, temperature: float) -> Tensor:
+    def decode_bins(self, bins: Tensor, temperature: float | Tensor) -> Tensor:
         """Bin indices (*, H, W) -> ab (*, 2, H, W)."""
         return self.bin_colors(temperature)[bins].movedim(-1, -3)
 
-    def decode(self, logits: Tensor, temperature: float) -> Tensor:
+    def decode(self, logits: Tensor, temperature: float | Tensor) -> Tensor:
         """Class scores (B, K, H, W) -> ab of the most likely bin, interpolated by T."""
         return self.decode_bins(logits.argmax(dim=1), temperature)
 
-    def annealed_mean(self, logits: Tensor, temperature: float) -> Tensor:
+    def annealed_mean(self, logits: Tensor, temperature: float | Tensor) -> Tensor:
         """Zhang et al. (2016): expectation of bin colors under softmax(log p / T).
 
         ``logits`` are log-probabilities up to a constant, so softmax(logits / T) is the
         annealed distribution. T -> 0 is the mode of the distribution, T = 1 its mean.
+        A number T is decided here; a tensor T (an exported graph's input) is traced without
+        branching: both results are computed and T <= 0 selects the most likely bin's mean.
         """
-        if temperature <= 0:
-            return self.decode_bins(logits.argmax(dim=1), 1.0)
+        if not isinstance(temperature, Tensor):
+            if temperature <= 0:
+                return self.decode_bins(logits.argmax(dim=1), 1.0)
+            return self._expectation(logits, temperature)
+        positive = temperature > 0
+        annealed = self._expectation(logits, torch.where(positive, temperature, torch.ones_like(temperature)))
+        return torch.where(positive, annealed, self.decode_bins(logits.argmax(dim=1), 1.0))
+
+    def _expectation(self, logits: Tensor, temperature: float | Tensor) -> Tensor:
         probs = torch.softmax(logits.float() / temperature, dim=1)
         return torch.einsum("bkhw,kc->bchw", probs, self.mean_ab.to(probs.dtype))

@@ -2,8 +2,7 @@
 
 Why: bf16 halves memory traffic and runs matrix units at full rate on GPUs from Ampere on
 and on CPUs with AVX512-BF16 or AMX; on other CPUs oneDNN emulates it, which is slower than
-fp32 (measured by ``benchmarks/throughput.py``: 1.3-1.8x slower on an AVX512 Xeon
-without BF16). The CLI applies :func:`default_precision` when ``trainer.precision`` is not
+fp32 on CPUs without BF16 (``benchmarks/throughput.py`` measures it). The CLI applies :func:`default_precision` when ``trainer.precision`` is not
 given; an explicit ``--trainer.precision`` always wins.
 """
 

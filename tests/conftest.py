@@ -41,10 +41,6 @@ def _deterministic() -> None:
     torch.manual_seed(0)
 
 
-def cuda_devices() -> list[str]:
-    return ["cuda"] if torch.cuda.is_available() else []
-
-
 def requires_cuda(test):
     """Marks ``test`` as a GPU test (``pytest -m gpu``), skipped where no CUDA GPU is present."""
     return pytest.mark.gpu(pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")(test))

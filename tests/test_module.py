@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
 import torch
-from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 
+from callbacks import BinColorTable
 from lit_colorize import ColorizationModule
 from lit_colorize.bins import ab_to_bin
 from lit_colorize.color import normalize_ab, split_lab
@@ -112,3 +114,38 @@ def test_learning_rate_schedules(tmp_path: Path) -> None:
     trainer.fit(module, tiny_toyshapes())
     scheduler = trainer.lr_scheduler_configs[0].scheduler
     assert isinstance(scheduler, torch.optim.lr_scheduler.OneCycleLR) and scheduler.total_steps == 4
+
+
+def test_cosine_schedule_follows_the_closed_form(tmp_path: Path) -> None:
+    """lr at step k of n is lr / 2 * (1 + cos(pi * k / n)), stepped per batch."""
+
+    class RecordLr(Callback):
+        def __init__(self) -> None:
+            self.lrs: list[float] = []
+
+        def on_train_batch_start(self, trainer, *args) -> None:
+            self.lrs.append(trainer.optimizers[0].param_groups[0]["lr"])
+
+    record = RecordLr()
+    trainer = quick_trainer(tmp_path, max_epochs=2, limit_train_batches=3, limit_val_batches=0, callbacks=[BinColorTable(), record])
+    trainer.fit(ColorizationModule(lr_schedule="cosine", lr=1e-2), tiny_toyshapes())
+    expected = [1e-2 / 2 * (1 + math.cos(math.pi * k / 6)) for k in range(6)]
+    assert record.lrs == pytest.approx(expected, rel=1e-6)
+
+
+def test_weight_decay_shrinks_weights_without_a_loss_gradient() -> None:
+    """Adam's first step with zero gradients moves each weight by lr * g / (|g| + eps), g = decay * weight."""
+    lr, decay = 1e-3, 0.1
+    for weight_decay in (0.0, decay):
+        module = ColorizationModule(lr=lr, weight_decay=weight_decay)
+        optimizer = module.configure_optimizers()
+        assert optimizer.param_groups[0]["weight_decay"] == weight_decay
+        before = [p.detach().clone() for p in module.parameters()]
+        for p in module.parameters():
+            p.grad = torch.zeros_like(p)
+        optimizer.step()
+        for old, new in zip(before, module.parameters()):
+            g = weight_decay * old
+            torch.testing.assert_close(new.detach(), old - lr * g / (g.abs() + 1e-8))
+        if weight_decay:
+            assert sum(p.norm() ** 2 for p in module.parameters()) < sum(p.norm() ** 2 for p in before)
