@@ -40,21 +40,16 @@ class LToAb(nn.Module):
         self.net = copy.deepcopy(module.net).to(memory_format=torch.contiguous_format)
         self.is_classifier = module.is_classifier
         self.annealed = module.hparams.decoding == "annealed_mean"
-        if self.is_classifier:
-            self.register_buffer("mode_ab", module.color_table.mode_ab.detach().clone().float())
-            self.register_buffer("mean_ab", module.color_table.mean_ab.detach().clone().float())
+        # The module's own table decodes, so export and inference cannot diverge.
+        self.color_table = copy.deepcopy(module.color_table).float() if self.is_classifier else None
 
     def forward(self, l_norm: Tensor, temperature: Tensor) -> Tensor:
         output = self.net(l_norm)
-        if not self.is_classifier:
+        if self.color_table is None:
             return denormalize_ab(output.clamp(0.0, 1.0))
-        if self.annealed:  # Zhang et al.: softmax(logits / T) expectation; T <= 0 is the mode
-            probs = torch.softmax(output / temperature.clamp_min(1e-6), dim=1)
-            annealed = torch.einsum("bkhw,kc->bchw", probs, self.mean_ab)
-            argmax = self.mean_ab[output.argmax(dim=1)].permute(0, 3, 1, 2)
-            return torch.where(temperature <= 0, argmax, annealed)
-        colors = self.mode_ab - temperature * (self.mode_ab - self.mean_ab)  # (K, 2)
-        return colors[output.argmax(dim=1)].permute(0, 3, 1, 2)
+        if self.annealed:
+            return self.color_table.annealed_mean(output, temperature)
+        return self.color_table.decode(output, temperature)
 
 
 class FixedTemperature(nn.Module):
