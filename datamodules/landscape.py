@@ -23,7 +23,7 @@ from torch.utils.data import Dataset
 from datamodules.base import ImageDataModule, check_loader_options
 
 from lit_colorize.augment import RandomCropRotateFlip
-from lit_colorize.color import rgb_to_lab
+from lit_colorize.color import near_gray_images, rgb_to_lab
 from lit_colorize.errors import ConfigError, DataError
 from lit_colorize.imageio import ImageReadError, load_rgb
 
@@ -113,7 +113,7 @@ def is_colorful(images: Tensor | np.ndarray, threshold: float, batch_size: int =
     keep = []
     for start in range(0, len(images), batch_size):
         ab = rgb_to_lab(torch.as_tensor(np.asarray(images[start : start + batch_size])))[:, 1:]
-        keep.append(ab.norm(dim=1).flatten(1).amax(dim=1) > threshold)
+        keep.append(~near_gray_images(ab, threshold))
     return torch.cat(keep) if keep else torch.zeros(0, dtype=torch.bool)
 
 

@@ -71,6 +71,15 @@ def join_lab(l_norm: Tensor, ab: Tensor) -> Tensor:
     return lab_to_rgb(torch.cat([denormalize_l(l_norm), ab.to(l_norm.dtype)], dim=-3))
 
 
+def near_gray_images(ab: Tensor, threshold: float) -> Tensor:
+    """(B,) True for images with no pixel of chroma |ab| above ``threshold`` (ab units).
+
+    The one near-gray rule: Landscape drops such photos from training, and
+    ``gray_image_threshold`` gives them loss weight 0.
+    """
+    return torch.linalg.vector_norm(ab.float(), dim=-3).flatten(1).amax(dim=1) <= threshold
+
+
 def gray_rgb(l_norm: Tensor) -> Tensor:
     """The gray image a user would see for this L (ab = 0), as RGB in [0, 1]."""
     return join_lab(l_norm, torch.zeros_like(l_norm).expand(*l_norm.shape[:-3], 2, *l_norm.shape[-2:]))

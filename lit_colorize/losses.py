@@ -60,9 +60,3 @@ def soft_targets(ab: Tensor, grid_size: int, k: int = 5, sigma: float = 5.0) -> 
     indices = (rows * grid_size + cols).gather(1, choice)
     weights = torch.exp(-(nearest2 - nearest2[:, :1]) / (2 * sigma**2))  # shifted for stability
     return indices, weights / weights.sum(dim=1, keepdim=True)
-
-
-def near_gray_images(ab: Tensor, threshold: float) -> Tensor:
-    """(B,) True for images with no pixel of chroma sqrt(a^2 + b^2) above ``threshold``."""
-    chroma = ab.float().pow(2).sum(dim=-3).sqrt()
-    return chroma.flatten(1).amax(dim=1) <= threshold

@@ -15,11 +15,11 @@ from torchmetrics import MeanMetric, MetricCollection
 from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMeasure
 
 from lit_colorize.bins import ColorTable, ab_to_bin, nearest_occupied
-from lit_colorize.color import denormalize_ab, join_lab, normalize_ab, split_lab, to_float_rgb
+from lit_colorize.color import denormalize_ab, join_lab, near_gray_images, normalize_ab, split_lab, to_float_rgb
 from lit_colorize.errors import ConfigError, UserError, check_temperature, check_temperatures
 from lit_colorize.fullres import colorize_full_resolution
 from lit_colorize.head import chunked_head_argmax, chunked_head_cross_entropy, pixel_major
-from lit_colorize.losses import near_gray_images, rebalancing_weights, soft_targets
+from lit_colorize.losses import rebalancing_weights, soft_targets
 from lit_colorize.metrics import ABErrorAUC, Colorfulness, DeltaColorfulness, PixelAccuracy
 from lit_colorize.photos import PhotoItem, colorize_item
 from lit_colorize.unet import Activation, UNet, widths_from

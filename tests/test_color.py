@@ -14,10 +14,12 @@ from lit_colorize.color import (
     gray_rgb,
     join_lab,
     lab_to_rgb,
+    near_gray_images,
     normalize_ab,
     rgb_to_lab,
     split_lab,
 )
+from datamodules.landscape import is_colorful
 from tests.conftest import requires_cuda
 
 
@@ -99,3 +101,24 @@ def test_conversion_stays_on_cuda() -> None:
     lab = rgb_to_lab(rgb)
     assert lab.device.type == "cuda"
     torch.testing.assert_close(lab.cpu(), rgb_to_lab(rgb.cpu()), atol=1e-3, rtol=0)
+
+
+def test_near_gray_matches_a_numpy_oracle_and_the_landscape_filter() -> None:
+    """One near-gray rule: the loss weight and Landscape's filter agree with max |ab| <= t in float64."""
+    rng = np.random.default_rng(0)
+    ab = rng.normal(size=(32, 2, 6, 6)) * rng.uniform(0.5, 8.0, size=(32, 1, 1, 1))
+    chroma = np.sqrt((ab.astype(np.float32).astype(np.float64) ** 2).sum(axis=1)).reshape(32, -1).max(axis=1)
+    for threshold in (5.0, 12.0):
+        expected = chroma <= threshold
+        assert 0 < expected.sum() < 32  # both kinds present
+        assert near_gray_images(torch.from_numpy(ab).float(), threshold).numpy().tolist() == expected.tolist()
+    # uint8 photos: Landscape keeps exactly the ones that are not near-gray (Lab from scikit-image).
+    rgb = np.full((16, 3, 4, 4), 120, dtype=np.uint8)
+    rgb[:, :, 0, 0] = rng.integers(100, 141, size=(16, 3), dtype=np.uint8)
+    lab_ab = skcolor.rgb2lab(rgb.transpose(0, 2, 3, 1).astype(np.float64) / 255)[..., 1:]
+    sk_chroma = np.sqrt((lab_ab**2).sum(axis=-1)).reshape(16, -1).max(axis=1)
+    threshold = 6.0
+    clear = np.abs(sk_chroma - threshold) > 0.1  # away from the two Lab implementations' rounding
+    colorful = is_colorful(torch.from_numpy(rgb), threshold).numpy()
+    assert clear.sum() >= 12 and 0 < colorful.sum() < 16
+    assert colorful[clear].tolist() == (sk_chroma[clear] > threshold).tolist()

@@ -9,7 +9,8 @@ import torch.nn.functional as F
 
 from lit_colorize import ColorizationModule
 from lit_colorize.bins import bin_centers, nearest_occupied
-from lit_colorize.losses import near_gray_images, rebalancing_weights, soft_targets
+from lit_colorize.color import near_gray_images
+from lit_colorize.losses import rebalancing_weights, soft_targets
 from tests.helpers import fitted_module
 
 
