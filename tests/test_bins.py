@@ -168,6 +168,27 @@ def test_annealed_mean_matches_numpy() -> None:
     torch.testing.assert_close(table.annealed_mean(logits, 0.0), table.decode(logits, 1.0))
 
 
+@pytest.mark.parametrize("method", ["decode", "annealed_mean"])
+def test_decoding_traces_with_the_temperature_as_a_graph_input(method: str) -> None:
+    """ONNX export traces the table's own decoding once, with T a 0-dim tensor input; the
+    program must then decode every T like the eager call with a number, T = 0 included."""
+    table = table_from(clustered_ab(5000), 6)
+
+    class Decode(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.table = table
+
+        def forward(self, logits: torch.Tensor, temperature: torch.Tensor) -> torch.Tensor:
+            return getattr(self.table, method)(logits, temperature)
+
+    logits = torch.randn(2, 36, 3, 4)
+    program = torch.export.export(Decode(), (logits, torch.tensor(0.8))).module()
+    for temperature in (0.0, 0.38, 0.8, 1.0):
+        expected = getattr(table, method)(logits, temperature)
+        torch.testing.assert_close(program(logits, torch.tensor(temperature)), expected)
+
+
 def test_table_is_buffers_that_restore_exactly() -> None:
     table = table_from(clustered_ab(2000), 18)
     restored = ColorTable(18)
