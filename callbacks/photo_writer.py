@@ -3,7 +3,6 @@ the user has unless asked to, and goes on past any photo it cannot write."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -17,14 +16,8 @@ from PIL import Image
 
 from lit_colorize.errors import check_temperatures
 from lit_colorize.module import ColorizationModule, is_photo_batch
-from lit_colorize.outputs import (
-    DEFAULT_SUFFIX,
-    EXTENSIONS,
-    create_exclusive,
-    format_temperature,
-    partial_path,
-    remove_stale_partials,
-)
+from lit_colorize.atomic import atomic_write, remove_stale_partials
+from lit_colorize.outputs import DEFAULT_SUFFIX, EXTENSIONS, format_temperature
 from lit_colorize.photos import ColorizedPhoto, PhotoItem
 
 ImageFormat = Literal["png", "jpeg"]
@@ -191,15 +184,8 @@ class ColorizedPhotoWriter(BasePredictionWriter):
         failure the temporary file is removed and nothing has the final name."""
         options = {"quality": self.quality} if self.image_format == "jpeg" else {"compress_level": 6}
         path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = partial_path(path)
-        descriptor = create_exclusive(temporary)
-        try:
-            with os.fdopen(descriptor, "wb") as stream:
-                image.save(stream, format=self.image_format.upper(), **options)
-            os.replace(temporary, path)
-        except BaseException:
-            temporary.unlink(missing_ok=True)
-            raise
+        with atomic_write(path) as stream:
+            image.save(stream, format=self.image_format.upper(), **options)
 
     def _fail(self, source: str, reason: str) -> None:
         message = f"{source}: {reason}"

@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from torch.utils.data import Dataset
 
 from datamodules.base import ImageDataModule, check_loader_options
 
+from lit_colorize.atomic import atomic_path
 from lit_colorize.augment import RandomCropRotateFlip
 from lit_colorize.color import near_gray_images, rgb_to_lab
 from lit_colorize.errors import ConfigError, DataError
@@ -94,13 +94,12 @@ class ImageCache:
         if bad:
             log.warning("%d of %d files could not be read and were skipped", len(bad), len(paths))
         size = self.image_size
-        temporary = array_path.with_name(f"{array_path.stem}.{os.getpid()}.tmp.npy")
-        array = np.lib.format.open_memmap(temporary, mode="w+", dtype=np.uint8, shape=(len(images), 3, size, size))
-        for i, image in enumerate(images):
-            array[i] = image
-        array.flush()
-        del array
-        os.replace(temporary, array_path)  # a reader never sees a half-written cache
+        with atomic_path(array_path) as temporary:  # a reader never sees a half-written cache
+            array = np.lib.format.open_memmap(temporary, mode="w+", dtype=np.uint8, shape=(len(images), 3, size, size))
+            for i, image in enumerate(images):
+                array[i] = image
+            array.flush()
+            del array
         index_path.write_text(json.dumps({"good": good, "bad": bad, "image_size": size}))
         return np.load(array_path, mmap_mode="r"), good
 

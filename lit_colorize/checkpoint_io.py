@@ -10,7 +10,6 @@ the old checkpoint or the new one, never a part.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,8 @@ from lightning.fabric.utilities.cloud_io import get_filesystem
 from lightning.fabric.utilities.types import _PATH
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 from lightning.fabric.plugins.io.checkpoint_io import CheckpointIO
+
+from lit_colorize.atomic import atomic_write, remove_stale_partials
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -32,18 +33,9 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             return
         target = Path(path)
         target.parent.mkdir(parents=True, exist_ok=True)
-        temporary = target.with_name(f".{target.name}.partial-{os.getpid()}")
-        try:
-            with open(temporary, "wb") as stream:
-                torch.save(checkpoint, stream)
-                stream.flush()
-                os.fsync(stream.fileno())
-            os.replace(temporary, target)
-        except BaseException:
-            temporary.unlink(missing_ok=True)
-            raise
-        for stale in target.parent.glob(f".{target.name}.partial-*"):  # left by killed processes
-            stale.unlink(missing_ok=True)
+        with atomic_write(target) as stream:
+            torch.save(checkpoint, stream)
+        remove_stale_partials(target.parent, recursive=False)  # left by killed processes
 
 
 def use_atomic_checkpoints(strategy: Any) -> None:

@@ -20,6 +20,7 @@ import torch
 from torch import Tensor, nn
 from torch.export import Dim
 
+from lit_colorize.atomic import atomic_path
 from lit_colorize.color import denormalize_ab
 from lit_colorize.errors import UserError, check_temperature
 from lit_colorize.module import ColorizationModule, MissingColorTableError
@@ -96,14 +97,13 @@ def export_onnx(
         model, args, names = FixedTemperature(graph, temperature).eval(), (example,), ["l"]
         dynamic_shapes = {"l_norm": l_shape}
     output.parent.mkdir(parents=True, exist_ok=True)
-    temporary = output.with_name(f".{output.name}.partial")
     with torch.no_grad():
         program = torch.onnx.export(
             model, args, input_names=names, output_names=["ab"], dynamic_shapes=dynamic_shapes,
             opset_version=opset, dynamo=True, verbose=False,
         )  # fmt: skip
-    program.save(str(temporary))
-    temporary.replace(output)
+    with atomic_path(output) as temporary:
+        program.save(str(temporary))
     return output
 
 

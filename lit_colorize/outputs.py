@@ -16,17 +16,16 @@ from __future__ import annotations
 
 import os
 import re
-import secrets
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from lit_colorize.atomic import is_partial, partial_path, remove_stale_partials  # noqa: F401 (also for the writer)
 from lit_colorize.errors import UserError
 
 DEFAULT_SUFFIX = "_colorized_T{temperature}"
 EXTENSIONS = {"png": ".png", "jpeg": ".jpg"}
 # What ``f"{temperature:g}"`` gives: 0, 0.8, 1e-05, 1e+06.
 _TEMPERATURE = r"[0-9][0-9.]*(?:e[+-]?[0-9]+)?"
-_PARTIAL = re.compile(r"\.(?P<stem>.+)\.(?P<pid>[0-9]+)-[0-9a-f]{8}\.partial\.(?:png|jpg)")
 
 
 class PredictSetupError(UserError, ValueError):
@@ -60,56 +59,6 @@ class OutputNames:
 
 def _suffix_pattern(suffix: str) -> str:
     return _TEMPERATURE.join(re.escape(part) for part in suffix.split("{temperature}"))
-
-
-def is_partial(name: str) -> bool:
-    return _PARTIAL.fullmatch(name) is not None
-
-
-def partial_path(final: Path) -> Path:
-    """Where ``final`` is written before its atomic rename: hidden, in the same folder (a rename
-    within one file system), named after this process so a later run knows when it is stale."""
-    return final.with_name(f".{final.stem}.{os.getpid()}-{secrets.token_hex(4)}.partial{final.suffix}")
-
-
-def create_exclusive(path: Path) -> int:
-    """A new file for writing, with the mode the umask gives any new file (``tempfile.mkstemp``
-    would give 0600, which then stays on the output after the rename)."""
-    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666)
-
-
-def _process_alive(pid: int) -> bool:
-    if pid == os.getpid():  # a file of ours before we wrote any: left by an earlier process with this pid
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's process
-        return True
-    return True
-
-
-def remove_stale_partials(folder: Path) -> list[Path]:
-    """Removes the temporary files of killed runs under ``folder``: only names of the pattern
-    this tool writes, only when the process that wrote them is gone (a run writing into the
-    same folder at the same time keeps its own). Returns what was removed."""
-    removed: list[Path] = []
-    if not folder.is_dir():
-        return removed
-    for directory, _, names in os.walk(folder, onerror=lambda error: None):
-        for name in names:
-            match = _PARTIAL.fullmatch(name)
-            if match and not _process_alive(int(match["pid"])):
-                path = Path(directory, name)
-                try:
-                    path.unlink()
-                except FileNotFoundError:
-                    continue
-                except OSError:  # not ours to remove after all (permissions): leave it
-                    continue
-                removed.append(path)
-    return removed
 
 
 def _nearest_existing(path: Path) -> Path:

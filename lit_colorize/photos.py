@@ -17,9 +17,8 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from lit_colorize.imageio import ImageReadError, read_image
-from lit_colorize.outputs import DEFAULT_SUFFIX, OutputNames, walk_files
-
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"})
+from lit_colorize.files import IMAGE_SUFFIXES, has_image_suffix, walk_files
+from lit_colorize.outputs import DEFAULT_SUFFIX, OutputNames
 
 
 @dataclass
@@ -109,7 +108,7 @@ def _search_folder(root: Path, skip_dirs: list[Path], own: OutputNames) -> list[
         relative = path.parent.relative_to(root).as_posix()
         relative = "" if relative == "." else relative
         problem = _link_problem(path) if path.is_symlink() else None
-        is_image_name = path.suffix.lower() in IMAGE_SUFFIXES
+        is_image_name = has_image_suffix(path)
         if problem is not None and (is_image_name or problem[1]):
             sources.append(PhotoSource(path, relative, problem[0]))
         elif problem is None and is_image_name and path.is_file():

@@ -34,7 +34,6 @@ samples and config stay in one folder.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +43,7 @@ import yaml
 from jsonargparse import Namespace
 from lightning.pytorch.utilities import rank_zero_info
 
+from lit_colorize.atomic import atomic_write
 from lit_colorize.errors import UserError
 
 CHECKPOINT_CALLBACKS = ("ModelCheckpoint", "RunCheckpoint")
@@ -80,9 +80,8 @@ def mark_finished(checkpoint_dir: Path | str, global_step: int, epoch: int) -> P
     """Record that the fit writing to ``checkpoint_dir`` returned normally (temp file, rename)."""
     marker = finished_marker(checkpoint_dir)
     marker.parent.mkdir(parents=True, exist_ok=True)
-    temporary = marker.with_name(f".{marker.name}.partial-{os.getpid()}")
-    temporary.write_text(json.dumps({"global_step": global_step, "epoch": epoch}) + "\n")
-    os.replace(temporary, marker)
+    with atomic_write(marker, "w") as stream:
+        stream.write(json.dumps({"global_step": global_step, "epoch": epoch}) + "\n")
     return marker
 
 

@@ -151,12 +151,12 @@ def test_kill_during_a_checkpoint_save_keeps_the_previous_one(tmp_path: Path) ->
     process.wait(timeout=30)
     survived = load(target)
     assert survived["global_step"] == 1 and torch.equal(survived["weights"], torch.ones(1000))
-    (partial,) = tmp_path.glob(".last.ckpt.partial-*")  # the torn write, beside the target, never over it
+    (partial,) = tmp_path.glob(".last.*.partial.ckpt")  # the torn write, beside the target, never over it
     assert partial.read_bytes() == b"half of a checkpoint"
     from lit_colorize.checkpoint_io import AtomicCheckpointIO
 
     AtomicCheckpointIO().save_checkpoint({"global_step": 3}, target)
-    assert load(target)["global_step"] == 3 and not list(tmp_path.glob(".last.ckpt.partial-*"))
+    assert load(target)["global_step"] == 3 and not list(tmp_path.glob(".last.*.partial.ckpt"))
 
 
 def test_non_finite_loss_stops_with_a_clear_error_and_keeps_the_last_good_checkpoint(tmp_path: Path) -> None:
