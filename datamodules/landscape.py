@@ -25,11 +25,11 @@ from lit_colorize.atomic import atomic_path
 from lit_colorize.augment import RandomCropRotateFlip
 from lit_colorize.color import near_gray_images, rgb_to_lab
 from lit_colorize.errors import ConfigError, DataError
+from lit_colorize.files import IMAGE_SUFFIXES, image_files
 from lit_colorize.imageio import ImageReadError, load_rgb
 
 log = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
 UNCATEGORIZED = "uncategorized"
 
 
@@ -46,10 +46,9 @@ def resize_and_crop(image: Tensor, size: int) -> Tensor:
 def find_images(folder: Path) -> list[tuple[Path, str]]:
     """(path, class name) for every image below ``folder``: class = first subfolder, else uncategorized."""
     found = []
-    for path in sorted(folder.rglob("*")):
-        if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES:
-            relative = path.relative_to(folder).parts
-            found.append((path, relative[0] if len(relative) > 1 else UNCATEGORIZED))
+    for path in image_files(folder):
+        relative = path.relative_to(folder).parts
+        found.append((path, relative[0] if len(relative) > 1 else UNCATEGORIZED))
     return found
 
 

@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
 
-from lit_colorize.atomic import is_partial, partial_path, remove_stale_partials  # noqa: F401 (also for the writer)
+from lit_colorize.atomic import is_partial
 from lit_colorize.errors import UserError
 
 DEFAULT_SUFFIX = "_colorized_T{temperature}"
@@ -114,21 +114,3 @@ def check_predict_setup(
             raise PredictSetupError("no inputs: pass photo files or folders with --data.inputs '[photo.jpg, folder/]'")
         check_inputs(inputs, folder)
     return folder
-
-
-def walk_files(root: Path, skip_dirs: Iterable[Path] = ()) -> Iterator[tuple[Path, OSError | None]]:
-    """Every file below ``root`` in sorted order, without following symlinked folders (as
-    ``Path.rglob``), skipping ``skip_dirs``; a folder that cannot be listed comes as
-    ``(folder, error)``."""
-    skipped = {os.path.normcase(os.path.realpath(d)) for d in skip_dirs}
-    errors: list[OSError] = []
-    for directory, dirnames, filenames in os.walk(root, onerror=errors.append):
-        while errors:
-            error = errors.pop()
-            yield Path(error.filename or directory), error
-        dirnames[:] = sorted(d for d in dirnames if os.path.normcase(os.path.realpath(Path(directory, d))) not in skipped)
-        for name in sorted(filenames):
-            yield Path(directory, name), None
-    while errors:
-        error = errors.pop()
-        yield Path(error.filename or root), error

@@ -20,7 +20,7 @@ from PIL import Image
 
 from lit_colorize import ColorizationModule
 from lit_colorize.cli import main
-from lit_colorize.outputs import is_partial, partial_path
+from lit_colorize.atomic import is_partial, partial_path
 from tests.conftest import REPO_ROOT
 from tests.helpers import cli_env, console_script
 
@@ -313,7 +313,7 @@ def test_folder_search_skips_outputs_and_the_output_folder(tmp_path) -> None:
 
 
 def test_stale_temporary_files_are_removed_only_when_their_writer_is_gone(tmp_path) -> None:
-    from lit_colorize.outputs import remove_stale_partials
+    from lit_colorize.atomic import remove_stale_partials
 
     finished = subprocess.Popen(["true"])
     finished.wait()
