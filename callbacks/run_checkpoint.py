@@ -21,6 +21,10 @@ from lit_colorize.resume import FinishedRunError, finished_error, mark_finished,
 class RunCheckpoint(ModelCheckpoint):
     """ModelCheckpoint (best ``monitor`` top-k plus ``last.ckpt``) for preemptible jobs.
 
+    It overrides ModelCheckpoint's private ``_save_last_checkpoint`` and reads its
+    ``_last_global_step_saved``, which Lightning may change in any release: pyproject.toml pins
+    Lightning to the minor release these tests ran with (2.6).
+
     * ``last.ckpt`` is the last state: it is written at every validation (or epoch end without
       validation) whether or not a top-k checkpoint was, and at the end of training. Lightning
       2.6 writes it there only after a top-k save, so a run whose ``monitor`` stops improving
