@@ -6,12 +6,12 @@ of a training step small. This prints, side by side in one run:
 
 * speed: milliseconds per batch of both, at each datamodule's setting (CIFAR100Subset's crop +
   flip at 32x32, Landscape's rotation + crop + flips at 128x128), timed in interleaved rounds;
-* with ``--train``: the same model (324 bins + rebalancing, ``benchmarks/quality.py``'s budget)
+* with ``--train``: the same model (324 bins + rebalancing, ``benchmarks.quality``'s budget)
   trained on the Landscape photos with each augmentation, same seed, evaluated on the same
   held-out photos by quality.py's evaluator.
 
-    python benchmarks/augmentation.py                 # speed (under a minute)
-    python benchmarks/augmentation.py --train         # + training with each (about 25 minutes on 2 cores)
+    python -m benchmarks.augmentation                 # speed (under a minute)
+    python -m benchmarks.augmentation --train         # + training with each (about 25 minutes on 2 cores)
 """
 
 from __future__ import annotations
@@ -19,18 +19,14 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
-import time
+from functools import partial
 from pathlib import Path
 
 import kornia.augmentation as K
 import torch
 from torch import nn
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from benchmarks.throughput import machine_line  # noqa: E402
-from datamodules.cifar import CIFAR100Subset  # noqa: E402
-from datamodules.landscape import landscape_augmentation  # noqa: E402
+from benchmarks.common import SHARED_DATA, interleaved_seconds, machine_line, training_augmentation
 
 
 def kornia_chain(size: int) -> nn.Module:
@@ -45,21 +41,10 @@ def kornia_chain(size: int) -> nn.Module:
     )
 
 
-def one_warp(size: int) -> nn.Module:
-    return CIFAR100Subset().train_augmentation if size == 32 else landscape_augmentation(size)
-
-
 def milliseconds(augmentations: dict[str, nn.Module], images: torch.Tensor, rounds: int, calls: int) -> dict[str, float]:
-    """Mean ms per call of each, in interleaved rounds (a load that comes and goes hits all alike)."""
-    spent = dict.fromkeys(augmentations, 0.0)
-    for augment in augmentations.values():
-        augment(images)  # warm-up
-    for _ in range(rounds):
-        for name, augment in augmentations.items():
-            start = time.perf_counter()
-            for _ in range(calls):
-                augment(images)
-            spent[name] += time.perf_counter() - start
+    """Mean ms per call of each, after a warm-up call, in ``rounds`` interleaved rounds of ``calls`` calls."""
+    work = {name: (partial(augment, images), rounds * calls) for name, augment in augmentations.items()}
+    spent = interleaved_seconds(work, rounds)
     return {name: 1000 * seconds / (rounds * calls) for name, seconds in spent.items()}
 
 
@@ -70,7 +55,7 @@ def speed(sizes: list[int], batch_size: int, rounds: int, calls: int) -> list[st
     ]
     for size in sizes:
         images = torch.rand(batch_size, 3, size, size, generator=torch.Generator().manual_seed(0))
-        ms = milliseconds({"kornia": kornia_chain(size), "warp": one_warp(size)}, images, rounds, calls)
+        ms = milliseconds({"kornia": kornia_chain(size), "warp": training_augmentation(size)}, images, rounds, calls)
         setting = "CIFAR100Subset: crop + flip" if size == 32 else "Landscape: rotation, crop, flips"
         lines.append(f"{f'{size}x{size}':<9}{setting:<34}{ms['kornia']:>13.2f}{ms['warp']:>10.2f}{ms['kornia'] / ms['warp']:>7.1f}x")
     return lines
@@ -85,7 +70,7 @@ def train_both(args: argparse.Namespace) -> list[str]:
         datamodule, prior = landscape_and_prior(args, Path(args.root), cache)
         evaluation = ColorizationModule(grid_size=EVAL_GRID)
         rows, minutes = {}, {}
-        for name, augmentation in (("kornia chain", kornia_chain(args.size)), ("one warp", one_warp(args.size))):
+        for name, augmentation in (("kornia chain", kornia_chain(args.size)), ("one warp", training_augmentation(args.size))):
             datamodule.train_augmentation = augmentation
             _, rows[name], minutes[name] = train_and_evaluate(VARIANTS[variant], args, datamodule, prior, evaluation)
             print(f"  trained with the {name} in {minutes[name]:.1f} min", file=sys.stderr, flush=True)
@@ -108,7 +93,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--calls", type=int, default=20)
     parser.add_argument("--train", action="store_true", help="also train the same model with each augmentation")
-    parser.add_argument("--root", default=str(Path(__file__).resolve().parents[2] / "shared" / "data" / "landscape"))
+    parser.add_argument("--root", default=str(SHARED_DATA / "landscape"))
     parser.add_argument("--size", type=int, default=64, help="training image size (quality.py's)")
     parser.add_argument("--max-images", type=int, default=None)
     parser.add_argument("--epochs", type=int, default=2)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One short GPU check, for a machine with one CUDA GPU (e.g. a borrowed H100 for 15 minutes):
 #   1. the test suite's GPU-marked tests (pytest -m gpu);
-#   2. benchmarks/throughput.py at 128x128, batch 64, bf16 mixed precision: images/s of every
+#   2. benchmarks.throughput at 128x128, batch 64, bf16 mixed precision: images/s of every
 #      pipeline, and the share of a step spent outside the model's forward/backward (data
 #      side: loader, transfer, Lab, bins; optimizer), from a step synchronized between parts.
 #
@@ -45,8 +45,8 @@ echo "== GPU-marked tests (pytest -m gpu)"
 
 echo "== throughput at 128x128, batch 64, bf16"
 if [[ "$mode" == "gpu" ]]; then
-  "$PYTHON" benchmarks/throughput.py --device cuda --sizes 128 --batch-size 64 --precision bf16-mixed --compile-sizes \
+  "$PYTHON" -m benchmarks.throughput --device cuda --sizes 128 --batch-size 64 --precision bf16-mixed --compile-sizes \
     --steps 20 --ref-steps 3 --warmup 3
 else
-  "$PYTHON" benchmarks/throughput.py --quick --device cpu --sizes 128 --batch-size 4 --precision bf16-mixed
+  "$PYTHON" -m benchmarks.throughput --quick --device cpu --sizes 128 --batch-size 4 --precision bf16-mixed
 fi

@@ -12,8 +12,8 @@ and the one-off cost of building the cache. It also times the two decoders of
 ``lit_colorize.imageio`` on the same photos, interleaved: torchvision.io (what ``load_rgb``
 uses for JPEG/PNG/WebP/GIF) against Pillow alone.
 
-    python benchmarks/loader.py                      # 1,024 photos of ../shared/data/landscape
-    python benchmarks/loader.py --images 256 --epochs 1
+    python -m benchmarks.loader                      # 1,024 photos of ../shared/data/landscape
+    python -m benchmarks.loader --images 256 --epochs 1
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -29,13 +28,11 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from benchmarks.throughput import machine_line  # noqa: E402
-from datamodules.landscape import Landscape, find_images, resize_and_crop  # noqa: E402
-from lit_colorize import imageio  # noqa: E402
-from lit_colorize.imageio import load_rgb  # noqa: E402
-from lit_colorize.module import ColorizationModule  # noqa: E402
+from benchmarks.common import SHARED_DATA, machine_line, timed
+from datamodules.landscape import Landscape, find_images, resize_and_crop
+from lit_colorize import imageio
+from lit_colorize.imageio import load_rgb
+from lit_colorize.module import ColorizationModule
 
 
 class DecodeEveryTime(Dataset):
@@ -53,13 +50,18 @@ class DecodeEveryTime(Dataset):
 
 def drain(loader: DataLoader, module: ColorizationModule, augment: torch.nn.Module, epochs: int) -> float:
     """Images/s through loader -> augmentation -> Lab + bins, over ``epochs`` passes."""
-    count, start = 0, time.perf_counter()
-    for _ in range(epochs):
-        for batch in loader:
-            images = batch[0] if isinstance(batch, (list, tuple)) else batch
-            module.prepare_batch(augment(images.float().div(255)).clamp(0, 1))
-            count += len(images)
-    return count / (time.perf_counter() - start)
+
+    def passes() -> int:
+        count = 0
+        for _ in range(epochs):
+            for batch in loader:
+                images = batch[0] if isinstance(batch, (list, tuple)) else batch
+                module.prepare_batch(augment(images.float().div(255)).clamp(0, 1))
+                count += len(images)
+        return count
+
+    seconds, count = timed(passes)
+    return count / seconds
 
 
 def decode_rates(paths: list[Path], rounds: int = 3) -> dict[str, float]:
@@ -71,10 +73,8 @@ def decode_rates(paths: list[Path], rounds: int = 3) -> dict[str, float]:
         for _ in range(rounds):
             for name, use_torchvision in (("torchvision.io", default), ("Pillow", False)):
                 imageio.TORCHVISION_DECODES = use_torchvision
-                start, pixels = time.perf_counter(), 0
-                for path in paths:
-                    pixels += load_rgb(path)[0].numel()
-                best[name] = max(best[name], pixels / 1e6 / (time.perf_counter() - start))
+                seconds, pixels = timed(lambda: sum(load_rgb(path)[0].numel() for path in paths))
+                best[name] = max(best[name], pixels / 1e6 / seconds)
     finally:
         imageio.TORCHVISION_DECODES = default
     return best
@@ -82,12 +82,12 @@ def decode_rates(paths: list[Path], rounds: int = 3) -> dict[str, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--root", default=str(Path(__file__).resolve().parents[2] / "shared" / "data" / "landscape"))
+    parser.add_argument("--root", default=str(SHARED_DATA / "landscape"))
     parser.add_argument("--images", type=int, default=1024)
     parser.add_argument("--size", type=int, default=128)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--epochs", type=int, default=2)
-    parser.add_argument("--large", default=str(Path(__file__).resolve().parents[2] / "shared" / "data" / "photos" / "large"),
+    parser.add_argument("--large", default=str(SHARED_DATA / "photos" / "large"),
                         help="folder of large photos for the decoder comparison (skipped when absent)")  # fmt: skip
     args = parser.parse_args()
     root = Path(args.root)
@@ -103,9 +103,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as cache_dir:
         dm = Landscape(roots=[str(root)], image_size=args.size, max_images=args.images, val_fraction=0.01,
                        batch_size=args.batch_size, cache_dir=cache_dir, drop_gray=False)  # fmt: skip
-        start = time.perf_counter()
-        dm.setup()
-        build = time.perf_counter() - start
+        build, _ = timed(dm.setup)
         cached = drain(dm.train_dataloader(), module, dm.train_augmentation, args.epochs)
         uncached_loader = DataLoader(DecodeEveryTime(paths, args.size), batch_size=args.batch_size, shuffle=True)
         uncached = drain(uncached_loader, module, dm.train_augmentation, args.epochs)

@@ -6,8 +6,8 @@ Why: a user colorizes photos of any size, up to tens of megapixels. Full-resolut
 code with one strip for the whole image (what a plain ``F.interpolate`` + ``lab_to_rgb``
 does), each photo in a fresh process so that its peak resident memory is its own:
 
-    python benchmarks/predict.py                          # ../shared/data/photos/large
-    python benchmarks/predict.py --photos a.jpg b.png --ckpt_path best.ckpt
+    python -m benchmarks.predict                          # ../shared/data/photos/large
+    python -m benchmarks.predict --photos a.jpg b.png --ckpt_path best.ckpt
 
 Without ``--ckpt_path`` the model is the thesis's 128x128 U-Net (16-...-256, 324 bins)
 with random weights and a bin table of bin centers: speed and memory do not depend on the
@@ -20,17 +20,15 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import os
 import resource
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from benchmarks.throughput import machine_line  # noqa: E402
+from benchmarks.common import REPO_ROOT, SHARED_DATA, machine_line, timed
 
 WHOLE_IMAGE = 1 << 62
 
@@ -62,18 +60,15 @@ def measure_one(photo: Path, strip_pixels: int, ckpt_path: str | None, working_s
     module.colorize_photo(torch.randint(0, 256, (3, 64, 96), dtype=torch.uint8), [0.8])  # warm-up
     before = resident_mb()
 
-    start = time.perf_counter()
-    decoded = read_image(photo)
-    decode = time.perf_counter() - start
-    start = time.perf_counter()
+    decode, decoded = timed(lambda: read_image(photo))
     with torch.no_grad():
-        (colored,) = fullres.colorize_full_resolution(
-            decoded.rgb, module.predict_ab, [0.8], module.predict_short_side, module.size_multiple, strip_pixels
+        colorize, (colored,) = timed(
+            lambda: fullres.colorize_full_resolution(
+                decoded.rgb, module.predict_ab, [0.8], module.predict_short_side, module.size_multiple, strip_pixels
+            )
         )
-    colorize = time.perf_counter() - start
-    start = time.perf_counter()
-    Image.fromarray(np.ascontiguousarray(colored.permute(1, 2, 0).numpy())).save(io.BytesIO(), format="PNG", compress_level=6)
-    encode = time.perf_counter() - start
+    rgb = colored.permute(1, 2, 0).numpy()
+    encode, _ = timed(lambda: Image.fromarray(np.ascontiguousarray(rgb)).save(io.BytesIO(), format="PNG", compress_level=6))
     height, width = decoded.rgb.shape[-2:]
     return {
         "size": f"{width}x{height}", "megapixels": height * width / 1e6, "decode": decode, "colorize": colorize,
@@ -82,11 +77,16 @@ def measure_one(photo: Path, strip_pixels: int, ckpt_path: str | None, working_s
 
 
 def run_worker(photo: Path, strip_pixels: int, args: argparse.Namespace) -> dict:
-    command = [sys.executable, __file__, "--worker", str(photo), "--strip-pixels", str(strip_pixels),
+    """``measure_one`` in a fresh process of this module. The repository goes on its PYTHONPATH
+    (so ``-m benchmarks.predict`` imports from any folder) and the working folder stays, so
+    relative photo and checkpoint paths still resolve."""
+    command = [sys.executable, "-m", "benchmarks.predict", "--worker", str(photo), "--strip-pixels", str(strip_pixels),
                "--working-size", str(args.working_size), "--threads", str(args.threads)]  # fmt: skip
     if args.ckpt_path:
         command += ["--ckpt_path", args.ckpt_path]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=1800)
+    pythonpath = os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "PYTHONPATH": pythonpath}
+    result = subprocess.run(command, capture_output=True, text=True, timeout=1800, env=env)
     if result.returncode != 0:
         raise RuntimeError(f"worker for {photo} failed:\n{result.stderr[-3000:]}")
     return json.loads(result.stdout.strip().splitlines()[-1])
@@ -94,7 +94,7 @@ def run_worker(photo: Path, strip_pixels: int, args: argparse.Namespace) -> dict
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    default_folder = Path(__file__).resolve().parents[2] / "shared" / "data" / "photos" / "large"
+    default_folder = SHARED_DATA / "photos" / "large"
     parser.add_argument("--photos", nargs="*", default=None, help=f"photo files (default: every file in {default_folder})")
     parser.add_argument("--ckpt_path", default=None)
     parser.add_argument("--working-size", type=int, default=128, help="shorter side the network sees")

@@ -7,8 +7,8 @@ pixels), and full-resolution work runs in strips. This runs the real command on 
 each in a fresh process, and prints its peak resident memory (``ru_maxrss`` of that process,
 from ``os.wait4``), its time and the network input it got:
 
-    python benchmarks/predict_memory.py              # 64x64 (the fixed cost), 1x10000, 3x5000, 12000x12000
-    python benchmarks/predict_memory.py --quick      # small shapes only, for the tests
+    python -m benchmarks.predict_memory              # 64x64 (the fixed cost), 1x10000, 3x5000, 12000x12000
+    python -m benchmarks.predict_memory --quick      # small shapes only, for the tests
 
 The photos are made in a temporary folder: PNG strips of noise, and a smooth 12000x12000 JPEG
 (144 megapixels; Pillow refuses photos above 179 megapixels as decompression bombs). The
@@ -32,10 +32,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO_ROOT))
-
-from benchmarks.throughput import machine_line  # noqa: E402
+from benchmarks.common import REPO_ROOT, machine_line
 
 WORKING_SIZE = 128
 SHAPES = {"64x64": (64, 64), "1x10000": (1, 10000), "3x5000": (3, 5000), "12000x12000": (12000, 12000)}  # height x width

@@ -7,8 +7,8 @@ and torchmetrics, at T=0.8 for classification), next to two reference rows: a gr
 prediction (ab = 0) and the ground truth. It prints one table and writes a grid of the same
 validation photos colorized by every variant.
 
-    python benchmarks/quality.py                       # the full comparison (see --help for the budget)
-    python benchmarks/quality.py --quick               # a smoke run in about a minute
+    python -m benchmarks.quality                       # the full comparison (see --help for the budget)
+    python -m benchmarks.quality --quick               # a smoke run in about a minute
 
 Variants: regression (MSE); classification as in the thesis with 36 and 324 bins;
 324 bins + class rebalancing; 324 bins + rebalancing + soft-encoded targets (k=5).
@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,16 +31,14 @@ from torch import Tensor
 from torchmetrics import MetricCollection
 from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMeasure
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from benchmarks.throughput import machine_line  # noqa: E402
-from callbacks import BinColorTable  # noqa: E402
-from datamodules import Landscape  # noqa: E402
-from lit_colorize import ColorHistogram, ColorizationModule  # noqa: E402
-from lit_colorize.bins import ab_to_bin  # noqa: E402
-from lit_colorize.color import gray_rgb, join_lab, rgb_to_lab  # noqa: E402
-from lit_colorize.metrics import ABErrorAUC, Colorfulness, DeltaColorfulness  # noqa: E402
-from lit_colorize.module import images_of, upsample_ab  # noqa: E402
+from benchmarks.common import SHARED_DATA, machine_line, timed
+from callbacks import BinColorTable
+from datamodules import Landscape
+from lit_colorize import ColorHistogram, ColorizationModule
+from lit_colorize.bins import ab_to_bin
+from lit_colorize.color import gray_rgb, join_lab, rgb_to_lab
+from lit_colorize.metrics import ABErrorAUC, Colorfulness, DeltaColorfulness
+from lit_colorize.module import images_of, upsample_ab
 
 EVAL_GRID = 18  # bins of the evaluation (accuracy, rebalanced AuC) for every row
 TEMPERATURE = 0.8
@@ -67,7 +64,7 @@ class Budget:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--root", default=str(Path(__file__).resolve().parents[2] / "shared" / "data" / "landscape"))
+    parser.add_argument("--root", default=str(SHARED_DATA / "landscape"))
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--max-images", type=int, default=None, help="photos used in all (default: every photo)")
     parser.add_argument("--epochs", type=int, default=2, help="2: about 50 minutes of training for all five on a 2-core Xeon")
@@ -168,9 +165,8 @@ def train_and_evaluate(
         enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0, limit_val_batches=0,
         callbacks=[BinColorTable()], deterministic=False,
     )  # fmt: skip
-    start = time.perf_counter()
-    trainer.fit(module, datamodule)
-    minutes = (time.perf_counter() - start) / 60
+    seconds, _ = timed(lambda: trainer.fit(module, datamodule))
+    minutes = seconds / 60
     module.eval()
     return module, evaluate(datamodule.val_dataloader(), evaluation.prepare_batch, model_predictor(module), prior), minutes
 

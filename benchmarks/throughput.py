@@ -23,9 +23,9 @@ times decoding (ColorTable + kornia against np.vectorize + skimage) and building
 table (ColorHistogram + ColorTable.fill against per-bin Python loops). The last block
 prints each target of the speed issue with its measured ratio.
 
-    python benchmarks/throughput.py --quick     # smoke run, about a minute
-    python benchmarks/throughput.py             # the numbers for the README (about 8 min on 2 CPU cores)
-    python benchmarks/throughput.py --device cuda --sizes 128 --batch-size 64   # see gpu_check.sh
+    python -m benchmarks.throughput --quick     # smoke run, about a minute
+    python -m benchmarks.throughput             # the numbers for the README (about 8 min on 2 CPU cores)
+    python -m benchmarks.throughput --device cuda --sizes 128 --batch-size 64   # see gpu_check.sh
 
 Data loading runs in the main process by default (``--workers 0``) for all pipelines alike.
 """
@@ -33,36 +33,26 @@ Data loading runs in the main process by default (``--workers 0``) for all pipel
 from __future__ import annotations
 
 import argparse
-import os
-import platform
-import subprocess
-import sys
 import contextlib
+import sys
 import time
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
-from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-for path in (HERE, HERE.parent):  # thesis_reference.py, and the repository (if not installed)
-    if str(path) not in sys.path:
-        sys.path.insert(0, str(path))
+import numpy as np
+import torch
+from torch import Tensor, nn
+from torch.optim import Optimizer
+from torch.utils.data import DataLoader, Dataset
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from torch import Tensor, nn  # noqa: E402
-from torch.optim import Optimizer  # noqa: E402
-from torch.utils.data import DataLoader, Dataset  # noqa: E402
-
-from datamodules.cifar import CIFAR100Subset  # noqa: E402
-from datamodules.landscape import landscape_augmentation  # noqa: E402
-from datamodules.toyshapes import ImageTensorDataset, make_toy_shapes  # noqa: E402
-from lit_colorize.bins import ColorHistogram, ColorTable  # noqa: E402
-from lit_colorize.color import join_lab, rgb_to_lab  # noqa: E402
-from lit_colorize.module import ColorizationModule  # noqa: E402
-from lit_colorize.precision import default_precision  # noqa: E402
-from thesis_reference import ThesisColorTable, ThesisDataset, build_thesis_table, thesis_decode  # noqa: E402
+from benchmarks.common import interleaved_seconds, machine_line, synchronize, timed, training_augmentation
+from benchmarks.thesis_reference import ThesisColorTable, ThesisDataset, build_thesis_table, thesis_decode
+from datamodules.toyshapes import ImageTensorDataset, make_toy_shapes
+from lit_colorize.bins import ColorHistogram, ColorTable
+from lit_colorize.color import join_lab, rgb_to_lab
+from lit_colorize.module import ColorizationModule
+from lit_colorize.precision import default_precision
 
 GRID_SIZE = 18
 TEMPERATURE = 0.8
@@ -104,60 +94,14 @@ def quick(config: SizeConfig, batch_size: int) -> SizeConfig:
     )
 
 
-# --- machine ------------------------------------------------------------------------------
-def cpu_name() -> str:
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=5).stdout
-        for line in out.splitlines():
-            if line.startswith("Model name:"):
-                return line.split(":", 1)[1].strip()
-    except (OSError, subprocess.SubprocessError):
-        pass
-    return platform.processor() or platform.machine() or "unknown CPU"
-
-
-def machine_line(device: torch.device) -> str:
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    accelerator = f"{device} ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else str(device)
-    # Other work on the machine slows everything; the load average at the start says how busy it was.
-    load = f", load average {os.getloadavg()[0]:.2f} at start" if hasattr(os, "getloadavg") else ""
-    return (
-        f"machine: {cpu_name()}, {cores} cores available{load}, torch {torch.__version__} "
-        f"({torch.get_num_threads()} threads), device {accelerator}, python {platform.python_version()}"
-    )
-
-
-def synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 # --- timing -------------------------------------------------------------------------------
 def interleaved_rates(
-    pipelines: dict[str, tuple[Callable[[], int], int]], warmup: int, device: torch.device
+    pipelines: dict[str, tuple[Callable[[], None], int]], warmup: int, batch_size: int, device: torch.device
 ) -> dict[str, float]:
-    """Images/s of each pipeline, given as name -> (step, timed steps); a step returns its image count.
-
-    Each pipeline first runs ``warmup`` untimed steps. The timed steps then run in rounds,
-    every pipeline taking its share of each round, so a background load that comes and
-    goes during the run weighs on all pipelines alike instead of on whichever ran then.
-    """
-    for step, _ in pipelines.values():
-        for _ in range(warmup):
-            step()
-    rounds = min(ROUNDS, min(steps for _, steps in pipelines.values()))
-    elapsed = dict.fromkeys(pipelines, 0.0)
-    images = dict.fromkeys(pipelines, 0)
-    for r in range(rounds):
-        for name, (step, steps) in pipelines.items():
-            share = (r + 1) * steps // rounds - r * steps // rounds
-            synchronize(device)
-            start = time.perf_counter()
-            for _ in range(share):
-                images[name] += step()
-            synchronize(device)
-            elapsed[name] += time.perf_counter() - start
-    return {name: images[name] / elapsed[name] for name in pipelines}
+    """Images/s of each pipeline, given as name -> (step, timed steps); a step trains on one
+    batch of ``batch_size`` images. Timed as ``benchmarks.common.interleaved_seconds`` says."""
+    seconds = interleaved_seconds(pipelines, ROUNDS, warmup, device)
+    return {name: steps * batch_size / seconds[name] for name, (_, steps) in pipelines.items()}
 
 
 def forever(loader: Iterable) -> Iterator:
@@ -186,24 +130,17 @@ def loader(dataset: Dataset, batch_size: int, workers: int) -> DataLoader:
 
 
 # --- the three training pipelines ----------------------------------------------------------
-def training_augmentation(size: int) -> nn.Module:
-    """The batch augmentation of the datamodule that trains at ``size``: CIFAR100Subset's
-    (random resized crop + horizontal flip) at 32x32, Landscape's (rotation, crop, flips) else."""
-    return CIFAR100Subset().train_augmentation if size == 32 else landscape_augmentation(size)
-
-
 def train_ours(
     module: ColorizationModule, optimizer: Optimizer, images: Tensor, batch_size: int, workers: int, device: torch.device,
     augmentation: nn.Module, amp: torch.dtype | None = None,
-) -> Callable[[], int]:
+) -> Callable[[], None]:
     """(a), (d), (e), (f): uint8 RGB through the loader; augmentation, Lab and bins on the device,
     as ``ColorizationModule.on_after_batch_transfer`` does them in training."""
     batches = forever(loader(ImageTensorDataset(images), batch_size, workers))
 
-    def step() -> int:
+    def step() -> None:
         rgb = next(batches).to(device, non_blocking=True)
         train_step(module, optimizer, module.prepare_training_batch(rgb, augmentation), amp)
-        return len(rgb)
 
     return step
 
@@ -211,7 +148,7 @@ def train_ours(
 def train_premade(
     module: ColorizationModule, optimizer: Optimizer, images: Tensor, batch_size: int, device: torch.device,
     amp: torch.dtype | None = None,
-) -> Callable[[], int]:
+) -> Callable[[], None]:
     """(b) L and bin targets made once, before timing: only the model step is left."""
     with torch.no_grad():
         premade = []
@@ -220,24 +157,21 @@ def train_premade(
             premade.append({"l": prepared["l"], "bins": prepared["bins"]})
     batches = forever(premade)
 
-    def step() -> int:
-        batch = next(batches)
-        train_step(module, optimizer, batch, amp)
-        return len(batch["l"])
+    def step() -> None:
+        train_step(module, optimizer, next(batches), amp)
 
     return step
 
 
 def train_thesis(
     module: ColorizationModule, optimizer: Optimizer, images: Tensor, batch_size: int, workers: int, device: torch.device
-) -> Callable[[], int]:
+) -> Callable[[], None]:
     """(c) the thesis Dataset (skimage + np.vectorize per sample) feeding the core default's step."""
     batches = forever(loader(ThesisDataset(images, GRID_SIZE), batch_size, workers))
 
-    def step() -> int:
+    def step() -> None:
         l_norm, bins = next(batches)
         train_step(module, optimizer, {"l": l_norm.to(device, non_blocking=True), "bins": bins.to(device, non_blocking=True)})
-        return len(l_norm)
 
     return step
 
@@ -283,14 +217,6 @@ def build_ours(images: Tensor, batch_size: int, device: torch.device) -> ColorTa
     table = ColorTable(GRID_SIZE).to(device)
     table.fill(histogram)
     return table
-
-
-def timed(fn: Callable[[], object], device: torch.device) -> tuple[float, object]:
-    synchronize(device)
-    start = time.perf_counter()
-    result = fn()
-    synchronize(device)
-    return time.perf_counter() - start, result
 
 
 def table_agreement(ours: ColorTable, ref: ThesisColorTable) -> str:
@@ -430,7 +356,7 @@ def run_size(config: SizeConfig, args: argparse.Namespace, device: torch.device,
         compile_s = timed(lambda: (compiled_step(), compiled_step()), device)[0]
         pipelines["f"] = (compiled_step, steps)
     log(f"[{size}] training {', '.join(pipelines)}: {warmup} warm-up + {steps} steps ({ref_steps} for c and d), interleaved")
-    train = interleaved_rates(pipelines, warmup, device)
+    train = interleaved_rates(pipelines, warmup, batch_size, device)
 
     log(f"[{size}] step breakdown")
     breakdown = step_breakdown(module, optimizer, images, batch_size, args.workers, device, augment, amp, max(2, min(steps, 10)))

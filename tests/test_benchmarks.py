@@ -18,7 +18,7 @@ pytestmark = pytest.mark.slow  # benchmark scripts run small
 
 def test_throughput_quick_run() -> None:
     result = subprocess.run(
-        [sys.executable, str(REPO_ROOT / "benchmarks" / "throughput.py"), "--quick"],
+        [sys.executable, "-m", "benchmarks.throughput", "--quick"],
         cwd=REPO_ROOT, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
@@ -32,7 +32,7 @@ def test_throughput_quick_run() -> None:
 
 def test_loader_benchmark_small_run(shared_data: Path) -> None:
     result = subprocess.run(
-        [sys.executable, str(REPO_ROOT / "benchmarks" / "loader.py"), "--root", str(shared_data / "landscape"),
+        [sys.executable, "-m", "benchmarks.loader", "--root", str(shared_data / "landscape"),
          "--images", "64", "--epochs", "1", "--size", "32", "--large", "absent"],
         cwd=REPO_ROOT, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
@@ -43,7 +43,7 @@ def test_loader_benchmark_small_run(shared_data: Path) -> None:
 
 def test_quality_comparison_quick_run(shared_data: Path, tmp_path: Path) -> None:
     result = subprocess.run(
-        [sys.executable, str(REPO_ROOT / "benchmarks" / "quality.py"), "--quick", "--root", str(shared_data / "landscape"),
+        [sys.executable, "-m", "benchmarks.quality", "--quick", "--root", str(shared_data / "landscape"),
          "--out", str(tmp_path)],
         cwd=REPO_ROOT, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
@@ -59,7 +59,7 @@ def test_quality_comparison_quick_run(shared_data: Path, tmp_path: Path) -> None
 
 def test_augmentation_benchmark_small_run(shared_data: Path) -> None:
     result = subprocess.run(
-        [sys.executable, str(REPO_ROOT / "benchmarks" / "augmentation.py"), "--sizes", "32", "48", "--rounds", "1",
+        [sys.executable, "-m", "benchmarks.augmentation", "--sizes", "32", "48", "--rounds", "1",
          "--calls", "1", "--train", "--root", str(shared_data / "landscape"), "--max-images", "48", "--size", "32",
          "--epochs", "1", "--widths", "8", "16"],
         cwd=REPO_ROOT, capture_output=True, text=True, timeout=600,
