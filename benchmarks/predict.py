@@ -56,15 +56,15 @@ def measure_one(photo: Path, strip_pixels: int, ckpt_path: str | None, working_s
     torch.set_num_threads(threads)
     fullres.STRIP_PIXELS = strip_pixels
     module = module_from_checkpoint(ckpt_path) if ckpt_path else ColorizationModule(widths=PRESETS["thesis128"]).eval()
-    module.working_size = working_size
-    module.colorize_photo(torch.randint(0, 256, (3, 64, 96), dtype=torch.uint8), [0.8])  # warm-up
+    net = module.net
+    net.colorize_photo(torch.randint(0, 256, (3, 64, 96), dtype=torch.uint8), [0.8], working_size)  # warm-up
     before = resident_mb()
 
     decode, decoded = timed(lambda: read_image(photo))
     with torch.no_grad():
         colorize, (colored,) = timed(
             lambda: fullres.colorize_full_resolution(
-                decoded.rgb, module.predict_ab, [0.8], module.predict_short_side, module.size_multiple, strip_pixels
+                decoded.rgb, net.predict_ab, [0.8], working_size, net.size_multiple, strip_pixels
             )
         )
     rgb = colored.permute(1, 2, 0).numpy()

@@ -36,9 +36,9 @@ from callbacks import BinColorTable
 from datamodules import Landscape
 from lit_colorize import ColorHistogram, ColorizationModule
 from lit_colorize.bins import ab_to_bin
-from lit_colorize.color import gray_rgb, join_lab, rgb_to_lab
+from lit_colorize.color import gray_rgb, join_lab, rgb_to_lab, upsample_ab
 from lit_colorize.metrics import ABErrorAUC, Colorfulness, DeltaColorfulness
-from lit_colorize.module import images_of, upsample_ab
+from lit_colorize.batches import images_of
 
 EVAL_GRID = 18  # bins of the evaluation (accuracy, rebalanced AuC) for every row
 TEMPERATURE = 0.8
@@ -133,7 +133,7 @@ def model_predictor(module: ColorizationModule):
     def predict(batch: dict[str, Tensor]) -> tuple[Tensor, Tensor | None]:
         with torch.no_grad():
             output = module(batch["l"])
-            ab = upsample_ab(module.decode_ab(output, TEMPERATURE), batch["ab"].shape[-2:])
+            ab = upsample_ab(module.net.decode(output, TEMPERATURE), batch["ab"].shape[-2:])
         scores = output if module.is_classifier and module.hparams.grid_size == EVAL_GRID else None
         return ab, scores
 
@@ -238,7 +238,7 @@ def write_grid(path: Path, datamodule, evaluation: ColorizationModule, modules: 
     columns = [gray_rgb(batch["l"]), batch["rgb"]]
     for module in modules.values():
         with torch.no_grad():
-            ab = upsample_ab(module.decode_ab(module(batch["l"]), TEMPERATURE), batch["ab"].shape[-2:])
+            ab = upsample_ab(module.net.decode(module(batch["l"]), TEMPERATURE), batch["ab"].shape[-2:])
         columns.append(join_lab(batch["l"], ab))
     tiles = torch.stack(columns, dim=1)  # (N, C, 3, H, W)
     scale = max(1, 96 // tiles.shape[-1])

@@ -118,7 +118,7 @@ def autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.Abst
 def train_step(module: ColorizationModule, optimizer: Optimizer, batch: dict[str, Tensor], amp: torch.dtype | None = None) -> None:
     """One training step as the Trainer would run it, minus logging: loss, backward, update."""
     with autocast(batch["l"].device, amp):
-        loss = module._shared_step(batch)[0]
+        loss = module.compute_loss(batch).loss
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
@@ -192,7 +192,7 @@ def step_breakdown(
         synchronize(device)
         t1 = time.perf_counter()
         with autocast(device, amp):
-            loss = module._shared_step(batch)[0]
+            loss = module.compute_loss(batch).loss
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         synchronize(device)
@@ -391,7 +391,7 @@ def run_size(config: SizeConfig, args: argparse.Namespace, device: torch.device,
 
         def ours_colorize() -> None:
             for l in l_batches:
-                module.colorize(l, [TEMPERATURE]).cpu()
+                module.net.colorize(l, [TEMPERATURE]).cpu()
 
         def ref_colorize() -> None:
             for l in l_batches:
@@ -399,7 +399,7 @@ def run_size(config: SizeConfig, args: argparse.Namespace, device: torch.device,
 
         ours_decode()  # warm-up
         read_once()
-        module.colorize(l_batches[0], [TEMPERATURE])
+        module.net.colorize(l_batches[0], [TEMPERATURE])
         decode = {
             "ours": n / timed(ours_decode, device)[0],
             "ref": n / timed(ref_decode, device)[0],
@@ -408,7 +408,7 @@ def run_size(config: SizeConfig, args: argparse.Namespace, device: torch.device,
             "ref_fwd": n / timed(ref_colorize, device)[0],
             "images": n,
         }
-        ours_rgb = module.colorize(l_batches[0], [TEMPERATURE])[:, 0].permute(0, 2, 3, 1).double().cpu().numpy()
+        ours_rgb = module.net.colorize(l_batches[0], [TEMPERATURE])[:, 0].permute(0, 2, 3, 1).double().cpu().numpy()
         ref_rgb = thesis_decode(thesis_logits[0].cpu().numpy(), l_batches[0].cpu().numpy(), ref_table, TEMPERATURE)
         checks.append(f"decode vs reference: max |RGB diff| {np.abs(ours_rgb - ref_rgb).max():.1e} (RGB in [0, 1])")
 
@@ -489,7 +489,7 @@ def report(results: Sequence[Result], args: argparse.Namespace, machine: str) ->
     lines += [
         "  ours = argmax of the logits our model emits (channels_last) + ColorTable lookup + kornia lab_to_rgb;",
         "  thesis = np.argmax of NCHW logits + np.vectorize lookup + skimage lab2rgb per image. +fwd columns start",
-        "  from L: ours = module.colorize (U-Net body, chunked head argmax, no logits), thesis = the core model's",
+        "  from L: ours = module.net.colorize (U-Net body, chunked head argmax, no logits), thesis = the core model's",
         "  forward + the thesis decode. ceiling: the ratio of a decoder that only read the scores once (amax).",
         "",
         "bin table build, images/s (Lab conversion + per-bin counts, means and modes)",

@@ -11,7 +11,8 @@ from torch.utils.data import DataLoader, Subset
 
 from lit_colorize.bins import ColorHistogram
 from lit_colorize.color import rgb_to_lab
-from lit_colorize.module import ColorizationModule, images_of
+from lit_colorize.batches import images_of
+from lit_colorize.module import ColorizationModule
 
 
 class BinColorTable(L.Callback):

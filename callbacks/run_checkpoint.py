@@ -14,7 +14,7 @@ from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor
 
 from lit_colorize.checkpoint_io import use_atomic_checkpoints
-from lit_colorize.module import NonFiniteLossError
+from lit_colorize.divergence import NonFiniteLossError
 from lit_colorize.resume import FinishedRunError, finished_error, mark_finished, read_finished
 
 

@@ -69,7 +69,7 @@ class SampleGrid(L.Callback):
     def make_grid(self, pl_module: ColorizationModule) -> Tensor:
         """uint8 grid (3, H, W) for the kept images."""
         l_norm, rgb = self._l.to(pl_module.device), self._rgb.to(pl_module.device)
-        colorized = pl_module.colorize(l_norm, self.temperatures)  # (N, T, 3, H, W)
+        colorized = pl_module.net.colorize(l_norm, self.temperatures)  # (N, T, 3, H, W)
         tiles = torch.cat([gray_rgb(l_norm)[:, None], rgb[:, None], colorized], dim=1).flatten(0, 1)
         scale = max(1, -(-self.min_tile_size // tiles.shape[-1]))
         if scale > 1:

@@ -1,10 +1,13 @@
-"""What every DataModule here shares: a train and a validation set of uint8 images, and loaders."""
+"""What every training DataModule here shares: a train and a validation set of uint8 images,
+loaders, and the declared device-side training augmentation (``train_augmentation``)."""
 
 from __future__ import annotations
 
-import lightning as L
+from typing import Any
+
 from torch.utils.data import DataLoader, Dataset
 
+from lit_colorize.batches import ColorizationDataModule, images_of
 from lit_colorize.errors import ConfigError
 
 
@@ -17,9 +20,24 @@ def check_loader_options(batch_size: int, num_workers: int) -> None:
         raise ConfigError(f"num_workers must be an integer >= 0 (0: load in the main process), got {num_workers!r}")
 
 
-class ImageDataModule(L.LightningDataModule):
-    """Subclasses fill ``train_set`` and ``val_set`` in ``setup`` and save ``batch_size`` and
-    ``num_workers`` as hyperparameters; test and predict use the validation set."""
+class IndexedImages(Dataset):
+    """``{"image", "index"}`` per sample of ``dataset``: predict names each output by its
+    image's index in the set, right under DDP too (each process sees its own share)."""
+
+    def __init__(self, dataset: Dataset) -> None:
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)  # type: ignore[arg-type]
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        return {"image": images_of(self.dataset[index]), "index": index}
+
+
+class ImageDataModule(ColorizationDataModule):
+    """Subclasses fill ``train_set`` and ``val_set`` in ``setup``, save ``batch_size`` and
+    ``num_workers`` as hyperparameters, and may set ``train_augmentation``; test uses the
+    validation set, and so does predict, with each image's index."""
 
     train_set: Dataset | None = None
     val_set: Dataset | None = None
@@ -45,4 +63,4 @@ class ImageDataModule(L.LightningDataModule):
         return self.val_dataloader()
 
     def predict_dataloader(self) -> DataLoader:
-        return self.val_dataloader()
+        return self._loader(None if self.val_set is None else IndexedImages(self.val_set), train=False)

@@ -9,7 +9,7 @@ from torch.utils.data import DataLoader
 
 from datamodules.base import check_loader_options
 from lit_colorize.outputs import DEFAULT_SUFFIX, PredictSetupError
-from lit_colorize.photos import PhotoDataset, collate_photos
+from lit_colorize.photo_files import PhotoDataset, collate_photos
 
 
 class Photos(L.LightningDataModule):

@@ -14,6 +14,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from datamodules.base import ImageDataModule, check_loader_options
+from lit_colorize.augment import RandomHorizontalFlip
 from lit_colorize.errors import ConfigError
 
 #: shape -> three RGB colors: maximal in-gamut chroma at L* 35/56/91, 42/63/84 and 49/70/77.
@@ -76,26 +77,23 @@ def make_toy_shapes(
 
 
 class ImageTensorDataset(Dataset):
-    """uint8 images held in memory, with an optional random horizontal flip."""
+    """uint8 images held in memory."""
 
-    def __init__(self, images: Tensor, flip_p: float = 0.0) -> None:
+    def __init__(self, images: Tensor) -> None:
         self.images = images
-        self.flip_p = flip_p
 
     def __len__(self) -> int:
         return len(self.images)
 
     def __getitem__(self, index: int) -> Tensor:
-        image = self.images[index]
-        if self.flip_p and torch.rand(()) < self.flip_p:
-            image = image.flip(-1)
-        return image
+        return self.images[index]
 
 
 class ToyShapes(ImageDataModule):
     """The thesis's toy set: 2,664 training and 324 validation images by default.
 
-    Batches are uint8 RGB tensors (B, 3, H, W); the module converts them on the device.
+    Batches are uint8 RGB tensors (B, 3, H, W); the module converts them on the device, after
+    the training augmentation: a left-right flip with probability ``flip_p``.
     """
 
     def __init__(
@@ -113,6 +111,7 @@ class ToyShapes(ImageDataModule):
         if num_train < 1 or num_val < 1:
             raise ConfigError(f"num_train and num_val must be >= 1, got {num_train} and {num_val}")
         self.save_hyperparameters()
+        self.train_augmentation = RandomHorizontalFlip(flip_p) if flip_p else None
         self.train_images: Tensor | None = None
         self.val_images: Tensor | None = None
 
@@ -122,5 +121,5 @@ class ToyShapes(ImageDataModule):
             # Separate seed streams keep the validation set fixed when num_train changes.
             self.train_images = torch.from_numpy(make_toy_shapes(hp.num_train, hp.image_size, seed=(hp.seed, 0)))
             self.val_images = torch.from_numpy(make_toy_shapes(hp.num_val, hp.image_size, seed=(hp.seed, 1)))
-            self.train_set = ImageTensorDataset(self.train_images, hp.flip_p)
+            self.train_set = ImageTensorDataset(self.train_images)
             self.val_set = ImageTensorDataset(self.val_images)

@@ -104,3 +104,21 @@ class RandomCropRotateFlip(nn.Module):
         if images.ndim != 4 or not images.is_floating_point():
             raise ValueError(f"expected a float image batch (B, C, H, W), got {images.dtype} {tuple(images.shape)}")
         return self.warp(images, self.sample_matrices(len(images), tuple(images.shape[-2:]), images.device))
+
+
+class RandomHorizontalFlip(nn.Module):
+    """Mirror each image of a batch left-right with probability ``p``, drawn on the batch's
+    device (no host reads); for sets like ToyShapes that need no crop, so nothing is resampled."""
+
+    def __init__(self, p: float = 0.5) -> None:
+        super().__init__()
+        if not 0.0 <= p <= 1.0:
+            raise ValueError(f"the flip probability must be in [0, 1], got {p}")
+        self.p = float(p)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
+
+    def forward(self, images: Tensor) -> Tensor:
+        flip = torch.rand(len(images), *([1] * (images.ndim - 1)), device=images.device) < self.p
+        return torch.where(flip, images.flip(-1), images)

@@ -12,6 +12,7 @@ import torch
 from torch import Tensor, nn
 
 from lit_colorize.color import AB_OFFSET, denormalize_ab, normalize_ab
+from lit_colorize.errors import UserError
 
 #: ab is histogrammed at 1-unit resolution for the bin modes: integer a, b in [-128, 127].
 FINE_SIZE = 256
@@ -199,3 +200,18 @@ class ColorTable(nn.Module):
     def _expectation(self, logits: Tensor, temperature: float | Tensor) -> Tensor:
         probs = torch.softmax(logits.float() / temperature, dim=1)
         return torch.einsum("bkhw,kc->bchw", probs, self.mean_ab.to(probs.dtype))
+
+
+class MissingColorTableError(UserError, RuntimeError):
+    """A classification model whose bin color table was never built: its bins have no colors."""
+
+
+def require_color_table(built: Tensor | bool | None, source: str) -> None:
+    """Raise :class:`MissingColorTableError` unless ``built`` (a classifier's ``color_table.built``;
+    None: absent from its checkpoint) is true."""
+    if built is None or not bool(built):
+        raise MissingColorTableError(
+            f"{source} is a classification model without a bin color table, so its bins cannot be turned "
+            "into colors. Train it with the BinColorTable callback (in every configs/*.yaml), or fine-tune "
+            "it for a step with that callback to build the table, then use the new checkpoint."
+        )

@@ -3,7 +3,6 @@ plus ``lit-colorize export`` (ONNX)."""
 
 from __future__ import annotations
 
-import importlib
 import sys
 from typing import Any
 
@@ -67,7 +66,7 @@ class ColorizationCLI(LightningCLI):
     def _prepare_subcommand_parser(self, klass: type, subcommand: str, **kwargs: Any) -> LightningArgumentParser:
         parser = super()._prepare_subcommand_parser(klass, subcommand, **kwargs)
         if subcommand == "predict":
-            from callbacks.photo_writer import ColorizedPhotoWriter
+            from lit_colorize.photo_writer import ColorizedPhotoWriter
 
             parser.add_lightning_class_args(ColorizedPhotoWriter, "writer")
             # nargs="?": `--overwrite`, `--overwrite true|false` and `--no_overwrite` all work, like every other switch.
@@ -124,15 +123,16 @@ class ColorizationCLI(LightningCLI):
 
     def _prepare_predict(self, config: Namespace) -> None:
         """Before the model loads: the run-level checks (:func:`lit_colorize.outputs.check_predict_setup`,
-        raising :class:`~lit_colorize.outputs.PredictSetupError`); a Photos datamodule is told
-        the writer's folder and suffix, so a folder search never reads outputs back. Predict
-        writes its images only: no config file (it would pile up in the current folder)."""
-        from datamodules.photos import Photos
+        raising :class:`~lit_colorize.outputs.PredictSetupError`); a datamodule that takes
+        ``output_dir`` and ``output_suffix`` (``datamodules.Photos``) is told the writer's, so a
+        folder search never reads outputs back. Predict writes its images only: no config file
+        (it would pile up in the current folder)."""
         from lit_colorize.outputs import check_predict_setup
 
         self.save_config_callback = None
         data = config.get("data")
-        photos = data is not None and _is_subclass(data.get("class_path"), Photos)
+        init_args = data.get("init_args") if data is not None else None
+        photos = init_args is not None and all(key in init_args for key in ("inputs", "output_dir", "output_suffix"))
         inputs = data.init_args.get("inputs") if photos else None
         check_predict_setup(config.writer.output_dir, inputs, config.overwrite, config.skip_existing)
         if photos:
@@ -142,15 +142,6 @@ class ColorizationCLI(LightningCLI):
     def prediction_failures(self) -> int:
         """How many photos or outputs the writer of a finished ``predict`` failed on, all processes."""
         return sum(getattr(callback, "total_failures", 0) for callback in self.trainer.callbacks)
-
-
-def _is_subclass(class_path: str | None, base: type) -> bool:
-    module_name, _, name = (class_path or "").rpartition(".")
-    try:
-        candidate = getattr(importlib.import_module(module_name), name)
-    except (ImportError, AttributeError, ValueError):
-        return False
-    return isinstance(candidate, type) and issubclass(candidate, base)
 
 
 def main(args: list[str] | None = None) -> None:

@@ -10,8 +10,11 @@ Conventions (shared by the whole project):
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import kornia.color
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 AB_OFFSET = 128.0
@@ -69,6 +72,13 @@ def join_lab(l_norm: Tensor, ab: Tensor) -> Tensor:
     if l_norm.shape[-2:] != ab.shape[-2:]:
         raise ValueError(f"L {tuple(l_norm.shape)} and ab {tuple(ab.shape)} differ in size")
     return lab_to_rgb(torch.cat([denormalize_l(l_norm), ab.to(l_norm.dtype)], dim=-3))
+
+
+def upsample_ab(ab: Tensor, size: Sequence[int]) -> Tensor:
+    """ab at the network's output size -> ``size`` (bilinear); unchanged when already there."""
+    if tuple(ab.shape[-2:]) == tuple(size):
+        return ab
+    return F.interpolate(ab, size=tuple(size), mode="bilinear", align_corners=False)
 
 
 def near_gray_images(ab: Tensor, threshold: float) -> Tensor:

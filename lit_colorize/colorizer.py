@@ -21,7 +21,9 @@ from torch import Tensor
 
 from lit_colorize.errors import CheckpointError, check_temperature
 from lit_colorize.imageio import pillow_pixels, read_image
-from lit_colorize.module import ColorizationModule, MissingColorTableError, add_missing_buffers, require_color_table
+from lit_colorize.bins import MissingColorTableError, require_color_table
+from lit_colorize.module import ColorizationModule
+from lit_colorize.network import upgrade_state_dict
 
 ImageLike = Union[str, Path, Image.Image, np.ndarray, Tensor]
 # A float image this far outside [0, 1] is on another scale (0..255, say), not resampling overshoot.
@@ -136,9 +138,9 @@ def module_from_checkpoint(path: str | Path, map_location: str | torch.device = 
     checkpoint = read_checkpoint(path, map_location)
     module = ColorizationModule(**check_hyperparameters(checkpoint, path))
     state = checkpoint["state_dict"]
+    upgrade_state_dict(state, module.hparams.grid_size)
     if module.is_classifier:
-        require_color_table(state, f"checkpoint {path}")
-    add_missing_buffers(state, module.hparams.grid_size)
+        require_color_table(state.get("net.color_table.built"), f"checkpoint {path}")
     try:
         module.load_state_dict(state)
     except RuntimeError as error:  # missing or misshapen weights: the file, not the code
@@ -178,7 +180,7 @@ class Colorizer:
         if isinstance(image, (list, tuple)):
             return [self.colorize(one, temperature) for one in image]
         rgb, alpha = _as_rgb_alpha(image)
-        colored = self.module.colorize_photo(rgb.to(self.device), [temperature], self.working_size)[0].cpu()
+        colored = self.module.net.colorize_photo(rgb.to(self.device), [temperature], self.working_size)[0].cpu()
         if alpha is not None:
             colored = torch.cat([colored, alpha], dim=0)
         return _like(image, colored)

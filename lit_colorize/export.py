@@ -12,7 +12,6 @@ The README's "Export to ONNX" runs such a graph with onnxruntime, numpy and scik
 from __future__ import annotations
 
 import argparse
-import copy
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -21,9 +20,9 @@ from torch import Tensor, nn
 from torch.export import Dim
 
 from lit_colorize.atomic import atomic_path
-from lit_colorize.color import denormalize_ab
+from lit_colorize.bins import MissingColorTableError
 from lit_colorize.errors import UserError, check_temperature
-from lit_colorize.module import ColorizationModule, MissingColorTableError
+from lit_colorize.module import ColorizationModule
 
 INSTALL_EXTRA = 'pip install -e ".[export]"'  # as the README says; from PyPI: pip install "lit-colorize[export]"
 
@@ -33,24 +32,15 @@ class MissingExtraError(UserError, ImportError):
 
 
 class LToAb(nn.Module):
-    """Network plus decoding as one traceable module: L (B, 1, H, W) -> ab (B, 2, H, W)."""
+    """Network plus decoding as one traceable module: L (B, 1, H, W) -> ab (B, 2, H, W). The
+    network's own decoding runs, so export and inference cannot diverge."""
 
     def __init__(self, module: ColorizationModule) -> None:
         super().__init__()
-        # ONNX has no memory formats; channels_last weights would make torch.export specialize the batch size.
-        self.net = copy.deepcopy(module.net).to(memory_format=torch.contiguous_format)
-        self.is_classifier = module.is_classifier
-        self.annealed = module.hparams.decoding == "annealed_mean"
-        # The module's own table decodes, so export and inference cannot diverge.
-        self.color_table = copy.deepcopy(module.color_table).float() if self.is_classifier else None
+        self.net = module.net.for_export()
 
     def forward(self, l_norm: Tensor, temperature: Tensor) -> Tensor:
-        output = self.net(l_norm)
-        if self.color_table is None:
-            return denormalize_ab(output.clamp(0.0, 1.0))
-        if self.annealed:
-            return self.color_table.annealed_mean(output, temperature)
-        return self.color_table.decode(output, temperature)
+        return self.net.decode(self.net(l_norm), temperature)
 
 
 class FixedTemperature(nn.Module):
@@ -129,6 +119,6 @@ def main(argv: Sequence[str] | None = None) -> None:
     takes = "l" if args.temperature is not None else "l, temperature"
     print(
         f"wrote {output}: inputs ({takes}) -> ab; H and W multiples of {module.size_multiple}; "
-        f"trained on images of short side {module.predict_short_side} (run it at about that size)"
+        f"trained on images of short side {module.net.predict_short_side} (run it at about that size)"
     )
 

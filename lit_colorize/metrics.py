@@ -5,13 +5,17 @@
   the inverse prior of its ground-truth bin, so rare colors count as much as common ones.
 * :class:`Colorfulness`, :class:`DeltaColorfulness`: Hasler and Suesstrunk (2003)
   colorfulness of the predictions, and its mean absolute difference to the ground truth's.
+* :class:`EvaluationMetrics`: the suite logged under ``val/`` and ``test/``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import torch
-from torch import Tensor
-from torchmetrics import Metric
+from torch import Tensor, nn
+from torchmetrics import MeanMetric, Metric, MetricCollection
+from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMeasure
 
 from lit_colorize.bins import ab_to_bin
 
@@ -157,3 +161,59 @@ class PixelAccuracy(Metric):
 
     def compute(self) -> Tensor:
         return self.hits.float() / self.pixels.clamp_min(1)
+
+
+class EvaluationMetrics(nn.Module):
+    """What validation and test measure: the loss, bin accuracy (top-5 too for a classifier),
+    and the prediction decoded at one temperature: ab error AuC (plain and rebalanced) against
+    the true ab, PSNR, SSIM and colorfulness against the true RGB."""
+
+    #: Shown in the progress bar; the rest are logged only.
+    PROGRESS_BAR = ("loss", "acc", "acc_top5", "psnr")
+
+    def __init__(self, grid_size: int, classifier: bool) -> None:
+        super().__init__()
+        # nan_strategy="disable": the default NaN check waits for the device on every update;
+        # a NaN validation loss is reported as NaN rather than dropped.
+        self.loss = MeanMetric(nan_strategy="disable")
+        accuracy = {"acc": PixelAccuracy()}
+        if classifier:
+            accuracy["acc_top5"] = PixelAccuracy(top_k=5)
+        # compute_groups=False: members are updated and logged one by one.
+        self.accuracy = MetricCollection(accuracy, compute_groups=False)
+        self.ab = MetricCollection(
+            {"auc": ABErrorAUC(grid_size=grid_size), "auc_rebalanced": ABErrorAUC(rebalanced=True, grid_size=grid_size)},
+            compute_groups=False,
+        )
+        self.rgb = MetricCollection(
+            {
+                "psnr": PeakSignalNoiseRatio(data_range=1.0),
+                "ssim": StructuralSimilarityIndexMeasure(data_range=1.0),
+                "colorfulness": Colorfulness(),
+                "delta_colorfulness": DeltaColorfulness(),
+            },
+            compute_groups=False,
+        )
+
+    def set_prior(self, counts: Tensor) -> None:
+        """Weigh the rebalanced AuC by the training colors' prior (else: the evaluated pixels' own)."""
+        self.ab["auc_rebalanced"].set_prior(counts)
+
+    def update(
+        self, loss: Tensor, predicted_bins: Tensor, logits: Tensor | None, bins: Tensor, ab: tuple[Tensor, Tensor], rgb: tuple[Tensor, Tensor]
+    ) -> None:
+        """``ab`` and ``rgb``: (prediction, truth) pairs; ``logits`` for the top-5 accuracy."""
+        self.loss.update(loss)
+        self.accuracy["acc"].update(predicted_bins, bins)
+        if "acc_top5" in self.accuracy:
+            self.accuracy["acc_top5"].update(logits, bins)
+        self.ab.update(*ab)
+        self.rgb.update(*rgb)
+
+    def named_metrics(self) -> Iterator[tuple[str, Metric]]:
+        """Every metric by its logged name, progress-bar ones first."""
+        yield "loss", self.loss
+        yield from self.accuracy.items()
+        yield "psnr", self.rgb["psnr"]
+        yield from self.ab.items()
+        yield from ((name, metric) for name, metric in self.rgb.items() if name != "psnr")

@@ -102,7 +102,7 @@ class UNet(nn.Module):
 
     def features(self, x: Tensor) -> Tensor:
         """Everything before the 1x1 head: (B, widths[k], H / stride, W / stride). The
-        classification loss applies the head itself, in chunks (see ``lit_colorize.head``)."""
+        classification loss applies the head itself, in chunks (see ``lit_colorize.chunked_head``)."""
         tracing = torch.jit.is_tracing() or torch.compiler.is_compiling()  # shapes are symbolic there
         if not tracing and (x.shape[-1] % self.size_multiple or x.shape[-2] % self.size_multiple):
             raise ValueError(

@@ -53,9 +53,9 @@ def test_ddp_fit_builds_the_single_process_table_and_writes_once(ddp_fit: tuple[
     _, run_dir = ddp_fit
     state = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)["state_dict"]
     oracle = single_process_table()
-    assert int(state["color_table.counts"].sum()) == NUM_TRAIN * 32 * 32  # the padded repeat is not counted
+    assert int(state["net.color_table.counts"].sum()) == NUM_TRAIN * 32 * 32  # the padded repeat is not counted
     for name in ("counts", "mean_ab", "mode_ab"):
-        assert torch.equal(state[f"color_table.{name}"], getattr(oracle, name)), name
+        assert torch.equal(state[f"net.color_table.{name}"], getattr(oracle, name)), name
     # Rank 0 alone writes the config and the sample grids.
     assert [p.name for p in run_dir.glob("config*.yaml")] == ["config.yaml"]
     assert len(list((run_dir / "samples").glob("*.png"))) == 1

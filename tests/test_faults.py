@@ -16,7 +16,7 @@ import torch
 
 from callbacks import BinColorTable, RunCheckpoint
 from lit_colorize import ColorizationModule
-from lit_colorize.module import NonFiniteLossError
+from lit_colorize.divergence import NonFiniteLossError
 from tests.helpers import cli_env, console_script, quick_trainer, recorded_steps, tiny_toyshapes, toyshapes_config
 
 pytestmark = pytest.mark.slow  # real training subprocesses killed and resumed
@@ -81,7 +81,7 @@ def test_sigkill_mid_epoch_then_resume_from_last(tmp_path: Path) -> None:
     assert only_run(tmp_path) == run
     final = load(run / "checkpoints" / "last.ckpt")
     assert final["global_step"] == 3 * STEPS_PER_EPOCH
-    for key in ("color_table.counts", "color_table.mean_ab", "color_table.mode_ab"):
+    for key in ("net.color_table.counts", "net.color_table.mean_ab", "net.color_table.mode_ab"):
         assert torch.equal(final["state_dict"][key], killed["state_dict"][key])
     # W&B goes on with the same run id: a second offline folder with the same id, for `wandb sync`.
     offline = sorted((tmp_path / "logs" / "wandb").glob(f"offline-run-*-{run.name}"))
@@ -161,11 +161,11 @@ def test_kill_during_a_checkpoint_save_keeps_the_previous_one(tmp_path: Path) ->
 
 def test_non_finite_loss_stops_with_a_clear_error_and_keeps_the_last_good_checkpoint(tmp_path: Path) -> None:
     class TurnsNaN(ColorizationModule):
-        def _shared_step(self, batch):
-            loss, *rest = super()._shared_step(batch)
+        def compute_loss(self, batch):
+            result = super().compute_loss(batch)
             if self.training and self.global_step >= 5:
-                loss = loss * float("nan")
-            return loss, *rest
+                result.loss = result.loss * float("nan")
+            return result
 
     checkpoint = RunCheckpoint(dirpath=tmp_path / "checkpoints", monitor="val/loss", last_every_n_train_steps=2)
     trainer = quick_trainer(tmp_path, max_epochs=3, callbacks=[BinColorTable(), checkpoint])

@@ -14,7 +14,7 @@ import torch
 
 from callbacks import BinColorTable
 from datamodules.landscape import landscape_augmentation
-from lit_colorize.head import chunked_head_cross_entropy
+from lit_colorize.chunked_head import chunked_head_cross_entropy
 from lit_colorize.module import ColorizationModule
 from lit_colorize.precision import default_precision
 from tests.conftest import requires_cuda
@@ -62,8 +62,8 @@ def test_fit_on_the_gpu_with_the_default_precision_then_predict_like_the_cpu(tmp
     assert torch.isfinite(trainer.callback_metrics["val/loss"])
     assert next(module.parameters()).device.type == "cuda"
     l_norm = torch.rand(2, 1, 32, 32, device="cuda")
-    on_gpu = module.eval().colorize(l_norm, [0.0, 0.8]).cpu()
-    on_cpu = module.cpu().colorize(l_norm.cpu(), [0.0, 0.8])
+    on_gpu = module.eval().net.colorize(l_norm, [0.0, 0.8]).cpu()
+    on_cpu = module.cpu().net.colorize(l_norm.cpu(), [0.0, 0.8])
     assert (on_gpu - on_cpu).abs().gt(1 / 255).float().mean() < 1e-3  # bins may flip only at near-ties
 
 
@@ -93,7 +93,8 @@ def test_a_training_step_on_the_gpu_never_waits_for_it() -> None:
         batch = module.prepare_batch(augmented.clamp(0.0, 1.0))
         with no_device_waits():
             with torch.autocast("cuda", dtype=torch.bfloat16):
-                loss, _, predicted = module._shared_step(batch)
+                result = module.compute_loss(batch)
+                loss, predicted = result.loss, result.predicted_bins
             module.train_loss(loss)
             module.train_acc(predicted, batch["bins"])
             optimizer.zero_grad(set_to_none=True)

@@ -18,7 +18,10 @@ import torch
 
 from datamodules.cifar import CIFAR100Subset
 from datamodules.landscape import landscape_augmentation
-from lit_colorize.module import ColorizationModule, NonFiniteLossError
+from lit_colorize.batches import PreparedBatch
+from lit_colorize.divergence import NonFiniteLossError
+from lit_colorize.losses import LossOutput
+from lit_colorize.module import ColorizationModule
 from tests.helpers import HostReadProbe, quick_trainer, tiny_toyshapes
 
 
@@ -106,11 +109,11 @@ def test_a_nan_in_any_accumulated_batch_stops_before_the_update(tmp_path: Path) 
     """With gradient accumulation the check covers every batch of the update, not just the last."""
 
     class FirstOfTwoTurnsNaN(ColorizationModule):
-        def _shared_step(self, batch: dict[str, torch.Tensor]) -> Any:
-            loss, *rest = super()._shared_step(batch)
-            if self.training and self.global_step == 1 and self._losses_since_update == []:
-                loss = loss * float("inf")
-            return loss, *rest
+        def compute_loss(self, batch: PreparedBatch) -> LossOutput:
+            result = super().compute_loss(batch)
+            if self.training and self.global_step == 1 and self.divergence.losses == []:
+                result.loss = result.loss * float("inf")
+            return result
 
     module = FirstOfTwoTurnsNaN(widths=(8, 16, 32))
     trainer = quick_trainer(tmp_path, max_epochs=1, accumulate_grad_batches=2, limit_val_batches=0, num_sanity_val_steps=0)

@@ -76,7 +76,7 @@ def test_loss_options_reduce_to_what_they_say(fused: bool) -> None:
     plain = ColorizationModule(widths=(4, 8), fused_head_loss=fused)
     batch = batch_for(plain)
     logits = plain(batch["l"])
-    loss = plain._shared_step(batch)[0]
+    loss = plain.compute_loss(batch).loss
     assert loss.item() == pytest.approx(F.cross_entropy(logits, batch["bins"]).item())
 
     counts = torch.rand(324) * (torch.rand(324) > 0.5)
@@ -84,13 +84,13 @@ def test_loss_options_reduce_to_what_they_say(fused: bool) -> None:
     rebalanced.load_state_dict(plain.state_dict(), strict=False)
     rebalanced.color_table.counts.copy_(counts)
     rebalanced.on_color_table_built()
-    loss = rebalanced._shared_step(batch)[0]
+    loss = rebalanced.compute_loss(batch).loss
     weights = rebalancing_weights(counts, 18)[batch["bins"]]
     assert loss.item() == pytest.approx((F.cross_entropy(logits, batch["bins"], reduction="none") * weights).mean().item(), rel=1e-5)
 
     one_nearest = ColorizationModule(widths=(4, 8), soft_targets=1, fused_head_loss=fused)  # k=1: the hard target again
     one_nearest.load_state_dict(plain.state_dict(), strict=False)
-    assert one_nearest._shared_step(batch)[0].item() == pytest.approx(F.cross_entropy(logits, batch["bins"]).item(), rel=1e-5)
+    assert one_nearest.compute_loss(batch).loss.item() == pytest.approx(F.cross_entropy(logits, batch["bins"]).item(), rel=1e-5)
 
 
 @pytest.mark.parametrize("fused", [True, False])
@@ -103,7 +103,8 @@ def test_gamut_classes_mask_unseen_bins_and_remap_targets(fused: bool) -> None:
     batch = batch_for(module)
     logits = module(batch["l"])
     assert torch.isfinite(logits[:, [0, 100, 200]]).all() and torch.isinf(logits[:, 1]).all()
-    loss, _, predicted = module._shared_step(batch)
+    result = module.compute_loss(batch)
+    loss, predicted = result.loss, result.predicted_bins
     assert set(predicted.unique().tolist()) <= {0, 100, 200}
     targets = nearest_occupied(counts, 18)[batch["bins"]]
     assert set(targets.unique().tolist()) <= {0, 100, 200}
@@ -116,9 +117,9 @@ def test_near_gray_training_images_weigh_nothing(fused: bool) -> None:
     gray = torch.full((2, 3, 8, 8), 128, dtype=torch.uint8)
     batch = module.prepare_batch(gray)
     module.train()
-    assert module._shared_step(batch)[0].item() == 0.0
+    assert module.compute_loss(batch).loss.item() == 0.0
     module.eval()  # evaluation weighs every image
-    assert module._shared_step(batch)[0].item() > 0.0
+    assert module.compute_loss(batch).loss.item() > 0.0
 
 
 def test_every_option_trains_and_the_metric_suite_is_logged(tmp_path) -> None:
@@ -141,11 +142,12 @@ def test_coarser_output_stride(head: str) -> None:
     assert batch["bins"].shape == (2, 8, 8) and batch["ab"].shape == (2, 2, 16, 16)
     torch.testing.assert_close(batch["target_ab"], F.avg_pool2d(batch["ab"], 2))
     module.eval()
-    loss, output, _ = module._shared_step(batch)
+    result = module.compute_loss(batch)
+    loss, output = result.loss, result.output
     assert output.shape[-2:] == (8, 8) and torch.isfinite(loss)
     module.train()
-    assert module._shared_step(batch)[2].shape[-2:] == (8, 8)
-    assert module.colorize(batch["l"], [0.8]).shape == (2, 1, 3, 16, 16)
+    assert module.compute_loss(batch).predicted_bins.shape[-2:] == (8, 8)
+    assert module.net.colorize(batch["l"], [0.8]).shape == (2, 1, 3, 16, 16)
     assert len(module.net.decoders) == 1 and module.net.head.in_channels == 8  # the last decoder level is gone
     with pytest.raises(ValueError, match="output_stride"):
         ColorizationModule(widths=(4, 8, 16), output_stride=3)

@@ -13,7 +13,8 @@ from callbacks import BinColorTable
 from lit_colorize import ColorizationModule
 from lit_colorize.bins import ab_to_bin
 from lit_colorize.color import normalize_ab, split_lab
-from lit_colorize.module import images_of
+from lit_colorize.batches import images_of
+from lit_colorize.prediction import ColorizedPhoto
 from tests.helpers import fitted_module, quick_trainer, tiny_toyshapes
 
 
@@ -37,7 +38,8 @@ def test_batches_become_lab_and_bins_after_transfer() -> None:
 def test_heads_and_losses(head: str) -> None:
     module = ColorizationModule(head=head, grid_size=6).eval()
     batch = module.prepare_batch(torch.randint(0, 256, (2, 3, 8, 8), dtype=torch.uint8))
-    loss, output, predicted = module._shared_step(batch)
+    result = module.compute_loss(batch)
+    loss, output, predicted = result.loss, result.output, result.predicted_bins
     if head == "classification":
         assert output.shape == (2, 36, 8, 8)
         assert loss.item() == pytest.approx(torch.nn.functional.cross_entropy(output, batch["bins"]).item())
@@ -45,14 +47,15 @@ def test_heads_and_losses(head: str) -> None:
         assert module.color_table is not None
         module.train()  # the fused training loss: no logits, the same loss and argmax
         logits = module(batch["l"])
-        loss, output, predicted = module._shared_step(batch)
+        result = module.compute_loss(batch)
+        loss, output, predicted = result.loss, result.output, result.predicted_bins
         assert output is None and torch.equal(predicted, logits.argmax(dim=1))
         assert loss.item() == pytest.approx(torch.nn.functional.cross_entropy(logits, batch["bins"]).item(), rel=1e-5)
     else:
         assert output.shape == (2, 2, 8, 8)
         assert loss.item() == pytest.approx(((output - normalize_ab(batch["ab"])) ** 2).mean().item(), rel=1e-5)
         assert module.color_table is None
-    rgb = module.colorize(batch["l"], [0.0, 1.0])
+    rgb = module.net.colorize(batch["l"], [0.0, 1.0])
     assert rgb.shape == (2, 2, 3, 8, 8) and 0 <= rgb.min() and rgb.max() <= 1
 
 
@@ -83,11 +86,17 @@ def test_fit_logs_metrics_under_stage_names(tmp_path: Path) -> None:
     assert 0.0 <= results[0]["val/acc"] <= results[0]["val/acc_top5"] <= 1.0
 
 
-def test_predict_returns_rgb_per_temperature(tmp_path: Path) -> None:
+def test_predict_gives_one_colorized_item_per_image_named_by_its_index(tmp_path: Path) -> None:
+    """A DataModule's images come back as photos do (one result type): uint8 RGB per temperature."""
     module, datamodule, trainer = fitted_module(tmp_path, predict_temperatures=[0.0, 0.8, 1.0])
-    predictions = trainer.predict(module, datamodule=datamodule)
-    assert predictions[0]["temperatures"] == [0.0, 0.8, 1.0]
-    assert predictions[0]["rgb"].shape == (32, 3, 3, 32, 32)
+    predictions = [item for batch in trainer.predict(module, datamodule=datamodule) for item in batch]
+    assert all(isinstance(item, ColorizedPhoto) for item in predictions)
+    assert [item.item.path for item in predictions] == [f"0-{i:06d}" for i in range(len(datamodule.val_set))]
+    first = predictions[0]
+    assert first.temperatures == [0.0, 0.8, 1.0] and [image.dtype for image in first.images] == [torch.uint8] * 3
+    l_norm = module.eval().prepare_batch(datamodule.val_set[0][None])["l"]
+    expected = module.net.colorize(l_norm, [0.8])[0, 0].mul(255).round().to(torch.uint8)
+    assert torch.equal(first.images[1], expected)
 
 
 def test_checkpoint_restores_weights_and_table_exactly(tmp_path: Path) -> None:
@@ -98,14 +107,33 @@ def test_checkpoint_restores_weights_and_table_exactly(tmp_path: Path) -> None:
     trainer.fit(module, tiny_toyshapes())
     path = Path(checkpoint.last_model_path)
     raw = torch.load(path, map_location="cpu", weights_only=True)  # no pickled code in our checkpoints
-    assert bool(raw["state_dict"]["color_table.built"])
+    assert bool(raw["state_dict"]["net.color_table.built"])
     restored = ColorizationModule.load_from_checkpoint(path, map_location="cpu").eval()
     module = module.eval()
     for name, value in module.state_dict().items():
         assert torch.equal(restored.state_dict()[name], value), name
     images = torch.randint(0, 256, (2, 3, 32, 32), dtype=torch.uint8)
     l_norm = module.prepare_batch(images)["l"]
-    assert torch.equal(module.colorize(l_norm, [0.8]), restored.colorize(l_norm, [0.8]))
+    assert torch.equal(module.net.colorize(l_norm, [0.8]), restored.net.colorize(l_norm, [0.8]))
+
+
+def test_a_checkpoint_from_before_the_network_held_its_buffers_loads_the_same(tmp_path: Path) -> None:
+    """Checkpoints written before ColorizationNet kept the table and the bin classes at the top
+    level and may lack train_image_size; they load into the same model (values hand-placed)."""
+    module = ColorizationModule(grid_size=6).eval()
+    module.color_table.mode_ab.uniform_(-50, 50)
+    module.color_table.built.fill_(True)
+    module.net.train_image_size.fill_(48)
+    module.net.class_of_bin[3] = 4
+    old_style = {key.removeprefix("net.") if key.startswith(("net.color_table.", "net.class_of_bin")) else key: value
+                 for key, value in module.state_dict().items() if key != "net.train_image_size"}  # fmt: skip
+    assert "color_table.mode_ab" in old_style and "net.color_table.mode_ab" not in old_style
+    checkpoint = {"state_dict": old_style}
+    restored = ColorizationModule(grid_size=6).eval()
+    restored.on_load_checkpoint(checkpoint)
+    restored.load_state_dict(checkpoint["state_dict"])
+    assert torch.equal(restored.color_table.mode_ab, module.color_table.mode_ab)
+    assert int(restored.net.class_of_bin[3]) == 4 and int(restored.net.train_image_size) == 0
 
 
 def test_learning_rate_schedules(tmp_path: Path) -> None:

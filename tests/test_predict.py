@@ -16,7 +16,7 @@ from skimage.color import rgb2lab
 
 from lit_colorize import Colorizer, ColorizationModule
 from lit_colorize.colorizer import module_from_checkpoint
-from lit_colorize.module import MissingColorTableError
+from lit_colorize.bins import MissingColorTableError
 from tests.conftest import REPO_ROOT, SHARED_DATA
 
 PREDICT_CONFIG = REPO_ROOT / "configs" / "predict.yaml"
@@ -45,11 +45,11 @@ def test_checkpoint_is_self_contained_and_loads_with_weights_only(checkpoint: Pa
     saved = torch.load(checkpoint, map_location="cpu", weights_only=True)
     state = saved["state_dict"]
     assert saved["hyper_parameters"]["head"] == "classification" and saved["hyper_parameters"]["grid_size"] == 18
-    assert bool(state["color_table.built"]) and state["color_table.mode_ab"].shape == (324, 2)
-    assert int(state["train_image_size"]) == 32  # ToyShapes images; the working size at predict time
+    assert bool(state["net.color_table.built"]) and state["net.color_table.mode_ab"].shape == (324, 2)
+    assert int(state["net.train_image_size"]) == 32  # ToyShapes images; the working size at predict time
     module = module_from_checkpoint(checkpoint)
-    assert torch.equal(module.color_table.mode_ab, state["color_table.mode_ab"])
-    assert module.predict_short_side == 32
+    assert torch.equal(module.color_table.mode_ab, state["net.color_table.mode_ab"])
+    assert module.net.predict_short_side == 32
 
 
 @pytest.mark.slow
@@ -198,7 +198,7 @@ def test_onnx_export_matches_pytorch_on_real_photos(
             if temperature is None:
                 feeds["temperature"] = np.array(t, dtype=np.float32)
             (ab,) = session.run(None, feeds)
-            expected = module.predict_ab(l_norm, [t])[0].numpy()
+            expected = module.net.predict_ab(l_norm, [t])[0].numpy()
             assert ab.shape == expected.shape
             np.testing.assert_allclose(ab, expected, atol=1e-3, rtol=0)
 

@@ -20,6 +20,7 @@ from PIL import Image
 
 from lit_colorize import ColorizationModule
 from lit_colorize.cli import main
+from lit_colorize.network import ColorizationNet
 from lit_colorize.atomic import is_partial, partial_path
 from tests.conftest import REPO_ROOT
 from tests.helpers import cli_env, console_script
@@ -86,21 +87,21 @@ def test_out_of_memory_fails_that_photo_only(tmp_path, checkpoint, monkeypatch, 
     """Before: the exception ended the run with a traceback and no summary."""
     photos = make_photos(tmp_path / "in", ["a.png", "b.png", "c.png"])
     big_height = 41  # b.png
-    network = ColorizationModule.predict_ab
+    network = ColorizationNet.predict_ab
 
     def predict_ab(self, l_norm, temperatures):
         if self._photo_height == big_height:
             raise error
         return network(self, l_norm, temperatures)
 
-    colorize_photo = ColorizationModule.colorize_photo
+    colorize_photo = ColorizationNet.colorize_photo
 
     def remember_height(self, rgb, *args, **kwargs):
         self._photo_height = rgb.shape[-2]
         return colorize_photo(self, rgb, *args, **kwargs)
 
-    monkeypatch.setattr(ColorizationModule, "predict_ab", predict_ab)
-    monkeypatch.setattr(ColorizationModule, "colorize_photo", remember_height)
+    monkeypatch.setattr(ColorizationNet, "predict_ab", predict_ab)
+    monkeypatch.setattr(ColorizationNet, "colorize_photo", remember_height)
     out = tmp_path / "out"
     status = run_in_process(predict_args(checkpoint, [tmp_path / "in"], out, "--overwrite", "false"))
 
@@ -297,7 +298,7 @@ def test_partial_names_carry_the_writer_pid(tmp_path) -> None:
 
 
 def test_folder_search_skips_outputs_and_the_output_folder(tmp_path) -> None:
-    from lit_colorize.photos import find_photos
+    from lit_colorize.photo_files import find_photos
 
     folder = tmp_path / "album"
     make_photos(folder, ["a.png", "b_colorized_T0.8.png", "c_colorized_T1e-05.jpg", "sub/d.jpg", "colorized/e.png",

@@ -41,10 +41,10 @@ def test_bf16_mixed_training_runs_on_the_cpu_and_keeps_the_loss_in_float32(tmp_p
     torch.manual_seed(0)
     module = ColorizationModule(widths=(4, 8))
     batch = module.prepare_batch(torch.randint(0, 256, (2, 3, 8, 8), dtype=torch.uint8))
-    fp32_loss = module._shared_step(batch)[0]
+    fp32_loss = module.compute_loss(batch).loss
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        assert module.features(batch["l"]).dtype == torch.bfloat16
-        bf16_loss = module._shared_step(batch)[0]
+        assert module.net.body(batch["l"]).dtype == torch.bfloat16
+        bf16_loss = module.compute_loss(batch).loss
     assert bf16_loss.dtype == torch.float32
     assert bf16_loss.item() == pytest.approx(fp32_loss.item(), rel=2e-2)
 
@@ -61,8 +61,8 @@ def test_channels_last_gives_the_same_step_as_the_contiguous_layout() -> None:
     assert nhwc.net.encoders[0][0].weight.is_contiguous(memory_format=torch.channels_last)
     batch = nhwc.prepare_batch(torch.randint(0, 256, (2, 3, 16, 16), dtype=torch.uint8))
     for module in (nhwc, nchw):
-        module._shared_step(batch)[0].backward()
-    torch.testing.assert_close(nhwc._shared_step(batch)[0], nchw._shared_step(batch)[0])
+        module.compute_loss(batch).loss.backward()
+    torch.testing.assert_close(nhwc.compute_loss(batch).loss, nchw.compute_loss(batch).loss)
     for (name, a), b in zip(nhwc.named_parameters(), nchw.parameters()):
         torch.testing.assert_close(a.grad, b.grad, rtol=1e-4, atol=1e-6, msg=name)
 
@@ -74,9 +74,9 @@ def test_compile_option_trains_on_the_cpu_and_matches_eager(tmp_path: Path) -> N
     eager = ColorizationModule(widths=(4, 8))
     eager.load_state_dict(compiled.state_dict())
     compiled.configure_model()
-    assert compiled._compiled_features is not None and eager._compiled_features is None
+    assert compiled.net.compiled_body is not None and eager.net.compiled_body is None
     batch = eager.prepare_batch(torch.randint(0, 256, (2, 3, 8, 8), dtype=torch.uint8))
-    torch.testing.assert_close(compiled._shared_step(batch)[0], eager._shared_step(batch)[0], rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(compiled.compute_loss(batch).loss, eager.compute_loss(batch).loss, rtol=1e-4, atol=1e-5)
 
     trainer = quick_trainer(tmp_path, limit_train_batches=3, limit_val_batches=1, callbacks=[BinColorTable()])
     trainer.fit(ColorizationModule(widths=(4, 8), compile=True), tiny_toyshapes(batch_size=8))

@@ -51,10 +51,14 @@ def test_the_nine_colors_differ_in_lightness_and_bin() -> None:
     assert len({tuple(i) for i in grid_index}) == 9  # and each has a 324-bin of its own
 
 
-def test_training_flip_only_in_training() -> None:
+def test_training_flip_is_a_device_augmentation_of_training_batches_only() -> None:
     dm = ToyShapes(num_train=64, num_val=64, batch_size=64, flip_p=1.0)
     dm.setup()
-    val = next(iter(dm.val_dataloader()))
-    assert torch.equal(val, dm.val_images)
-    train = dm.train_dataloader().dataset
-    assert torch.equal(train[0], dm.train_images[0].flip(-1))
+    assert torch.equal(next(iter(dm.val_dataloader())), dm.val_images)  # loaders only move bytes
+    assert torch.equal(dm.train_set[0], dm.train_images[0])
+    rgb = dm.train_images.float() / 255
+    assert torch.equal(dm.train_augmentation(rgb), rgb.flip(-1))  # p=1: every image mirrored
+    halves = ToyShapes(flip_p=0.5).train_augmentation(rgb.repeat(8, 1, 1, 1))
+    mirrored = (halves == rgb.repeat(8, 1, 1, 1).flip(-1)).flatten(1).all(dim=1).float().mean().item()
+    assert 0.35 < mirrored < 0.65  # 512 draws of p=0.5 (symmetric images count as both)
+    assert ToyShapes(flip_p=0.0).train_augmentation is None

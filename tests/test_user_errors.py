@@ -20,6 +20,7 @@ from datamodules import CIFAR100Subset, Landscape, Photos, ToyShapes
 from lit_colorize import ColorizationModule
 from lit_colorize import module as module_file
 from lit_colorize.cli import main
+from lit_colorize.bins import MissingColorTableError
 from lit_colorize.errors import ConfigError, UserError, check_temperatures, find_user_error, one_line
 from tests.conftest import REPO_ROOT
 from tests.helpers import cli_env, console_script, quick_trainer, tiny_toyshapes
@@ -136,7 +137,7 @@ def test_predict_without_a_checkpoint_is_refused(tmp_path: Path, monkeypatch) ->
 
 def test_an_untrained_classifier_refuses_to_predict(tmp_path: Path) -> None:
     trainer = quick_trainer(tmp_path, callbacks=[])
-    with pytest.raises(module_file.MissingColorTableError, match="bin color table"):
+    with pytest.raises(MissingColorTableError, match="bin color table"):
         trainer.predict(ColorizationModule(widths=(8, 16, 32)), datamodule=tiny_toyshapes(num_val=4))
 
 
@@ -146,7 +147,7 @@ def test_grid_size_out_of_bounds_fails_before_anything_is_allocated(grid_size: i
     def no_network(*args, **kwargs):
         raise AssertionError("the U-Net was built before grid_size was checked")
 
-    monkeypatch.setattr(module_file, "UNet", no_network)
+    monkeypatch.setattr(module_file, "ColorizationNet", no_network)
     with pytest.raises(ConfigError, match=f"grid_size must be an integer from 2 to 128.*got {grid_size}"):
         ColorizationModule(grid_size=grid_size)
 
@@ -268,4 +269,4 @@ def test_a_normal_run_does_not_warn(tmp_path: Path) -> None:
         warnings.simplefilter("always")
         trainer.fit(module, tiny_toyshapes())
     assert not [w for w in caught if "diverged" in str(w.message)]
-    assert module.diverged_loss == pytest.approx(10 * torch.log(torch.tensor(324.0)).item())
+    assert module.divergence.diverged_loss == pytest.approx(10 * torch.log(torch.tensor(324.0)).item())

@@ -14,11 +14,12 @@ from lightning.pytorch.callbacks import BasePredictionWriter
 from lightning.pytorch.utilities import rank_zero_info
 from PIL import Image
 
-from lit_colorize.errors import check_temperatures
-from lit_colorize.module import ColorizationModule, is_photo_batch
 from lit_colorize.atomic import atomic_write, remove_stale_partials
+from lit_colorize.batches import is_photo_batch
+from lit_colorize.errors import ConfigError
+from lit_colorize.module import ColorizationModule
 from lit_colorize.outputs import DEFAULT_SUFFIX, EXTENSIONS, format_temperature
-from lit_colorize.photos import ColorizedPhoto, PhotoItem
+from lit_colorize.prediction import ColorizedPhoto, PhotoItem, RenderSettings
 
 ImageFormat = Literal["png", "jpeg"]
 
@@ -28,8 +29,10 @@ class ColorizedPhotoWriter(BasePredictionWriter):
     input) as ``<name><suffix>.png|.jpg``; ``suffix`` may use ``{temperature}``. Predicting
     a training DataModule (e.g. ToyShapes' validation set) writes ``<loader>-<index><suffix>``.
 
-    The writer also says what predict renders: ``temperatures`` (default T=0.8) and
-    ``working_size`` (shorter side the network sees; None: the training images' size).
+    The writer also states what predict renders (:class:`RenderSettings`, handed to the module
+    at the start): ``temperatures`` (default T=0.8) and ``working_size`` (shorter side the
+    network sees; None: the training images' size). Every item of ``predict_step``'s result is
+    a :class:`ColorizedPhoto`, whatever the source.
 
     What it guarantees:
 
@@ -64,14 +67,15 @@ class ColorizedPhotoWriter(BasePredictionWriter):
             raise ValueError(f"image_format must be 'png' or 'jpeg', got {image_format!r}")
         if not 1 <= quality <= 100:
             raise ValueError(f"quality must be in 1..100, got {quality}")
-        temperatures = check_temperatures(temperatures, "writer.temperatures")  # finite, 0..10: NaN would give black
-        if len(temperatures) > 1 and "{temperature}" not in suffix:
+        try:  # finite, 0..10: NaN would give black
+            self.render_settings = RenderSettings(temperatures, working_size)
+        except ConfigError as error:
+            raise ConfigError(f"writer.{error}") from None
+        if len(self.render_settings.temperatures) > 1 and "{temperature}" not in suffix:
             raise ValueError(f"with several temperatures the suffix must contain '{{temperature}}', got {suffix!r}")
         if overwrite and skip_existing:
             raise ValueError("overwrite and skip_existing contradict each other; choose one")
         self.output_dir = Path(output_dir)
-        self.temperatures = temperatures
-        self.working_size = working_size
         self.suffix = suffix
         self.image_format = image_format
         self.quality = quality
@@ -89,8 +93,7 @@ class ColorizedPhotoWriter(BasePredictionWriter):
         return self.output_dir / item.relative_dir / f"{name}{EXTENSIONS[self.image_format]}"
 
     def on_predict_start(self, trainer: L.Trainer, pl_module: ColorizationModule) -> None:
-        pl_module.predict_temperatures = list(self.temperatures)
-        pl_module.working_size = self.working_size
+        pl_module.set_render_settings(self.render_settings)
         self.written, self.skipped, self.failures, self._claimed = [], [], [], {}
         if trainer.is_global_zero:
             removed = remove_stale_partials(self.output_dir)
@@ -105,7 +108,7 @@ class ColorizedPhotoWriter(BasePredictionWriter):
         if self.overwrite or not is_photo_batch(batch):
             return
         for item in batch:
-            if item.rgb is not None and all(self.output_path(item, t).exists() for t in self.temperatures):
+            if item.rgb is not None and all(self.output_path(item, t).exists() for t in self.render_settings.temperatures):
                 item.rgb = item.alpha = None
                 item.outputs_exist = True
 
@@ -113,35 +116,21 @@ class ColorizedPhotoWriter(BasePredictionWriter):
         self,
         trainer: L.Trainer,
         pl_module: L.LightningModule,
-        prediction: Any,
+        prediction: list[ColorizedPhoto],
         batch_indices: Sequence[int] | None,
         batch: Any,
         batch_idx: int,
         dataloader_idx: int,
     ) -> None:
-        if isinstance(prediction, dict):  # a dataset's images (e.g. ToyShapes' validation set)
-            prediction = self._dataset_images(prediction, batch_indices, batch_idx, dataloader_idx)
         for photo in prediction:
             if photo.item.error is not None:
                 self._fail(photo.item.path, photo.item.error)
             elif photo.item.outputs_exist:  # not colorized: each output is reported or skipped
-                for temperature in self.temperatures:
+                for temperature in self.render_settings.temperatures:
                     self._may_write(photo.item.path, self.output_path(photo, temperature))
             else:
                 for temperature, image in zip(photo.temperatures, photo.images):
                     self._write(photo, temperature, image)
-
-    @staticmethod
-    def _dataset_images(
-        prediction: dict[str, Any], batch_indices: Sequence[int] | None, batch_idx: int, dataloader_idx: int
-    ) -> list[ColorizedPhoto]:
-        """``{"temperatures", "rgb": (B, T, 3, H, W) in [0, 1]}`` -> photos named by dataset index."""
-        rgb = prediction["rgb"].mul(255).round_().to(torch.uint8).cpu()
-        indices = list(batch_indices) if batch_indices is not None else [batch_idx * len(rgb) + i for i in range(len(rgb))]
-        return [
-            ColorizedPhoto(PhotoItem(f"{dataloader_idx}-{index:06d}"), prediction["temperatures"], list(images))
-            for index, images in zip(indices, rgb)
-        ]
 
     def _may_write(self, source: str, path: Path) -> bool:
         """False when ``path`` was written in this run for another photo (a failure), or exists

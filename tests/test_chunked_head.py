@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from lit_colorize.head import chunked_head_argmax, chunked_head_cross_entropy
+from lit_colorize.chunked_head import chunked_head_argmax, chunked_head_cross_entropy
 from lit_colorize.module import ColorizationModule
 
 K = 36
@@ -93,7 +93,7 @@ def test_fused_and_plain_module_steps_agree_with_every_loss_option() -> None:
     batch = fused.prepare_batch(images)
     results = []
     for module in (fused, plain):
-        loss, output, predicted = module._shared_step(batch)
+        loss, predicted = (result := module.compute_loss(batch)).loss, result.predicted_bins
         loss.backward()
         results.append((loss.detach(), predicted, {n: p.grad for n, p in module.named_parameters()}))
     (loss_f, pred_f, grads_f), (loss_p, pred_p, grads_p) = results

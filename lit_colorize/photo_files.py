@@ -8,39 +8,16 @@ from __future__ import annotations
 
 import errno
 import os
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-from torch import Tensor
 from torch.utils.data import Dataset
 
 from lit_colorize.imageio import ImageReadError, read_image
 from lit_colorize.files import IMAGE_SUFFIXES, has_image_suffix, walk_files
 from lit_colorize.outputs import DEFAULT_SUFFIX, OutputNames
-
-
-@dataclass
-class PhotoItem:
-    """One input photo. ``relative_dir`` is where its outputs go below the output folder (the
-    subfolder it was found in, for a folder input); ``rgb``/``alpha`` are None when ``error``."""
-
-    path: str
-    relative_dir: str = ""
-    rgb: Tensor | None = None
-    alpha: Tensor | None = None
-    error: str | None = None
-    outputs_exist: bool = False  # set by the writer: every output is there already, nothing to compute
-
-
-@dataclass
-class ColorizedPhoto:
-    """What predicting one photo gives: uint8 RGB (3, H, W) per temperature, or its error."""
-
-    item: PhotoItem
-    temperatures: list[float] = field(default_factory=list)
-    images: list[Tensor] = field(default_factory=list)
+from lit_colorize.prediction import PhotoItem
 
 
 @dataclass(frozen=True)
@@ -138,41 +115,6 @@ class PhotoDataset(Dataset):
         except ImageReadError as error:
             return PhotoItem(str(path), relative_dir, error=str(error))
         return PhotoItem(str(path), relative_dir, decoded.rgb, decoded.alpha)
-
-
-# How the allocators say it: torch.OutOfMemoryError (CUDA, MPS, XPU), the CPU allocator's
-# RuntimeError, and numpy's or Python's MemoryError.
-_OUT_OF_MEMORY_MESSAGES = ("out of memory", "can't allocate memory", "not enough memory")
-
-
-def is_out_of_memory(error: BaseException) -> bool:
-    if isinstance(error, (torch.OutOfMemoryError, MemoryError)):
-        return True
-    return isinstance(error, RuntimeError) and any(text in str(error).lower() for text in _OUT_OF_MEMORY_MESSAGES)
-
-
-def colorize_item(item: PhotoItem, colorize: Callable[[Tensor], list[Tensor]], temperatures: Sequence[float]) -> ColorizedPhoto:
-    """``colorize(rgb)`` of one photo as a :class:`ColorizedPhoto` (images on the CPU); running
-    out of memory on it gives the photo's error instead, so the run goes on with the next one.
-    Other exceptions are bugs and propagate."""
-    if item.rgb is None:
-        return ColorizedPhoto(item)
-    try:
-        images = [image.cpu() for image in colorize(item.rgb)]
-    except Exception as error:  # noqa: BLE001 - only memory errors are the photo's; others re-raised
-        if not is_out_of_memory(error):
-            raise
-        height, width = item.rgb.shape[-2:]
-        first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
-        reason = (
-            f"out of memory colorizing this {width}x{height} photo ({first_line}); "
-            "free memory, use a smaller --writer.working_size, or --trainer.accelerator cpu"
-        )
-    else:
-        return ColorizedPhoto(item, list(temperatures), images)
-    if torch.cuda.is_available():  # hand back what the failed photo held before the next one
-        torch.cuda.empty_cache()
-    return ColorizedPhoto(replace(item, rgb=None, alpha=None, error=reason))
 
 
 def collate_photos(items: list[PhotoItem]) -> list[PhotoItem]:

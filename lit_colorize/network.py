@@ -1,0 +1,148 @@
+"""ColorizationNet: the network that owns its decoding, so training, predict, the Python API and
+the ONNX export all turn its output into colors the same way (as richzhang/colorization's
+``BaseColor`` owns normalization and decoding). It knows nothing of Lightning."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from lit_colorize.bins import ColorTable, ab_to_bin, nearest_occupied
+from lit_colorize.chunked_head import chunked_head_argmax
+from lit_colorize.color import denormalize_ab, join_lab, upsample_ab
+from lit_colorize.fullres import colorize_full_resolution
+from lit_colorize.options import Decoding, Head
+from lit_colorize.unet import PRESETS, Activation, UNet
+
+DEFAULT_WORKING_SIZE = 256  # for a model whose training image size was never recorded
+#: Buffers that moved into the network; checkpoints written before hold them at the top level.
+_MOVED_KEYS = ("color_table.", "class_of_bin", "train_image_size")
+
+
+class ColorizationNet(UNet):
+    """Network-scaled L (B, 1, H, W) in; bin logits (B, K, H, W) or normalized ab (B, 2, H, W)
+    out, and the decoding of either into ab (ab units) and RGB.
+
+    Besides the U-Net's weights it holds, as buffers (so a checkpoint restores them exactly):
+    the bin color table (classification), the class of each bin (``gamut_classes``: bins never
+    seen in training map to the nearest seen one, and their logits are -inf) and the training
+    images' shorter side, the scale at which predict shows it photos.
+    """
+
+    def __init__(
+        self,
+        head: Head = "classification",
+        grid_size: int = 18,
+        widths: Sequence[int] = PRESETS["thesis32_small"],
+        activation: Activation = "relu",
+        output_stride: int = 1,
+        decoding: Decoding = "mode_mean",
+        gamut_classes: bool = False,
+        channels_last: bool = True,
+    ) -> None:
+        self.is_classifier = head == "classification"
+        num_bins = grid_size * grid_size
+        super().__init__(1, num_bins if self.is_classifier else 2, widths, activation, output_stride)
+        self.grid_size, self.decoding, self.gamut_classes, self.channels_last = grid_size, decoding, gamut_classes, channels_last
+        self.color_table = ColorTable(grid_size) if self.is_classifier else None
+        self.register_buffer("class_of_bin", torch.arange(num_bins))
+        self.register_buffer("train_image_size", torch.tensor(0, dtype=torch.long))
+        if channels_last:
+            self.to(memory_format=torch.channels_last)
+        self.compiled_body: Any = None  # torch.compile of the body, set by compile_body()
+
+    def compile_body(self) -> None:
+        """Run the U-Net body through ``torch.compile`` (the chunked head stays eager)."""
+        if self.compiled_body is None:
+            self.compiled_body = torch.compile(self.features)
+
+    def body(self, l_norm: Tensor) -> Tensor:
+        """The U-Net body's output, before the head: channels_last and compiled when so set."""
+        if self.channels_last:
+            l_norm = l_norm.contiguous(memory_format=torch.channels_last)
+        return (self.compiled_body or self.features)(l_norm)
+
+    def forward(self, l_norm: Tensor) -> Tensor:
+        output = self.head(self.body(l_norm))
+        if self.gamut_classes and self.is_classifier:
+            output = output.masked_fill(~self.in_gamut()[None, :, None, None], float("-inf"))
+        return output
+
+    def in_gamut(self) -> Tensor:
+        """(K,) True for the bins that are classes (all, unless ``gamut_classes``)."""
+        return self.class_of_bin == torch.arange(len(self.class_of_bin), device=self.class_of_bin.device)
+
+    def head_bias(self) -> Tensor:
+        """The head's bias, -inf for bins that are not classes (``gamut_classes``)."""
+        bias = self.head.bias
+        return bias.masked_fill(~self.in_gamut(), float("-inf")) if self.gamut_classes else bias
+
+    def set_classes_from_table(self) -> None:
+        """``gamut_classes``: each bin's class is the nearest bin the training colors occupy."""
+        if self.gamut_classes:
+            self.class_of_bin.copy_(nearest_occupied(self.color_table.counts, self.grid_size))
+
+    @property
+    def predict_short_side(self) -> int:
+        """Shorter side of the network input at predict time by default: the training images'."""
+        return int(self.train_image_size) or DEFAULT_WORKING_SIZE
+
+    # --- decoding -----------------------------------------------------------------------
+    def decode(self, output: Tensor, temperature: float | Tensor, bins: Tensor | None = None) -> Tensor:
+        """Network output -> ab in ab units, with the configured decoding at ``temperature``.
+        ``bins``: the output's argmax when already known (mode/mean decoding needs only it)."""
+        if not self.is_classifier:
+            return denormalize_ab(output.float().clamp(0.0, 1.0))
+        if self.decoding == "annealed_mean":
+            return self.color_table.annealed_mean(output, temperature)
+        return self.color_table.decode(output, temperature) if bins is None else self.color_table.decode_bins(bins, temperature)
+
+    def predicted_bins(self, output: Tensor) -> Tensor:
+        """(B, h, w) the most likely bin; for regression, the bin of the predicted ab."""
+        return output.argmax(dim=1) if self.is_classifier else ab_to_bin(self.decode(output, 1.0), self.grid_size)
+
+    @torch.no_grad()
+    def predict_ab(self, l_norm: Tensor, temperatures: Sequence[float]) -> list[Tensor]:
+        """L (B, 1, H, W) -> ab (B, 2, H, W) in ab units, one per temperature (one forward).
+        Mode/mean decoding needs only each pixel's most likely bin: no (B, K, H, W) logits."""
+        if self.is_classifier and self.decoding == "mode_mean":
+            bins = chunked_head_argmax(self.body(l_norm), self.head.weight, self.head_bias())
+            return [self.color_table.decode_bins(bins, t) for t in temperatures]
+        output = self(l_norm)
+        return [self.decode(output, t) for t in temperatures]
+
+    @torch.no_grad()
+    def colorize(self, l_norm: Tensor, temperatures: Sequence[float]) -> Tensor:
+        """L (B, 1, H, W) -> RGB in [0, 1] for each temperature, shape (B, len(T), 3, H, W)."""
+        size = l_norm.shape[-2:]
+        return torch.stack([join_lab(l_norm, upsample_ab(ab, size)) for ab in self.predict_ab(l_norm, temperatures)], dim=1)
+
+    @torch.no_grad()
+    def colorize_photo(self, rgb: Tensor, temperatures: Sequence[float], working_size: int | None = None) -> list[Tensor]:
+        """A photo of any size (uint8 RGB (3, H, W), color or gray) -> uint8 RGB (3, H, W) per
+        temperature: ab predicted at the working size, joined with the photo's own L."""
+        short_side = int(working_size or self.predict_short_side)
+        return colorize_full_resolution(rgb, self.predict_ab, temperatures, short_side, self.size_multiple)
+
+    def for_export(self) -> ColorizationNet:
+        """A float32, contiguous, uncompiled copy: ONNX has no memory formats (channels_last
+        weights would make torch.export specialize the batch size)."""
+        exported = copy.deepcopy(self).float().to(memory_format=torch.contiguous_format)
+        exported.channels_last, exported.compiled_body = False, None
+        return exported
+
+
+def upgrade_state_dict(state_dict: dict[str, Any], grid_size: int) -> None:
+    """Bring a ``ColorizationModule`` state dict of any earlier version to this one, in place:
+    the buffers that moved into the network get their new keys, and buffers a checkpoint
+    predates get their defaults."""
+    for key in [k for k in state_dict if k.startswith(_MOVED_KEYS)]:
+        state_dict[f"net.{key}"] = state_dict.pop(key)
+    num_bins = grid_size * grid_size
+    state_dict.setdefault("net.train_image_size", torch.tensor(0, dtype=torch.long))
+    state_dict.setdefault("net.class_of_bin", torch.arange(num_bins))
+    state_dict.setdefault("class_weights", torch.ones(num_bins))
