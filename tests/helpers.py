@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import shutil
 import sys
 import traceback
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import lightning as L
 import torch
@@ -70,9 +73,10 @@ def toyshapes_config(
     last_every_n_train_steps: int | None = 100,
     **trainer: Any,
 ) -> Path:
-    """configs/toyshapes.yaml made small, without the progress bar, with a StepRecorder writing
-    ``steps.log`` beside the config; written to ``path``."""
-    config = yaml.safe_load((REPO_ROOT / "configs" / "toyshapes.yaml").read_text())
+    """configs/toyshapes.yaml (as composed, with configs/common/train.yaml) made small, without
+    the progress bar, with a StepRecorder writing ``steps.log`` beside the config; written to
+    ``path``."""
+    config = parsed_config("fit", "--config", str(REPO_ROOT / "configs" / "toyshapes.yaml"))
     config["data"]["init_args"].update(num_train=num_train, num_val=num_val, batch_size=batch_size)
     callbacks = [c for c in config["trainer"]["callbacks"] if not c["class_path"].endswith(PROGRESS_BARS)]
     for callback in callbacks:
@@ -83,6 +87,23 @@ def toyshapes_config(
     config["trainer"].update(enable_progress_bar=False, enable_model_summary=False, **trainer)
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     return path
+
+
+def parsed_config(*args: str) -> dict[str, Any]:
+    """What ``lit-colorize <args> --print_config`` prints, as plain data: a config as the real CLI
+    parser composes it (the files it includes, then the command line), parsed in this process.
+    ``parsed_config("fit", "--config", str(REPO_ROOT / "configs" / "toyshapes.yaml"))``."""
+    from lit_colorize.cli import ColorizationCLI
+
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed), mock.patch.object(sys, "argv", ["lit-colorize"]):  # args only
+        try:
+            ColorizationCLI(args=[*args, "--print_config"])
+        except SystemExit as done:
+            assert done.code in (0, None), f"--print_config failed (exit {done.code}): {args}"
+        else:
+            raise AssertionError(f"--print_config did not exit: {args}")
+    return yaml.safe_load(printed.getvalue())
 
 
 def recorded_steps(path: Path) -> list[tuple[int, int]]:

@@ -15,7 +15,7 @@ from PIL import Image
 from callbacks import BinColorTable, LogProgressBar, auto_progress_bar
 from lit_colorize import ColorizationModule
 from tests.conftest import REPO_ROOT
-from tests.helpers import cli_env, console_script, quick_trainer, tiny_toyshapes
+from tests.helpers import cli_env, console_script, parsed_config, quick_trainer, tiny_toyshapes
 
 # Each known, harmless message of the issue, as it appeared on every run.
 NOISE = [
@@ -39,7 +39,7 @@ def run(args: list[str], cwd: Path) -> str:
 
 @pytest.mark.slow
 def test_a_logged_fit_and_predict_print_progress_lines_and_no_noise(tmp_path: Path) -> None:
-    config = yaml.safe_load((REPO_ROOT / "configs" / "toyshapes.yaml").read_text())
+    config = parsed_config("fit", "--config", str(REPO_ROOT / "configs" / "toyshapes.yaml"))  # with common/train.yaml
     (bar,) = [c for c in config["trainer"]["callbacks"] if c["class_path"] == "callbacks.auto_progress_bar"]
     bar["init_args"]["every_n_steps"] = 1
     (tmp_path / "toy.yaml").write_text(yaml.safe_dump(config))
