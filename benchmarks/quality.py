@@ -32,7 +32,7 @@ from torchmetrics import MetricCollection
 from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMeasure
 
 from benchmarks.common import SHARED_DATA, machine_line, timed
-from callbacks import BinColorTable
+from callbacks import ColorTableBuilder
 from datamodules import Landscape
 from lit_colorize import ColorHistogram, ColorizationModule
 from lit_colorize.bins import ab_to_bin
@@ -163,7 +163,7 @@ def train_and_evaluate(
     trainer = L.Trainer(
         accelerator="cpu", max_epochs=args.epochs, logger=False, enable_checkpointing=False,
         enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0, limit_val_batches=0,
-        callbacks=[BinColorTable()], deterministic=False,
+        callbacks=[ColorTableBuilder()], deterministic=False,
     )  # fmt: skip
     seconds, _ = timed(lambda: trainer.fit(module, datamodule))
     minutes = seconds / 60

@@ -163,7 +163,7 @@ class Colorizer:
         if module.is_classifier and not bool(module.color_table.built):
             raise MissingColorTableError(
                 "this classification model has no bin color table yet (untrained?), so its bins cannot be turned "
-                "into colors; train it with the BinColorTable callback, or use Colorizer.from_checkpoint"
+                "into colors; train it with the ColorTableBuilder callback, or use Colorizer.from_checkpoint"
             )
         self.device = torch.device(device)
         self.module = module.to(self.device).eval()

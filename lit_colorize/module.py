@@ -118,7 +118,7 @@ class ColorizationModule(L.LightningModule):
             self.net.compile_body()
 
     def on_color_table_built(self) -> None:
-        """Called by BinColorTable once the table holds the training colors: derive the class
+        """Called by ColorTableBuilder once the table holds the training colors: derive the class
         weights (rebalancing) and the class of each bin (gamut-aware classes)."""
         hp = self.hparams
         if hp.class_rebalancing:
@@ -236,7 +236,7 @@ class ColorizationModule(L.LightningModule):
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Refuse, with the fix, a classification checkpoint without a bin color table, except
-        when training resumes from it (BinColorTable then builds the table)."""
+        when training resumes from it (ColorTableBuilder then builds the table)."""
         state = checkpoint.get("state_dict", {})
         upgrade_state_dict(state, self.hparams.grid_size)
         trainer = self._trainer

@@ -16,7 +16,7 @@ import lightning as L
 import torch
 import yaml
 
-from callbacks import BinColorTable
+from callbacks import ColorTableBuilder
 from datamodules import ToyShapes
 from lit_colorize import ColorizationModule
 from tests.conftest import REPO_ROOT
@@ -36,7 +36,7 @@ def quick_trainer(root: Path, **kwargs: Any) -> L.Trainer:
         enable_progress_bar=False,
         enable_model_summary=False,
         default_root_dir=str(root),
-        callbacks=[BinColorTable()],
+        callbacks=[ColorTableBuilder()],
     )
     return L.Trainer(**{**defaults, **kwargs})
 

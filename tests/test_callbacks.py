@@ -1,4 +1,4 @@
-"""BinColorTable and SampleGrid inside real (tiny) fits."""
+"""ColorTableBuilder and SampleGrid inside real (tiny) fits."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from skimage.color import rgb2lab
 from PIL import Image
 
-from callbacks import BinColorTable, SampleGrid
+from callbacks import ColorTableBuilder, SampleGrid
 from lit_colorize import ColorizationModule
 from tests.helpers import quick_trainer, tiny_toyshapes
 from tests.test_bins import np_table
@@ -32,7 +32,7 @@ def test_table_built_from_training_data_matches_numpy(tmp_path: Path) -> None:
 
 def test_max_batches_bounds_the_pass(tmp_path: Path) -> None:
     module = ColorizationModule()
-    trainer = quick_trainer(tmp_path, limit_train_batches=1, limit_val_batches=0, callbacks=[BinColorTable(max_batches=2)])
+    trainer = quick_trainer(tmp_path, limit_train_batches=1, limit_val_batches=0, callbacks=[ColorTableBuilder(max_batches=2)])
     trainer.fit(module, tiny_toyshapes(batch_size=16))
     assert module.color_table.counts.sum().item() == 2 * 16 * 32 * 32
 
@@ -53,14 +53,14 @@ def test_regression_head_needs_no_table(tmp_path: Path) -> None:
 
 def test_bad_max_batches_is_rejected() -> None:
     with pytest.raises(ValueError, match="max_batches"):
-        BinColorTable(max_batches=0)
+        ColorTableBuilder(max_batches=0)
 
 
 def test_sample_grid_writes_gray_original_and_temperatures(tmp_path: Path) -> None:
     grid = SampleGrid(num_images=3, temperatures=[0.0, 0.8, 1.0], min_tile_size=64)
     checkpoint = ModelCheckpoint(dirpath=tmp_path / "run" / "checkpoints")
     trainer = quick_trainer(
-        tmp_path, max_epochs=2, limit_train_batches=1, limit_val_batches=2, callbacks=[BinColorTable(), grid, checkpoint]
+        tmp_path, max_epochs=2, limit_train_batches=1, limit_val_batches=2, callbacks=[ColorTableBuilder(), grid, checkpoint]
     )
     datamodule = tiny_toyshapes(batch_size=2)  # the kept images span two validation batches
     trainer.fit(ColorizationModule(), datamodule)

@@ -12,7 +12,7 @@ import yaml
 from lightning.pytorch.callbacks import ProgressBar, RichProgressBar
 from PIL import Image
 
-from callbacks import BinColorTable, LogProgressBar, auto_progress_bar
+from callbacks import ColorTableBuilder, LogProgressBar, auto_progress_bar
 from lit_colorize import ColorizationModule
 from tests.conftest import REPO_ROOT
 from tests.helpers import cli_env, console_script, parsed_config, quick_trainer, tiny_toyshapes
@@ -63,7 +63,7 @@ def test_log_progress_bar_prints_every_n_steps(tmp_path: Path) -> None:
     stream = io.StringIO()
     trainer = quick_trainer(
         tmp_path, enable_progress_bar=True, limit_train_batches=4, limit_val_batches=1, num_sanity_val_steps=0,
-        callbacks=[BinColorTable(), LogProgressBar(every_n_steps=2, every_n_seconds=3600, stream=stream)],
+        callbacks=[ColorTableBuilder(), LogProgressBar(every_n_steps=2, every_n_seconds=3600, stream=stream)],
     )  # fmt: skip
     trainer.fit(ColorizationModule(widths=(8, 16, 32)), tiny_toyshapes())
     lines = stream.getvalue().splitlines()

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from callbacks import BinColorTable, RunCheckpoint
+from callbacks import ColorTableBuilder, RunCheckpoint
 from lit_colorize import ColorizationModule
 from lit_colorize.divergence import NonFiniteLossError
 from tests.helpers import cli_env, console_script, quick_trainer, recorded_steps, tiny_toyshapes, toyshapes_config
@@ -73,7 +73,7 @@ def test_sigkill_mid_epoch_then_resume_from_last(tmp_path: Path) -> None:
     output = second.stdout + second.stderr
     assert second.returncode == 0, output[-4000:]
     assert f"resuming {run / 'checkpoints' / 'last.ckpt'}" in output
-    assert "BinColorTable:" not in output  # the table came back with the checkpoint
+    assert "ColorTableBuilder:" not in output  # the table came back with the checkpoint
 
     # The resumed process went on from the checkpoint's step, to the end of epoch 3, in the same run.
     resumed_steps = [step for pid, step in recorded_steps(tmp_path / "steps.log") if pid != first.pid]
@@ -168,7 +168,7 @@ def test_non_finite_loss_stops_with_a_clear_error_and_keeps_the_last_good_checkp
             return result
 
     checkpoint = RunCheckpoint(dirpath=tmp_path / "checkpoints", monitor="val/loss", last_every_n_train_steps=2)
-    trainer = quick_trainer(tmp_path, max_epochs=3, callbacks=[BinColorTable(), checkpoint])
+    trainer = quick_trainer(tmp_path, max_epochs=3, callbacks=[ColorTableBuilder(), checkpoint])
     with pytest.raises(NonFiniteLossError, match=r"train/loss is nan at global step 5 .* last good state"):
         trainer.fit(TurnsNaN(widths=(8, 16, 32)), tiny_toyshapes())
     last = load(tmp_path / "checkpoints" / "last.ckpt")

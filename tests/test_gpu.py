@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from callbacks import BinColorTable
+from callbacks import ColorTableBuilder
 from datamodules.landscape import landscape_augmentation
 from lit_colorize.chunked_head import chunked_head_cross_entropy
 from lit_colorize.module import ColorizationModule
@@ -56,7 +56,7 @@ def test_fit_on_the_gpu_with_the_default_precision_then_predict_like_the_cpu(tmp
     module = ColorizationModule(widths=(8, 16, 32))
     trainer = quick_trainer(
         tmp_path, accelerator="gpu", precision=default_precision("gpu"), limit_train_batches=4, limit_val_batches=2,
-        callbacks=[BinColorTable()],
+        callbacks=[ColorTableBuilder()],
     )  # fmt: skip
     trainer.fit(module, tiny_toyshapes())
     assert torch.isfinite(trainer.callback_metrics["val/loss"])

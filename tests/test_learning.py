@@ -10,7 +10,7 @@ import lightning as L
 import pytest
 import yaml
 
-from callbacks import BinColorTable
+from callbacks import ColorTableBuilder
 from datamodules import ToyShapes
 from lit_colorize import ColorizationModule
 from tests.conftest import REPO_ROOT
@@ -36,7 +36,7 @@ def test_toyshapes_learns_bins_and_colors(tmp_path: Path) -> None:
         num_sanity_val_steps=0,
         check_val_every_n_epoch=EPOCHS,
         default_root_dir=tmp_path,
-        callbacks=[BinColorTable()],
+        callbacks=[ColorTableBuilder()],
     )
     start = time.perf_counter()
     trainer.fit(module, datamodule)

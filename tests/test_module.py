@@ -9,7 +9,7 @@ import pytest
 import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 
-from callbacks import BinColorTable
+from callbacks import ColorTableBuilder
 from lit_colorize import ColorizationModule
 from lit_colorize.bins import ab_to_bin
 from lit_colorize.color import normalize_ab, split_lab
@@ -155,7 +155,7 @@ def test_cosine_schedule_follows_the_closed_form(tmp_path: Path) -> None:
             self.lrs.append(trainer.optimizers[0].param_groups[0]["lr"])
 
     record = RecordLr()
-    trainer = quick_trainer(tmp_path, max_epochs=2, limit_train_batches=3, limit_val_batches=0, callbacks=[BinColorTable(), record])
+    trainer = quick_trainer(tmp_path, max_epochs=2, limit_train_batches=3, limit_val_batches=0, callbacks=[ColorTableBuilder(), record])
     trainer.fit(ColorizationModule(lr_schedule="cosine", lr=1e-2), tiny_toyshapes())
     expected = [1e-2 / 2 * (1 + math.cos(math.pi * k / 6)) for k in range(6)]
     assert record.lrs == pytest.approx(expected, rel=1e-6)

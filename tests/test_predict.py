@@ -61,7 +61,7 @@ def test_classification_checkpoint_without_table_fails_clearly(tmp_path: Path, p
     trainer.strategy.connect(module)
     path = tmp_path / "untrained.ckpt"
     trainer.save_checkpoint(path)
-    with pytest.raises(MissingColorTableError, match="BinColorTable"):
+    with pytest.raises(MissingColorTableError, match="ColorTableBuilder"):
         Colorizer.from_checkpoint(path)
     result = run_cli(
         "predict", "--config", str(PREDICT_CONFIG), "--ckpt_path", str(path),

@@ -15,7 +15,7 @@ import torch
 import yaml
 from jsonargparse import Namespace
 
-from callbacks import BinColorTable, RunCheckpoint
+from callbacks import ColorTableBuilder, RunCheckpoint
 from lit_colorize import ColorizationModule
 from lit_colorize.resume import FINISHED_MARKER, FinishedRunError, ResumeError, mark_finished, resolve_last_checkpoint
 from tests.conftest import REPO_ROOT
@@ -126,8 +126,8 @@ def test_last_of_a_csv_run_names_its_version_folder(tmp_path: Path) -> None:
 # ---- what RunCheckpoint writes (tiny fits in this process) --------------------------------------
 
 
-class ValLossRecorder(BinColorTable):
-    """BinColorTable that also records val/loss after each validation epoch (fewer callbacks to pass)."""
+class ValLossRecorder(ColorTableBuilder):
+    """ColorTableBuilder that also records val/loss after each validation epoch (fewer callbacks to pass)."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -179,7 +179,7 @@ def test_last_ckpt_is_the_last_state_when_the_monitor_stops_improving(tmp_path: 
     reader = LastCkptStep(last)
     checkpoint = RunCheckpoint(dirpath=tmp_path / "checkpoints", monitor="val/worse", last_every_n_train_steps=100)
     limits = {"max_epochs": 3} if stop == "max_epochs" else {"max_epochs": 3, "max_steps": 2 * BATCHES + 1}  # ends mid-epoch
-    trainer = quick_trainer(tmp_path, limit_val_batches=1, callbacks=[BinColorTable(), reader, checkpoint], **limits)
+    trainer = quick_trainer(tmp_path, limit_val_batches=1, callbacks=[ColorTableBuilder(), reader, checkpoint], **limits)
     module = WorseEachEpoch(widths=WIDTHS)
     trainer.fit(module, tiny_toyshapes())
     assert trainer.global_step == (3 * BATCHES if stop == "max_epochs" else 2 * BATCHES + 1)
@@ -194,7 +194,7 @@ def test_last_ckpt_is_the_last_state_when_the_monitor_stops_improving(tmp_path: 
 
 def finished_fit(root: Path) -> Path:
     """A short fit in ``root`` that ran to its end; returns its checkpoint folder."""
-    trainer = quick_trainer(root, max_epochs=1, callbacks=[BinColorTable(), RunCheckpoint(dirpath=root / "checkpoints", monitor="val/loss")])
+    trainer = quick_trainer(root, max_epochs=1, callbacks=[ColorTableBuilder(), RunCheckpoint(dirpath=root / "checkpoints", monitor="val/loss")])
     trainer.fit(ColorizationModule(widths=WIDTHS), tiny_toyshapes())
     assert (root / "checkpoints" / FINISHED_MARKER).is_file()
     return root / "checkpoints"
@@ -203,7 +203,7 @@ def finished_fit(root: Path) -> Path:
 def test_a_finished_run_is_never_written_by_another_fit(tmp_path: Path) -> None:
     checkpoints = finished_fit(tmp_path)
     before = files_under(checkpoints)
-    again = quick_trainer(tmp_path, max_epochs=3, callbacks=[BinColorTable(), RunCheckpoint(dirpath=checkpoints, monitor="val/loss")])
+    again = quick_trainer(tmp_path, max_epochs=3, callbacks=[ColorTableBuilder(), RunCheckpoint(dirpath=checkpoints, monitor="val/loss")])
     with pytest.raises(FinishedRunError, match=r"finished at global step 4 .*start a new run from its checkpoint"):
         again.fit(ColorizationModule(widths=WIDTHS), tiny_toyshapes(), ckpt_path=checkpoints / "last.ckpt")
     assert files_under(checkpoints) == before
@@ -238,7 +238,7 @@ def test_a_crash_while_restoring_saves_nothing(tmp_path: Path, fail_in: str) -> 
     checkpoints.mkdir(parents=True)
     shutil.copy2(source / "last.ckpt", checkpoints / "last.ckpt")
     before = files_under(checkpoints)
-    trainer = quick_trainer(tmp_path / "killed", max_epochs=3, callbacks=[BinColorTable(), RunCheckpoint(dirpath=checkpoints, monitor="val/loss")])
+    trainer = quick_trainer(tmp_path / "killed", max_epochs=3, callbacks=[ColorTableBuilder(), RunCheckpoint(dirpath=checkpoints, monitor="val/loss")])
     with pytest.raises(RuntimeError, match=f"{fail_in} failed"):
         trainer.fit(FailsAfterRestore(fail_in, widths=WIDTHS), tiny_toyshapes(), ckpt_path=checkpoints / "last.ckpt")
     assert files_under(checkpoints) == before

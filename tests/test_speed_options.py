@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from callbacks import BinColorTable
+from callbacks import ColorTableBuilder
 from lit_colorize import precision
 from lit_colorize.module import ColorizationModule
 from lit_colorize.precision import cpu_flags, default_precision
@@ -78,6 +78,6 @@ def test_compile_option_trains_on_the_cpu_and_matches_eager(tmp_path: Path) -> N
     batch = eager.prepare_batch(torch.randint(0, 256, (2, 3, 8, 8), dtype=torch.uint8))
     torch.testing.assert_close(compiled.compute_loss(batch).loss, eager.compute_loss(batch).loss, rtol=1e-4, atol=1e-5)
 
-    trainer = quick_trainer(tmp_path, limit_train_batches=3, limit_val_batches=1, callbacks=[BinColorTable()])
+    trainer = quick_trainer(tmp_path, limit_train_batches=3, limit_val_batches=1, callbacks=[ColorTableBuilder()])
     trainer.fit(ColorizationModule(widths=(4, 8), compile=True), tiny_toyshapes(batch_size=8))
     assert trainer.global_step == 3 and torch.isfinite(trainer.callback_metrics["val/loss"])

@@ -15,7 +15,7 @@ from lit_colorize.batches import images_of
 from lit_colorize.module import ColorizationModule
 
 
-class BinColorTable(L.Callback):
+class ColorTableBuilder(L.Callback):
     """Fills ``pl_module.color_table`` (counts, mean and mode ab per bin) from training images.
 
     Each process reads every ``world_size``-th training sample (without the repeats a
@@ -49,7 +49,7 @@ class BinColorTable(L.Callback):
         table.fill(histogram)
         pl_module.on_color_table_built()
         rank_zero_info(
-            f"BinColorTable: {int(histogram.counts.sum()):,} pixels from {num_batches} batches per process, "
+            f"ColorTableBuilder: {int(histogram.counts.sum()):,} pixels from {num_batches} batches per process, "
             f"{int((table.counts > 0).sum())}/{table.num_bins} bins occupied, {time.perf_counter() - start:.1f}s"
         )
 
@@ -60,7 +60,7 @@ class BinColorTable(L.Callback):
         dataset = getattr(loader, "dataset", None)
         if not isinstance(loader, DataLoader) or not isinstance(dataset, Sized):
             if trainer.world_size > 1:
-                rank_zero_warn("BinColorTable: the training data has no length; padded repeats may be counted twice")
+                rank_zero_warn("ColorTableBuilder: the training data has no length; padded repeats may be counted twice")
             return loader
         indices = range(trainer.global_rank, len(dataset), trainer.world_size)
         return DataLoader(
