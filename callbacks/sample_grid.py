@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Sequence, Sized
 
 import lightning as L
 import torch
@@ -13,13 +12,15 @@ from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
 from torch import Tensor
 from torchvision.utils import make_grid
 
+from lit_colorize.batches import ColorizationDataModule, images_of
 from lit_colorize.color import gray_rgb
 from lit_colorize.module import ColorizationModule
 from lit_colorize.paths import run_dir
 
 
 class SampleGrid(L.Callback):
-    """At the end of validation, colorizes a fixed set of validation images.
+    """At the end of validation, colorizes a fixed set of validation images, chosen once per run
+    (:func:`spread_indices`: spread over the set and over its classes).
 
     Each row is one image: gray | original | one column per temperature. The grid goes to
     the active logger (a W&B image, a TensorBoard image) and to
@@ -49,22 +50,21 @@ class SampleGrid(L.Callback):
     def columns(self) -> list[str]:
         return ["gray", "original", *(f"T={t:g}" for t in self.temperatures)]
 
-    def on_validation_batch_end(
-        self,
-        trainer: L.Trainer,
-        pl_module: L.LightningModule,
-        outputs: Any,
-        batch: dict[str, Tensor],
-        batch_idx: int,
-        dataloader_idx: int = 0,
-    ) -> None:
-        # The first validation images seen are kept for the whole run: same images every epoch.
-        if dataloader_idx or (self._l is not None and len(self._l) >= self.num_images):
+    def on_validation_start(self, trainer: L.Trainer, pl_module: ColorizationModule) -> None:
+        """Pick the images once per run: spread over the validation set and, where it has
+        classes, over every class (the first images of a sorted set are often one class)."""
+        if self._l is not None or not trainer.is_global_zero:
             return
-        take = self.num_images - (0 if self._l is None else len(self._l))
-        l_new, rgb_new = batch["l"][:take].detach().clone(), batch["rgb"][:take].detach().clone()
-        self._l = l_new if self._l is None else torch.cat([self._l, l_new])
-        self._rgb = rgb_new if self._rgb is None else torch.cat([self._rgb, rgb_new])
+        loaders = trainer.val_dataloaders
+        dataset = getattr(loaders[0] if isinstance(loaders, list) else loaders, "dataset", None)
+        if not isinstance(dataset, Sized) or len(dataset) == 0:
+            return
+        datamodule = trainer.datamodule
+        classes = datamodule.val_classes() if isinstance(datamodule, ColorizationDataModule) else None
+        indices = spread_indices(self.num_images, len(dataset), classes)
+        images = torch.stack([images_of(dataset[index]) for index in indices]).to(pl_module.device)
+        batch = pl_module.prepare_batch(images)
+        self._l, self._rgb = batch["l"], batch["rgb"]
 
     def make_grid(self, pl_module: ColorizationModule) -> Tensor:
         """uint8 grid (3, H, W) for the kept images."""
@@ -93,3 +93,23 @@ class SampleGrid(L.Callback):
                 logger.log_image(self.key, [pixels], step=trainer.global_step, caption=[caption])
             elif isinstance(logger, TensorBoardLogger):
                 logger.experiment.add_image(self.key, grid, trainer.global_step)
+
+
+def spread_indices(count: int, length: int, classes: Tensor | None = None) -> list[int]:
+    """``count`` indices of a set of ``length`` items, evenly spaced over it; with ``classes``
+    (the class of each item), taken from the classes in turn and evenly spaced within each,
+    so every class shows before any class shows twice."""
+    count = min(count, length)
+    if classes is None:
+        return torch.linspace(0, length - 1, count).round().long().tolist()
+    members = [torch.nonzero(classes == label).flatten() for label in classes.unique()]
+    quotas = [0] * len(members)
+    while sum(quotas) < count:
+        for k, indices in enumerate(members):
+            if quotas[k] < len(indices) and sum(quotas) < count:
+                quotas[k] += 1
+    picked = [
+        indices[torch.linspace(0, len(indices) - 1, quota).round().long()].tolist() if quota else []
+        for indices, quota in zip(members, quotas)
+    ]
+    return [picked[k][row] for row in range(max(quotas)) for k in range(len(members)) if row < len(picked[k])]

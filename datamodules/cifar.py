@@ -225,6 +225,9 @@ class CIFAR100Subset(ImageDataModule):
     def _augmentation(crop_scale: tuple[float, float], flip_p: float) -> nn.Module:
         return RandomCropRotateFlip(32, scale=tuple(crop_scale), hflip=flip_p)
 
+    def val_classes(self) -> Tensor | None:
+        return None if self.val_set is None else self.val_set.labels
+
     def prepare_data(self) -> None:
         if self.hparams.download:
             read_cifar100(self.hparams.root, "train", download=self.hparams.download)

@@ -180,6 +180,10 @@ class Landscape(ImageDataModule):
         self.class_names: list[str] = []
         self.train_augmentation = landscape_augmentation(image_size)
 
+    def val_classes(self) -> Tensor | None:
+        """The folder (class) of each validation photo."""
+        return None if self.val_set is None else self.val_set.labels[self.val_set.indices]
+
     def _listing(self) -> tuple[list[Path], list[str], list[bool]]:
         """Every image with its class and whether it is a validation image (explicit split only)."""
         paths, classes, explicit_val = [], [], []

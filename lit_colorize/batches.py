@@ -38,6 +38,11 @@ class ColorizationDataModule(L.LightningDataModule):
 
     train_augmentation: nn.Module | None = None
 
+    def val_classes(self) -> Tensor | None:
+        """The class of each validation image (N,), for views that should cover every class
+        (the sample grid); None when the set has no classes."""
+        return None
+
 
 def train_augmentation_of(datamodule: Any) -> nn.Module | None:
     """The augmentation a DataModule declares (see :class:`ColorizationDataModule`); None for others."""

@@ -213,5 +213,6 @@ def require_color_table(built: Tensor | bool | None, source: str) -> None:
         raise MissingColorTableError(
             f"{source} is a classification model without a bin color table, so its bins cannot be turned "
             "into colors. Train it with the ColorTableBuilder callback (configs/common/train.yaml, which every "
-            "training config includes), or fine-tune it for a step with that callback to build the table, then use the new checkpoint."
+            "training config includes), or fine-tune it for a step with that callback to build the table, "
+            "then use the new checkpoint."
         )

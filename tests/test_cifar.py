@@ -95,6 +95,7 @@ def test_the_class_filter_really_applies(tmp_path: Path) -> None:
         original = dataset.images[:, 0, 0, 0].long()  # the full-set class index written into the image
         assert {NAMES[i] for i in original.tolist()} == set(THESIS_CLASSES)
         assert [THESIS_CLASSES[i] for i in dataset.labels.tolist()] == [NAMES[i] for i in original.tolist()]
+    assert torch.equal(dm.val_classes(), torch.stack([label for _, label in dm.val_set]))  # for the sample grid
     images, labels = next(iter(dm.train_dataloader()))
     assert images.dtype == torch.uint8 and images.shape[1:] == (3, 32, 32)
 

@@ -57,6 +57,7 @@ def test_classes_seeded_split_bad_files_and_gray(tmp_path: Path, caplog: pytest.
     assert dm.class_names.index("fog") not in train_labels  # drop_gray left the gray photos out
     fog_in_val = sum(dm.val_set.labels[i].item() == dm.class_names.index("fog") for i in dm.val_set.indices)
     assert len(dm.train_set) == 24 - 6 - (4 - fog_in_val)
+    assert dm.val_classes().tolist() == [dm.val_set[i][1].item() for i in range(len(dm.val_set))]  # for the sample grid
     images, labels = next(iter(dm.train_dataloader()))
     assert images.dtype == torch.uint8 and images.shape[1:] == (3, 16, 16)
 
