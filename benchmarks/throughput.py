@@ -153,8 +153,7 @@ def train_premade(
     with torch.no_grad():
         premade = []
         for start in range(0, len(images) - batch_size + 1, batch_size):
-            prepared = module.prepare_batch(images[start : start + batch_size].to(device))
-            premade.append({"l": prepared["l"], "bins": prepared["bins"]})
+            premade.append(module.prepare_batch(images[start : start + batch_size].to(device)))
     batches = forever(premade)
 
     def step() -> None:

@@ -99,16 +99,14 @@ class LossOutput:
     output: Tensor | None = None  # logits or normalized ab; None when the fused head never made them
 
 
-def image_weights(target_ab: Tensor, gray_image_threshold: float | None) -> Tensor | None:
-    """(B,) loss weight 0 for near-gray images, 1 for the others; None when the option is off."""
-    if gray_image_threshold is None:
-        return None
+def image_weights(target_ab: Tensor, gray_image_threshold: float) -> Tensor:
+    """(B,) loss weight 0 for near-gray images, 1 for the others."""
     return (~near_gray_images(target_ab, gray_image_threshold)).float()
 
 
 def class_targets(
     bins: Tensor,
-    target_ab: Tensor,
+    target_ab: Tensor | None,
     options: ClassLossOptions,
     class_of_bin: Tensor,
     class_weights: Tensor,
@@ -116,10 +114,13 @@ def class_targets(
 ) -> ClassTargets:
     """The targets of each pixel: its bin, mapped to its class (``gamut_classes``: the nearest
     bin seen in training), or its ``soft_targets`` nearest bins; weighted by the class's
-    rebalancing weight and the image's weight ``per_image`` (B,). Plain: ``(bins, None, None)``."""
+    rebalancing weight and the image's weight ``per_image`` (B,). Plain: ``(bins, None, None)``;
+    only soft targets read ``target_ab``."""
     classes = class_of_bin[bins] if options.gamut_classes else bins
     targets, target_weights = classes, None
     if options.soft_targets:
+        if target_ab is None:
+            raise ValueError("soft targets need the batch's target_ab")
         indices, target_weights = soft_targets(target_ab, options.grid_size, options.soft_targets, options.soft_sigma)
         targets = class_of_bin[indices]
     pixel_weights = class_weights[classes] if options.class_rebalancing else None

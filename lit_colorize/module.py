@@ -158,7 +158,8 @@ class ColorizationModule(L.LightningModule):
     def compute_loss(self, batch: PreparedBatch) -> LossOutput:
         """The one step shared by training, validation and test: loss and predicted bins of a
         prepared batch. Training with ``fused_head_loss`` never materializes the logits."""
-        per_image = image_weights(batch["target_ab"], self.hparams.gray_image_threshold) if self.training else None
+        threshold = self.hparams.gray_image_threshold
+        per_image = image_weights(batch["target_ab"], threshold) if self.training and threshold is not None else None
         if not self.is_classifier:
             output = self(batch["l"])
             predicted = self.net.predicted_bins(output.detach())
@@ -172,7 +173,7 @@ class ColorizationModule(L.LightningModule):
 
     def class_targets(self, batch: PreparedBatch, per_image: Tensor | None = None) -> ClassTargets:
         """The batch's classification targets under this model's loss options and bin classes."""
-        return class_targets(batch["bins"], batch["target_ab"], self.loss_options, self.net.class_of_bin, self.class_weights, per_image)
+        return class_targets(batch["bins"], batch.get("target_ab"), self.loss_options, self.net.class_of_bin, self.class_weights, per_image)
 
     def training_step(self, batch: PreparedBatch, batch_idx: int) -> Tensor:
         result = self.compute_loss(batch)
