@@ -1,5 +1,5 @@
 """The ``lit-colorize`` command: LightningCLI over ColorizationModule and any LightningDataModule,
-plus ``lit-colorize export`` (ONNX)."""
+plus ``lit-colorize export`` (ONNX) and ``lit-colorize evaluate`` (metrics on a photo folder)."""
 
 from __future__ import annotations
 
@@ -169,6 +169,11 @@ def _run(argv: list[str], cli_args: list[str] | None) -> None:
         from lit_colorize.export import main as export_main
 
         export_main(argv[1:])
+        return
+    if argv[:1] == ["evaluate"]:
+        from lit_colorize.evaluation import main as evaluate_main
+
+        evaluate_main(argv[1:])
         return
     cli = ColorizationCLI(args=cli_args)
     if cli.subcommand == "predict" and cli.prediction_failures():

@@ -1,0 +1,545 @@
+"""``lit-colorize evaluate``: a checkpoint's quality on any folder of color photos, as the table of a
+colorization paper, measured on what a user of ``predict`` gets.
+
+Why this path: a model is judged by the images it gives, so every photo goes through
+:meth:`ColorizationNet.colorize_photo`, as in ``predict``: at its own resolution, the network sees
+its L at the working size, the predicted ab is upsampled and joined with the photo's own L, and
+the uint8 RGB that comes out is compared with the photo. Gray (ab = 0 at the photo's own L,
+rendered the same way) is the baseline each row is read against.
+
+Per setting (decoding and temperature) and for gray:
+
+* ``AuC``: area under the curve "fraction of pixels with ab error <= t", t = 0..150
+  (:class:`~lit_colorize.metrics.ABErrorAUC`), the ab of the output RGB against the photo's,
+  pooled over every pixel of every photo. ``AuC rebal``: each pixel weighted by the inverse of
+  the model's training color prior at its true bin (the bin table's counts); a regression model
+  has no table, so the evaluated pixels' own prior is used.
+* ``PSNR mean`` and ``PSNR median`` over photos (per photo, on RGB in [0, 1]): the mean of
+  per-photo dB is dominated by near-gray photos. A photo's PSNR is capped at
+  :data:`PSNR_CAP_DB`, the PSNR of uint8 quantization noise: an output equal to its photo (the
+  gray row of a gray photo) counts as that, not as infinity, so means stay finite.
+* ``SSIM``: mean over photos (Gaussian window 11x11, sigma 1.5, windows inside the photo only, as
+  Wang et al. and scikit-image; photos with a side under 11 pixels have none and are left out).
+* ``CF``: mean colorfulness (Hasler and Suesstrunk 2003) of the outputs, beside the truth's
+  (the ``truth`` row); ``ΔCF``: mean over photos of |CF(output) - CF(photo)|.
+
+Outputs in ``--out``: ``metrics.md`` and ``metrics.csv`` (the table) and ``grid.png`` (the best,
+median and worst photos by mean ab error under the best setting by rebalanced AuC; columns gray |
+truth | output). Existing files are kept unless ``--overwrite``; every write is atomic.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import math
+import sys
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+from PIL import Image
+from torch import Tensor
+from torchmetrics.functional.image import structural_similarity_index_measure
+
+from lit_colorize.atomic import atomic_write
+from lit_colorize.color import near_gray_images, rgb_to_lab, to_float_rgb
+from lit_colorize.errors import ConfigError, DataError, check_temperatures
+from lit_colorize.fullres import render
+from lit_colorize.metrics import ABErrorAUC, colorfulness
+from lit_colorize.module import ColorizationModule
+from lit_colorize.network import ColorizationNet
+from lit_colorize.photo_files import PhotoDataset
+
+#: A photo with no pixel of chroma |ab| above this (ab units) counts as gray (Landscape's gray_threshold).
+GRAY_CHROMA = 6.0
+#: 10 log10(1 / MSE) at the MSE of uint8 rounding noise, (1/255)^2 / 12: about 58.9 dB. No uint8
+#: output can be told apart from its photo more finely, so a photo's PSNR is capped here.
+PSNR_CAP_DB = 10.0 * math.log10(12.0 * 255.0**2)
+SSIM_WINDOW = 11  # torchmetrics' default Gaussian window
+GRID_TILE_HEIGHT = 160
+OUTPUT_FILES = ("metrics.md", "metrics.csv", "grid.png")
+DECODINGS = ("mode_mean", "annealed_mean")
+GRAY, TRUTH = "gray (ab = 0)", "truth"
+#: (key, header, +1 higher is better / -1 lower is better / 0 nearest the truth's, decimals)
+COLUMNS = (
+    ("auc", "AuC", 1, 4),
+    ("auc_rebalanced", "AuC rebal", 1, 4),
+    ("psnr_mean", "PSNR mean", 1, 2),
+    ("psnr_median", "PSNR median", 1, 2),
+    ("ssim", "SSIM", 1, 4),
+    ("cf", "CF", 0, 2),
+    ("delta_cf", "ΔCF", -1, 2),
+)
+
+
+@dataclass(frozen=True)
+class Setting:
+    """How the model's output becomes colors: a decoding at a temperature (``decoding`` None: a
+    regression model, which has nothing to choose)."""
+
+    decoding: str | None
+    temperature: float = 0.0
+
+    @property
+    def name(self) -> str:
+        return "regression" if self.decoding is None else f"{self.decoding} T={self.temperature:g}"
+
+
+#: The default sweep: the mode, Zhang et al.'s annealed mean at T=0.38, and mode-to-mean at 0.8 and 1.
+DEFAULT_SETTINGS = (
+    Setting("mode_mean", 0.0),
+    Setting("annealed_mean", 0.38),
+    Setting("mode_mean", 0.8),
+    Setting("mode_mean", 1.0),
+)
+
+
+def choose_settings(
+    temperatures: Sequence[float] | None, decodings: Sequence[str] | None, net: ColorizationNet
+) -> list[Setting]:
+    """The settings to evaluate. Neither given: the default sweep. Temperatures alone: each with
+    the model's own decoding. Decodings alone: each with the default sweep's temperatures. Both:
+    paired in order, or one decoding for every temperature. A regression model: one setting."""
+    if not net.is_classifier:
+        return [Setting(None)]
+    for decoding in decodings or ():
+        if decoding not in DECODINGS:
+            raise ConfigError(f"--decodings: unknown decoding {decoding!r}; choose from {', '.join(DECODINGS)}")
+    if temperatures is None and decodings is None:
+        return list(DEFAULT_SETTINGS)
+    default_temperatures = list(dict.fromkeys(s.temperature for s in DEFAULT_SETTINGS))
+    if temperatures is None:
+        return [Setting(d, t) for d in dict.fromkeys(decodings) for t in default_temperatures]
+    temperatures = check_temperatures(temperatures, "--temperatures")
+    decodings = list(decodings or [net.decoding])
+    if len(decodings) == 1:
+        decodings = decodings * len(temperatures)
+    if len(decodings) != len(temperatures):
+        raise ConfigError(
+            f"--decodings gives {len(decodings)} decodings for {len(temperatures)} temperatures: give one decoding, "
+            "or one per temperature (paired in order)"
+        )
+    return list(dict.fromkeys(Setting(d, t) for d, t in zip(decodings, temperatures)))
+
+
+@contextmanager
+def decoding_as(net: ColorizationNet, decoding: str | None) -> Iterator[None]:
+    """The network decodes with ``decoding`` inside the block (None: as it is), then as before."""
+    saved = net.decoding
+    net.decoding = decoding or saved
+    try:
+        yield
+    finally:
+        net.decoding = saved
+
+
+def colorize_settings(
+    net: ColorizationNet, rgb: Tensor, settings: Sequence[Setting], working_size: int | None
+) -> list[Tensor]:
+    """One photo (uint8 RGB (3, H, W)) as ``predict`` renders it under each setting, in order:
+    one forward pass per decoding, whatever the number of temperatures."""
+    outputs: dict[Setting, Tensor] = {}
+    for decoding in dict.fromkeys(s.decoding for s in settings):
+        group = [s for s in settings if s.decoding == decoding]
+        with decoding_as(net, decoding):
+            images = net.colorize_photo(rgb, [s.temperature for s in group], working_size)
+        outputs.update(zip(group, images))
+    return [outputs[s] for s in settings]
+
+
+@dataclass
+class Truth:
+    """A photo as the metrics compare with it: RGB in [0, 1] (1, 3, H, W), its L* (H, W) and ab (1, 2, H, W)."""
+
+    rgb: Tensor
+    lightness: Tensor
+    ab: Tensor
+
+    @classmethod
+    def of(cls, rgb: Tensor) -> Truth:
+        lab = rgb_to_lab(rgb)
+        return cls(to_float_rgb(rgb)[None], lab[0], lab[None, 1:])
+
+    def gray(self) -> Tensor:
+        """The photo without its color, as a user sees it: uint8 RGB of (its L, ab = 0)."""
+        return render(self.lightness, torch.zeros(2, 1, 1, device=self.lightness.device))
+
+
+def photo_psnr(rgb: Tensor, truth: Tensor) -> float:
+    """PSNR in dB of RGB in [0, 1] against the truth, capped at :data:`PSNR_CAP_DB` (see there)."""
+    mse = float((rgb.double() - truth.double()).pow(2).mean())
+    return PSNR_CAP_DB if mse <= 0 else min(PSNR_CAP_DB, -10.0 * math.log10(mse))
+
+
+def photo_ssim(rgb: Tensor, truth: Tensor) -> float:
+    """SSIM of (1, 3, H, W) RGB in [0, 1] as Wang et al. (2004) and scikit-image define it: the
+    mean of the SSIM map over the windows that lie inside the photo. torchmetrics' mean (the
+    training logs' ``val/ssim``) also counts the border its reflect padding invents; it is
+    cropped here. NaN for a photo smaller than the window."""
+    if min(rgb.shape[-2:]) < SSIM_WINDOW:
+        return float("nan")
+    _, ssim_map = structural_similarity_index_measure(rgb.float(), truth.float(), data_range=1.0, return_full_image=True)
+    border = SSIM_WINDOW // 2
+    return float(ssim_map[..., border:-border, border:-border].mean())
+
+
+class RowScores:
+    """One row of the table, accumulated a photo at a time (photos differ in size): the AuC's
+    error histogram across photos, the per-photo values in lists."""
+
+    def __init__(self, grid_size: int, prior: Tensor | None, device: torch.device) -> None:
+        self.auc = ABErrorAUC(grid_size=grid_size).to(device)
+        self.grid_size, self.prior = grid_size, prior
+        self.psnr: list[float] = []
+        self.ssim: list[float] = []
+        self.cf: list[float] = []
+        self.delta_cf: list[float] = []
+        self.ab_error: list[float] = []  # mean ab error of each photo, to rank them
+
+    def update(self, output: Tensor, truth: Truth, truth_cf: float) -> None:
+        """``output``: uint8 RGB (3, H, W), what the user gets for the photo ``truth``."""
+        rgb = to_float_rgb(output)[None]
+        ab = rgb_to_lab(rgb)[:, 1:]
+        self.auc.update(ab, truth.ab)
+        self.ab_error.append(float((ab - truth.ab).pow(2).sum(dim=1).sqrt().mean()))
+        self.psnr.append(photo_psnr(rgb, truth.rgb))
+        self.ssim.append(photo_ssim(rgb, truth.rgb))
+        cf = float(colorfulness(rgb)[0])
+        self.cf.append(cf)
+        self.delta_cf.append(abs(cf - truth_cf))
+
+    def rebalanced_auc(self) -> float:
+        """The same error histogram weighted by the prior (the training colors', else the
+        evaluated pixels' own): merged into a rebalanced metric rather than counted twice."""
+        rebalanced = ABErrorAUC(rebalanced=True, grid_size=self.grid_size).to(self.auc.device)
+        if self.prior is not None:
+            rebalanced.set_prior(self.prior)
+        rebalanced.merge_state(self.auc)
+        with warnings.catch_warnings():  # torchmetrics counts a merge as no update, and would warn of an empty metric
+            warnings.filterwarnings("ignore", message="The ``compute`` method of metric ABErrorAUC was called before")
+            return float(rebalanced.compute())
+
+    def summary(self) -> dict[str, float]:
+        ssim = [s for s in self.ssim if not math.isnan(s)]
+        return {
+            "auc": float(self.auc.compute()),
+            "auc_rebalanced": self.rebalanced_auc(),
+            "psnr_mean": float(np.mean(self.psnr)),
+            "psnr_median": float(np.median(self.psnr)),
+            "ssim": float(np.mean(ssim)) if ssim else float("nan"),
+            "cf": float(np.mean(self.cf)),
+            "delta_cf": float(np.mean(self.delta_cf)),
+        }
+
+
+@dataclass
+class Evaluation:
+    """What :func:`evaluate` measured: a row per setting (``rows``, gray first, the truth's CF
+    last), the photos evaluated, each setting's mean ab error per photo, and what was skipped."""
+
+    settings: list[Setting]
+    rows: dict[str, dict[str, float]]
+    photos: list[Path]
+    ab_errors: dict[str, list[float]]
+    gray_photos: int = 0
+    skipped: list[str] = field(default_factory=list)
+    working_size: int | None = None
+
+    def best(self) -> dict[str, str]:
+        """The best setting on each metric (nearest the truth's CF, for CF), by name."""
+        names = [s.name for s in self.settings]
+        return {
+            key: max(names, key=lambda name, key=key, sign=sign: self.goodness(name, key, sign)) for key, _, sign, _ in COLUMNS
+        }
+
+    def goodness(self, name: str, key: str, sign: int) -> float:
+        """Row ``name``'s ``key``, oriented so that higher is better (NaN worst); ``sign`` as in COLUMNS."""
+        value = self.rows[name][key]
+        if math.isnan(value):
+            return -math.inf
+        return -abs(value - self.rows[TRUTH]["cf"]) if sign == 0 else sign * value
+
+    def reference(self) -> Setting:
+        """The setting the grid shows: the best by rebalanced AuC."""
+        name = self.best()["auc_rebalanced"]
+        return next(s for s in self.settings if s.name == name)
+
+    def grid_photos(self) -> list[tuple[str, int]]:
+        """(best | median | worst, photo index) by mean ab error under :meth:`reference`; fewer
+        rows when there are fewer than three photos."""
+        errors = self.ab_errors[self.reference().name]
+        order = sorted(range(len(errors)), key=errors.__getitem__)
+        picks: dict[int, str] = {}
+        for label, index in (("best", order[0]), ("median", order[len(order) // 2]), ("worst", order[-1])):
+            picks.setdefault(index, label)  # one or two photos: each shown once
+        return [(label, index) for index, label in picks.items()]
+
+
+def default_log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def evaluate(
+    module: ColorizationModule,
+    inputs: Sequence[str | Path],
+    settings: Sequence[Setting] | None = None,
+    working_size: int | None = None,
+    max_photos: int | None = None,
+    device: str | torch.device = "cpu",
+    skip_dir: str | Path | None = None,
+    log: Callable[[str], None] = default_log,
+) -> Evaluation:
+    """Colorize every readable photo of ``inputs`` (files, or folders searched recursively;
+    ``skip_dir``, the output folder, is never searched) under each setting and measure it, with
+    gray beside. Unreadable files are logged by path and skipped; DataError if none is readable."""
+    device = torch.device(device)
+    net = module.net.to(device).eval()
+    settings = list(dict.fromkeys(settings or choose_settings(None, None, net)))  # a row per setting
+    photos = PhotoDataset(inputs, output_dir=skip_dir)
+    prior = net.color_table.counts if net.is_classifier else None
+    rows = {name: RowScores(net.grid_size, prior, device) for name in [GRAY, *(s.name for s in settings)]}
+    truth_cf: list[float] = []
+    evaluated: list[Path] = []
+    result = Evaluation(settings, {}, evaluated, {}, working_size=working_size)
+    for index in range(len(photos)):
+        if max_photos is not None and len(evaluated) >= max_photos:
+            break
+        item = photos[index]
+        if item.error is not None:
+            result.skipped.append(item.path)
+            log(f"skipped: {item.error}")
+            continue
+        rgb = item.rgb.to(device)
+        truth = Truth.of(rgb)
+        truth_cf.append(float(colorfulness(truth.rgb)[0]))
+        result.gray_photos += int(near_gray_images(truth.ab, GRAY_CHROMA)[0])
+        outputs = [truth.gray(), *colorize_settings(net, rgb, settings, working_size)]
+        for scores, output in zip(rows.values(), outputs):
+            scores.update(output, truth, truth_cf[-1])
+        evaluated.append(Path(item.path))
+        if len(evaluated) % 10 == 0:
+            log(f"evaluated {len(evaluated)} photos")
+    if not evaluated:
+        raise DataError(
+            f"none of the {len(photos)} photo file(s) of {[str(i) for i in inputs]} could be read (listed above); "
+            "give readable color photos"
+        )
+    result.rows = {name: scores.summary() for name, scores in rows.items()}
+    result.rows[TRUTH] = {key: float("nan") for key, *_ in COLUMNS} | {"cf": float(np.mean(truth_cf))}
+    result.ab_errors = {name: scores.ab_error for name, scores in rows.items()}
+    return result
+
+
+# --- the table --------------------------------------------------------------------------------
+def cell(value: float, decimals: int) -> str:
+    return "-" if math.isnan(value) else f"{value:.{decimals}f}"
+
+
+def markdown_table(evaluation: Evaluation) -> str:
+    """The rows as a Markdown table (also what the command prints)."""
+    lines = ["| setting | " + " | ".join(header for _, header, *_ in COLUMNS) + " |", "| --- |" + " ---: |" * len(COLUMNS)]
+    for name, values in evaluation.rows.items():
+        lines.append(f"| {name} | " + " | ".join(cell(values[key], d) for key, _, _, d in COLUMNS) + " |")
+    return "\n".join(lines)
+
+
+def best_lines(evaluation: Evaluation) -> list[str]:
+    """Which setting is best on which metric, and where gray does better still."""
+    truth_cf = evaluation.rows[TRUTH]["cf"]
+    lines = []
+    for key, header, sign, decimals in COLUMNS:
+        name = evaluation.best()[key]
+        what = f"CF nearest the truth's ({cell(truth_cf, decimals)})" if sign == 0 else header
+        line = f"- {what}: {name} ({cell(evaluation.rows[name][key], decimals)})"
+        if evaluation.goodness(GRAY, key, sign) > evaluation.goodness(name, key, sign):
+            line += f"; gray does better ({cell(evaluation.rows[GRAY][key], decimals)})"
+        lines.append(line)
+    return lines
+
+
+def summary_line(evaluation: Evaluation) -> str:
+    size = evaluation.working_size or "the model's training size"
+    return (
+        f"{len(evaluation.photos)} photos at their own resolution (working size: {size}), "
+        f"{evaluation.gray_photos} of them gray (no pixel of chroma above {GRAY_CHROMA:g}; evaluated too), "
+        f"{len(evaluation.skipped)} unreadable and skipped"
+    )
+
+
+LEGEND = (
+    "AuC: area under the cumulative ab-error curve, thresholds 0-150 (Zhang et al. 2016), ab of the output RGB "
+    "against the photo's; rebal: pixels weighted by the inverse training color prior of their bin. PSNR (dB, per "
+    f"photo, capped at {PSNR_CAP_DB:.1f} = uint8 rounding noise) as mean and median over photos; SSIM mean over "
+    "photos; CF: mean colorfulness (Hasler and Suesstrunk 2003), the truth row is the photos'; ΔCF: mean "
+    "|CF - CF(photo)|."
+)
+
+
+def markdown_report(evaluation: Evaluation, checkpoint: str | Path, grid: Sequence[tuple[str, Path]]) -> str:
+    """metrics.md: what was evaluated, the table, the best setting per metric, the legend, the grid's photos."""
+    parts = [
+        f"# Evaluation of {checkpoint}",
+        "",
+        summary_line(evaluation) + ".",
+        "",
+        markdown_table(evaluation),
+        "",
+        "Best setting per metric:",
+        "",
+        *best_lines(evaluation),
+        "",
+        LEGEND,
+        "",
+        f"grid.png (columns gray | truth | {evaluation.reference().name}), rows by mean ab error:",
+        "",
+        *(f"- {label}: {path}" for label, path in grid),
+    ]
+    return "\n".join(parts) + "\n"
+
+
+def csv_table(evaluation: Evaluation) -> str:
+    """The rows as CSV, one column per metric (empty where it does not apply)."""
+    by_name = {s.name: s for s in evaluation.settings}
+    stream = io.StringIO()
+    writer = csv.writer(stream, lineterminator="\n")
+    writer.writerow(["setting", "decoding", "temperature", "photos", *(key for key, *_ in COLUMNS)])
+    for name, values in evaluation.rows.items():
+        setting = by_name.get(name)
+        decoding = "" if setting is None else setting.decoding or "regression"
+        temperature = "" if setting is None or setting.decoding is None else f"{setting.temperature:g}"
+        numbers = ["" if math.isnan(values[key]) else repr(values[key]) for key, *_ in COLUMNS]
+        writer.writerow([name, decoding, temperature, len(evaluation.photos), *numbers])
+    return stream.getvalue()
+
+
+# --- the grid ---------------------------------------------------------------------------------
+def tile(rgb: Tensor, height: int) -> Image.Image:
+    """uint8 RGB (3, H, W) as a PIL image ``height`` tall, aspect kept."""
+    image = Image.fromarray(rgb.permute(1, 2, 0).cpu().numpy())
+    width = max(1, round(image.width * height / image.height))
+    return image.resize((width, height), Image.Resampling.LANCZOS)
+
+
+def grid_image(rows: Sequence[Sequence[Tensor]], height: int = GRID_TILE_HEIGHT, gap: int = 4) -> Image.Image:
+    """Rows of uint8 RGB images, every tile resized to ``height``, on a white canvas."""
+    tiles = [[tile(image, height) for image in row] for row in rows]
+    widths = [sum(t.width for t in row) + gap * (len(row) - 1) for row in tiles]
+    canvas = Image.new("RGB", (max(widths), len(tiles) * height + gap * (len(tiles) - 1)), "white")
+    for r, row in enumerate(tiles):
+        left = 0
+        for image in row:
+            canvas.paste(image, (left, r * (height + gap)))
+            left += image.width + gap
+    return canvas
+
+
+def grid_rows(module: ColorizationModule, evaluation: Evaluation, device: torch.device) -> list[list[Tensor]]:
+    """gray | truth | output of the grid's photos, colorized again under the reference setting
+    (cheaper than keeping every photo's images until the ranking is known)."""
+    rows = []
+    for _, index in evaluation.grid_photos():
+        rgb = PhotoDataset([evaluation.photos[index]])[0].rgb.to(device)
+        (output,) = colorize_settings(module.net, rgb, [evaluation.reference()], evaluation.working_size)
+        rows.append([Truth.of(rgb).gray(), rgb, output])
+    return rows
+
+
+# --- the command ------------------------------------------------------------------------------
+def listed(values: Sequence[str] | None) -> list[str] | None:
+    """Option values given either way: ``--x a b`` or ``--x '[a, b]'`` (YAML list, as LightningCLI takes)."""
+    if values is None:
+        return None
+    items: list[str] = []
+    for value in values:
+        parsed = yaml.safe_load(value) if value.strip().startswith("[") else [value]
+        items.extend(str(v) for v in (parsed if isinstance(parsed, list) else [parsed]))
+    return items
+
+
+def check_outputs(out: Path, overwrite: bool) -> None:
+    """Before the model loads: ``--out`` is a folder (or can be one), and no output is replaced unasked."""
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} is a file; give a folder for {', '.join(OUTPUT_FILES)}")
+    existing = [name for name in OUTPUT_FILES if (out / name).exists()]
+    if existing and not overwrite:
+        raise ConfigError(f"{out} already holds {', '.join(existing)}; pass --overwrite to replace them, or another --out")
+
+
+def choose_device(name: str | None) -> torch.device:
+    """``--device``, or CUDA when there is one, else the CPU."""
+    if name is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ConfigError(f"--device {name!r} is not a device; give cpu, cuda or cuda:N") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"--device {name}: no CUDA GPU here; use --device cpu")
+    return device
+
+
+def positive(name: str, value: int | None) -> int | None:
+    if value is not None and value < 1:
+        raise ConfigError(f"{name} must be a whole number >= 1, got {value}")
+    return value
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="lit-colorize evaluate", description=__doc__.splitlines()[0])
+    parser.add_argument("--ckpt_path", required=True, help="a lit-colorize checkpoint (.ckpt)")
+    parser.add_argument("--data.inputs", dest="inputs", nargs="+", required=True,
+                        help="color photos: files or folders (searched recursively), e.g. '[photos/]'")  # fmt: skip
+    parser.add_argument("--out", default="evaluation", help="folder for metrics.md, metrics.csv, grid.png")
+    parser.add_argument("--working_size", type=int, default=None, help="the network's shorter side (default: training size)")
+    parser.add_argument("--temperatures", nargs="+", default=None, help="e.g. 0 0.8 or '[0, 0.8]'")
+    parser.add_argument("--decodings", nargs="+", default=None, help="mode_mean, annealed_mean: one, or one per T")
+    parser.add_argument("--max_photos", type=int, default=None, help="evaluate the first N readable photos")
+    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: cuda if there is one)")
+    parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> Evaluation:
+    """The ``evaluate`` subcommand: user errors (lit_colorize.errors) end it with one line in cli.main."""
+    from lit_colorize.colorizer import module_from_checkpoint
+
+    args = parse_args(argv)
+    out = Path(args.out)
+    check_outputs(out, args.overwrite)
+    temperatures = listed(args.temperatures)
+    if temperatures is not None:
+        temperatures = check_temperatures(temperatures, "--temperatures")
+    working_size, max_photos = positive("--working_size", args.working_size), positive("--max_photos", args.max_photos)
+    device = choose_device(args.device)
+    inputs = listed(args.inputs)
+    try:  # a missing input or an empty folder: one line, before the model loads
+        PhotoDataset(inputs, output_dir=out)
+    except FileNotFoundError as error:
+        if not all(Path(i).expanduser().exists() for i in inputs):
+            raise  # its message names the missing input and what to give
+        raise DataError(f"{error}; give --data.inputs files or folders of color photos") from None
+    module = module_from_checkpoint(args.ckpt_path)
+    settings = choose_settings(temperatures, listed(args.decodings), module.net)
+    if not module.is_classifier and (temperatures or args.decodings):
+        default_log("a regression model: --temperatures and --decodings do not apply")
+    evaluation = evaluate(module, inputs, settings, working_size, max_photos, device, skip_dir=out)
+    grid = [(label, evaluation.photos[i]) for label, i in evaluation.grid_photos()]
+    report = markdown_report(evaluation, args.ckpt_path, grid)
+    print(report, end="", flush=True)
+    out.mkdir(parents=True, exist_ok=True)
+    with atomic_write(out / "metrics.md", "w", encoding="utf-8") as stream:
+        stream.write(report)
+    with atomic_write(out / "metrics.csv", "w", encoding="utf-8", newline="") as stream:
+        stream.write(csv_table(evaluation))
+    with atomic_write(out / "grid.png", "wb") as stream:
+        grid_image(grid_rows(module, evaluation, device)).save(stream, format="PNG")
+    print(f"wrote {out / 'metrics.md'}, {out / 'metrics.csv'} and {out / 'grid.png'}")
+    return evaluation
+
