@@ -70,7 +70,7 @@ def make_checkpoint(path: Path) -> Path:
     torch.manual_seed(0)
     module = ColorizationModule(widths=PRESETS["thesis128"])
     module.color_table.built.fill_(True)
-    module.train_image_size.fill_(WORKING_SIZE)
+    module.net.train_image_size.fill_(WORKING_SIZE)
     trainer = L.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False, enable_model_summary=False)
     trainer.strategy.connect(module)
     trainer.save_checkpoint(path)

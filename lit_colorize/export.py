@@ -74,7 +74,7 @@ def export_onnx(
         temperature = check_temperature(temperature)
     output = Path(output)
     module = module.cpu().eval()
-    multiple = module.size_multiple
+    multiple = module.net.size_multiple
     height, width = (max(multiple, s // multiple * multiple) for s in example_size)
     example = torch.rand(1, 1, height, width)
     graph = LToAb(module).eval()
@@ -118,7 +118,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     export_onnx(module, output, args.temperature, opset=args.opset)
     takes = "l" if args.temperature is not None else "l, temperature"
     print(
-        f"wrote {output}: inputs ({takes}) -> ab; H and W multiples of {module.size_multiple}; "
+        f"wrote {output}: inputs ({takes}) -> ab; H and W multiples of {module.net.size_multiple}; "
         f"trained on images of short side {module.net.predict_short_side} (run it at about that size)"
     )
 

@@ -128,7 +128,7 @@ def test_the_readme_onnx_example_colorizes_like_the_python_api(trained: tuple[Co
     settings = 'model, photo, short_side, multiple = "colorize.onnx", "old_photo.jpg", 128, 16  # as `lit-colorize export` printed'
     assert settings in example, "the README example's first settings line changed; update this test"
     example = example.replace(settings, f'model, photo, short_side, multiple = "colorize.onnx", "photo.png", '
-                                        f"{module.net.predict_short_side}, {module.size_multiple}")  # fmt: skip
+                                        f"{module.net.predict_short_side}, {module.net.size_multiple}")  # fmt: skip
     monkeypatch.chdir(tmp_path)
     exec(compile(example, "README.md", "exec"), {})
     with Image.open(tmp_path / "old_photo_color.png") as written:

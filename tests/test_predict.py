@@ -192,7 +192,7 @@ def test_onnx_export_matches_pytorch_on_real_photos(
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     for photo in photos:
         lightness = full_resolution_l(load_rgb(photo))
-        l_norm = network_input(lightness, working_size(*lightness.shape, 96, module.size_multiple))
+        l_norm = network_input(lightness, working_size(*lightness.shape, 96, module.net.size_multiple))
         for t in [0.0, 0.8, 1.0] if temperature is None else [temperature]:
             feeds = {"l": l_norm.numpy()}
             if temperature is None:
