@@ -23,7 +23,7 @@ from lit_colorize.errors import ConfigError, check_temperature, check_temperatur
 from lit_colorize.losses import ClassLossOptions, ClassTargets, LossOutput, class_targets, classification_loss
 from lit_colorize.losses import image_weights, rebalancing_weights, regression_loss
 from lit_colorize.metrics import EvaluationMetrics, PixelAccuracy
-from lit_colorize.options import Decoding, Head, LRSchedule, Optimizer, check_module_options, configure_optimizers
+from lit_colorize.options import Decoding, Head, LRSchedule, Optimizer, build_optimizers, check_module_options
 from lit_colorize.network import ColorizationNet, upgrade_state_dict
 from lit_colorize.prediction import ColorizedPhoto, PhotoItem, RenderSettings, colorize_item
 from lit_colorize.unet import Activation, widths_from
@@ -245,4 +245,4 @@ class ColorizationModule(L.LightningModule):
             require_color_table(state.get("net.color_table.built"), "this checkpoint")
 
     def configure_optimizers(self) -> Any:
-        return configure_optimizers(self.parameters(), self.hparams, lambda: int(self.trainer.estimated_stepping_batches))
+        return build_optimizers(self.parameters(), self.hparams, lambda: int(self.trainer.estimated_stepping_batches))

@@ -45,7 +45,7 @@ def check_module_options(
         raise ConfigError(f"lr must be a finite number > 0, got {lr!r}")
 
 
-def configure_optimizers(parameters: Iterable[torch.nn.Parameter], hparams: Mapping[str, Any], total_steps: Callable[[], int]) -> Any:
+def build_optimizers(parameters: Iterable[torch.nn.Parameter], hparams: Mapping[str, Any], total_steps: Callable[[], int]) -> Any:
     """Adam or RMSprop at ``lr`` with ``weight_decay``; optionally one-cycle (peak ``lr``) or cosine
     decay, stepped per batch over ``total_steps()`` (asked only when a schedule needs it)."""
     optimizer_class = {"adam": torch.optim.Adam, "rmsprop": torch.optim.RMSprop}[hparams["optimizer"]]
