@@ -2,7 +2,9 @@
 
 Each source folder holds class subfolders (``forest/``, ``sea/``...) or images directly
 (an "uncategorized" class). A folder with ``train/`` and ``val/`` subfolders gives the split;
-otherwise a seeded split takes ``val_fraction`` of the photos for validation.
+otherwise a seeded split takes ``val_fraction`` of its photos for validation. Folders in
+``train_roots`` are for training only (e.g. BSDS500's train and val, while its test stays out
+for evaluation), so the held-out split is that of ``roots`` alone.
 """
 
 from __future__ import annotations
@@ -160,6 +162,7 @@ class Landscape(ImageDataModule):
     def __init__(
         self,
         roots: Sequence[str] = ("../shared/data/landscape",),
+        train_roots: Sequence[str] = (),
         image_size: int = 128,
         val_fraction: float = 0.1,
         seed: int = 0,
@@ -178,21 +181,35 @@ class Landscape(ImageDataModule):
         self.train_set: CachedImages | None = None
         self.val_set: CachedImages | None = None
         self.class_names: list[str] = []
+        self.paths: list[Path] = []  # of the cached images, in cache order
         self.train_augmentation = landscape_augmentation(image_size)
 
     def val_classes(self) -> Tensor | None:
         """The folder (class) of each validation photo."""
         return None if self.val_set is None else self.val_set.labels[self.val_set.indices]
 
-    def _listing(self) -> tuple[list[Path], list[str], list[bool]]:
-        """Every image with its class and whether it is a validation image (explicit split only)."""
+    def val_paths(self) -> list[Path]:
+        """The files of the validation (held-out) split, in order (after ``setup``)."""
+        if self.val_set is None:
+            raise RuntimeError("Landscape.setup() has not run yet")
+        return [self.paths[i] for i in self.val_set.indices]
+
+    def _listing(self) -> tuple[list[Path], list[str], list[bool | None]]:
+        """Every image with its class and whether it is a validation image: True/False where a
+        folder says so (``train/`` and ``val/``, or a training-only root), None where the seeded
+        split decides."""
         paths, classes, explicit_val = [], [], []
-        for root in self.hparams.roots:
+        roots = [(root, False) for root in self.hparams.roots] + [(root, True) for root in self.hparams.train_roots]
+        for root, train_only in roots:
             folder = Path(root).expanduser()
             if not folder.is_dir():
-                raise FileNotFoundError(f"photo folder {folder} does not exist; set data.init_args.roots to your folders")
+                key = "train_roots" if train_only else "roots"
+                raise FileNotFoundError(f"photo folder {folder} does not exist; set data.init_args.{key} to your folders")
             split_dirs = [(folder / "train", False), (folder / "val", True)]
-            parts = split_dirs if all(d.is_dir() for d, _ in split_dirs) else [(folder, None)]
+            if train_only:
+                parts = [(d, False) for d, _ in split_dirs] if all(d.is_dir() for d, _ in split_dirs) else [(folder, False)]
+            else:
+                parts = split_dirs if all(d.is_dir() for d, _ in split_dirs) else [(folder, None)]
             for directory, is_val in parts:
                 for path, name in find_images(directory):
                     paths.append(path)
@@ -216,11 +233,13 @@ class Landscape(ImageDataModule):
             raise DataError(f"none of the {len(paths)} files in {list(hp.roots)} could be read as an image")
         self.class_names = sorted({classes[i] for i in good})
         labels = torch.tensor([self.class_names.index(classes[i]) for i in good])
-        if all(explicit_val[i] is not None for i in good):
-            is_val = np.array([explicit_val[i] for i in good])
-        else:
-            is_val = np.zeros(len(good), dtype=bool)
-            is_val[np.random.default_rng(hp.seed).permutation(len(good))[: max(1, round(hp.val_fraction * len(good)))]] = True
+        is_val = np.array([explicit_val[i] is True for i in good])
+        undecided = np.array([i for i, index in enumerate(good) if explicit_val[index] is None], dtype=np.int64)
+        if len(undecided):  # the seeded split, over the photos no folder assigns
+            order = np.random.default_rng(hp.seed).permutation(len(undecided))
+            is_val[undecided[order[: max(1, round(hp.val_fraction * len(undecided)))]]] = True
+        if not is_val.any():
+            raise DataError(f"no validation photos in {list(hp.roots)}: give roots a folder to split or one with val/")
         train_indices = np.nonzero(~is_val)[0]
         if hp.drop_gray:
             colorful = is_colorful(_Rows(images, train_indices), hp.gray_threshold).numpy()
@@ -233,5 +252,6 @@ class Landscape(ImageDataModule):
             "Landscape: %d train / %d val photos of %d classes; %d unreadable files skipped",
             len(train_indices), int(is_val.sum()), len(self.class_names), len(paths) - len(good),
         )  # fmt: skip
+        self.paths = [paths[i] for i in good]
         self.train_set = CachedImages(images, labels, train_indices.tolist())
         self.val_set = CachedImages(images, labels, np.nonzero(is_val)[0].tolist())

@@ -18,6 +18,7 @@ from lit_colorize.module import ColorizationModule
 from lit_colorize.noise import quiet_wandb_init, silence_known_noise
 from lit_colorize.paths import evaluate_without_a_run, free_path, run_dir
 from lit_colorize.precision import default_precision
+from lit_colorize.pretrained import pretrained_checkpoint
 from lit_colorize.resume import resolve_last_checkpoint
 
 
@@ -90,6 +91,10 @@ class ColorizationCLI(LightningCLI):
         subcommand = self.config.get("subcommand")
         if subcommand:
             config = self.config[subcommand]
+            if subcommand == "predict" and not config.get("ckpt_path"):
+                config.ckpt_path = str(pretrained_checkpoint())
+                print(f"predict: no --ckpt_path given, colorizing with the shipped model {config.ckpt_path} "
+                      "(docs/MODEL_CARD.md)", file=sys.stderr, flush=True)  # fmt: skip
             check_ckpt_path(subcommand, config.get("ckpt_path"), (config.get("model") or {}).get("class_path"))
 
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:

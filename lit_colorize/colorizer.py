@@ -1,7 +1,7 @@
 """Colorizer: colorize photos from Python with a trained checkpoint, no Trainer needed.
 
     from lit_colorize import Colorizer
-    colorizer = Colorizer.from_checkpoint("best.ckpt", device="cpu")
+    colorizer = Colorizer.pretrained()   # the shipped model; or Colorizer.from_checkpoint("best.ckpt", device="cpu")
     color = colorizer.colorize("old_photo.jpg", temperature=0.8)   # a PIL image, full size
 """
 
@@ -24,6 +24,7 @@ from lit_colorize.imageio import pillow_pixels, read_image
 from lit_colorize.bins import MissingColorTableError, require_color_table
 from lit_colorize.module import ColorizationModule
 from lit_colorize.network import upgrade_state_dict
+from lit_colorize.pretrained import pretrained_checkpoint
 
 ImageLike = Union[str, Path, Image.Image, np.ndarray, Tensor]
 # A float image this far outside [0, 1] is on another scale (0..255, say), not resampling overshoot.
@@ -111,13 +112,13 @@ _RESOLVED_BY_LIGHTNING = ("last", "best", "hpc")
 
 def check_ckpt_path(subcommand: str, ckpt_path: str | Path | None, model_class_path: str | None) -> None:
     """``--ckpt_path`` of ``fit|validate|test|predict``, checked before Lightning reads it:
-    predict needs one (there is no default model yet, and an untrained one colorizes orange);
-    a local file must be a readable, safe Lightning checkpoint, and when the model is
-    ColorizationModule, one of its checkpoints. Raises a :class:`CheckpointError` naming the file."""
+    predict needs one (an untrained model colorizes orange; the CLI gives it the shipped model
+    when none is named); a local file must be a readable, safe Lightning checkpoint, and when the
+    model is ColorizationModule, one of its checkpoints. Raises a :class:`CheckpointError` naming the file."""
     if subcommand == "predict" and not ckpt_path:
         raise CheckpointError(
             "predict needs a trained model: pass --ckpt_path path/to/best.ckpt (lit-colorize fit writes them "
-            "under logs/<project>/<run id>/checkpoints/)"
+            "under logs/<project>/<run id>/checkpoints/), or leave it out for the shipped model"
         )
     if not ckpt_path or str(ckpt_path) in _RESOLVED_BY_LIGHTNING or "://" in str(ckpt_path):
         return
@@ -172,6 +173,11 @@ class Colorizer:
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str | torch.device = "cpu", working_size: int | None = None) -> Colorizer:
         return cls(module_from_checkpoint(path, map_location="cpu"), device, working_size)
+
+    @classmethod
+    def pretrained(cls, device: str | torch.device = "cpu", working_size: int | None = None) -> Colorizer:
+        """The model shipped with the package (see ``docs/MODEL_CARD.md``): no training needed."""
+        return cls.from_checkpoint(pretrained_checkpoint(), device, working_size)
 
     @torch.no_grad()
     def colorize(self, image: ImageLike | Sequence[ImageLike], temperature: float = 0.8) -> Any:

@@ -55,7 +55,8 @@ from lit_colorize.fullres import render
 from lit_colorize.metrics import ABErrorAUC, colorfulness
 from lit_colorize.module import ColorizationModule
 from lit_colorize.network import ColorizationNet
-from lit_colorize.photo_files import PhotoDataset
+from lit_colorize.photo_files import PhotoDataset, read_file_list
+from lit_colorize.pretrained import pretrained_checkpoint
 
 #: A photo with no pixel of chroma |ab| above this (ab units) counts as gray (Landscape's gray_threshold).
 GRAY_CHROMA = 6.0
@@ -493,9 +494,11 @@ def positive(name: str, value: int | None) -> int | None:
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="lit-colorize evaluate", description=__doc__.splitlines()[0])
-    parser.add_argument("--ckpt_path", required=True, help="a lit-colorize checkpoint (.ckpt)")
-    parser.add_argument("--data.inputs", dest="inputs", nargs="+", required=True,
+    parser.add_argument("--ckpt_path", default=None, help="a lit-colorize checkpoint (.ckpt); default: the shipped model")
+    parser.add_argument("--data.inputs", dest="inputs", nargs="+", default=[],
                         help="color photos: files or folders (searched recursively), e.g. '[photos/]'")  # fmt: skip
+    parser.add_argument("--files_from", default=None,
+                        help="a text file of photo paths, one a line (e.g. a held-out split), with or instead of --data.inputs")  # fmt: skip
     parser.add_argument("--out", default="evaluation", help="folder for metrics.md, metrics.csv, grid.png")
     parser.add_argument("--working_size", type=int, default=None, help="the network's shorter side (default: training size)")
     parser.add_argument("--temperatures", nargs="+", default=None, help="e.g. 0 0.8 or '[0, 0.8]'")
@@ -518,20 +521,23 @@ def main(argv: Sequence[str] | None = None) -> Evaluation:
         temperatures = check_temperatures(temperatures, "--temperatures")
     working_size, max_photos = positive("--working_size", args.working_size), positive("--max_photos", args.max_photos)
     device = choose_device(args.device)
-    inputs = listed(args.inputs)
+    inputs = listed(args.inputs) + (read_file_list(args.files_from) if args.files_from else [])
+    if not inputs:
+        raise ConfigError("no photos: give --data.inputs '[folder/]' or --files_from list.txt")
     try:  # a missing input or an empty folder: one line, before the model loads
         PhotoDataset(inputs, output_dir=out)
     except FileNotFoundError as error:
         if not all(Path(i).expanduser().exists() for i in inputs):
             raise  # its message names the missing input and what to give
         raise DataError(f"{error}; give --data.inputs files or folders of color photos") from None
-    module = module_from_checkpoint(args.ckpt_path)
+    checkpoint = args.ckpt_path or pretrained_checkpoint()
+    module = module_from_checkpoint(checkpoint)
     settings = choose_settings(temperatures, listed(args.decodings), module.net)
     if not module.is_classifier and (temperatures or args.decodings):
         default_log("a regression model: --temperatures and --decodings do not apply")
     evaluation = evaluate(module, inputs, settings, working_size, max_photos, device, skip_dir=out)
     grid = [(label, evaluation.photos[i]) for label, i in evaluation.grid_photos()]
-    report = markdown_report(evaluation, args.ckpt_path, grid)
+    report = markdown_report(evaluation, checkpoint, grid)
     print(report, end="", flush=True)
     out.mkdir(parents=True, exist_ok=True)
     with atomic_write(out / "metrics.md", "w", encoding="utf-8") as stream:

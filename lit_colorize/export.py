@@ -99,7 +99,7 @@ def export_onnx(
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="lit-colorize export", description=__doc__.splitlines()[0])
-    parser.add_argument("--ckpt_path", required=True, help="a lit-colorize checkpoint (.ckpt)")
+    parser.add_argument("--ckpt_path", default=None, help="a lit-colorize checkpoint (.ckpt); default: the shipped model")
     parser.add_argument("--output", required=True, help="the .onnx file to write")
     parser.add_argument("--temperature", type=float, default=None,
                         help="fix T in the graph (e.g. 0.8); left out, T is a second input")  # fmt: skip
@@ -107,6 +107,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     args = parser.parse_args(argv)
     from lit_colorize.colorizer import module_from_checkpoint
+    from lit_colorize.pretrained import pretrained_checkpoint
 
     output = Path(args.output)
     if output.exists() and not args.overwrite:
@@ -114,7 +115,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.temperature is not None:
         check_temperature(args.temperature, "--temperature")
     # Errors of the user's files (lit_colorize.errors) end the command with one line, in cli.main.
-    module = module_from_checkpoint(args.ckpt_path)
+    module = module_from_checkpoint(args.ckpt_path or pretrained_checkpoint())
     export_onnx(module, output, args.temperature, opset=args.opset)
     takes = "l" if args.temperature is not None else "l, temperature"
     print(

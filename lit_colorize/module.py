@@ -61,6 +61,7 @@ class ColorizationModule(L.LightningModule):
         gamut_classes: bool = False,
         gray_image_threshold: float | None = None,
         output_stride: int = 1,
+        global_context: bool = False,
         fused_head_loss: bool = True,
         channels_last: bool = True,
         compile: bool = False,
@@ -69,7 +70,8 @@ class ColorizationModule(L.LightningModule):
         ``class_rebalancing`` (Gaussian ``rebalancing_sigma`` in ab units, uniform share
         ``rebalancing_mix``), ``soft_targets`` k > 0 nearest bins (``soft_sigma``),
         ``gamut_classes``, ``gray_image_threshold`` (loss weight 0 for training images with no
-        chroma above it); ``output_stride`` 2 or 4: logits at 1/2 or 1/4 of the input size.
+        chroma above it); ``output_stride`` 2 or 4: logits at 1/2 or 1/4 of the input size;
+        ``global_context``: Iizuka et al.'s global scene vector fused into the bottleneck.
 
         ``fused_head_loss``: the classification loss in chunks of pixels without the logits
         (``chunked_head``); off, ``F.cross_entropy`` over the full logits. ``channels_last``:
@@ -82,7 +84,9 @@ class ColorizationModule(L.LightningModule):
         predict_temperatures = check_temperatures(predict_temperatures, "predict_temperatures")
         self.save_hyperparameters()
         try:
-            self.net = ColorizationNet(head, grid_size, widths, activation, output_stride, decoding, gamut_classes, channels_last)
+            self.net = ColorizationNet(
+                head, grid_size, widths, activation, output_stride, decoding, gamut_classes, channels_last, global_context
+            )
         except ValueError as error:  # widths, activation, output_stride: the user's options
             raise ConfigError(str(error)) from error
         self.loss_options = ClassLossOptions(grid_size, soft_targets, soft_sigma, gamut_classes, class_rebalancing)

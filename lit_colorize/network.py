@@ -43,10 +43,11 @@ class ColorizationNet(UNet):
         decoding: Decoding = "mode_mean",
         gamut_classes: bool = False,
         channels_last: bool = True,
+        global_context: bool = False,
     ) -> None:
         self.is_classifier = head == "classification"
         num_bins = grid_size * grid_size
-        super().__init__(1, num_bins if self.is_classifier else 2, widths, activation, output_stride)
+        super().__init__(1, num_bins if self.is_classifier else 2, widths, activation, output_stride, global_context)
         self.grid_size, self.decoding, self.gamut_classes, self.channels_last = grid_size, decoding, gamut_classes, channels_last
         self.color_table = ColorTable(grid_size) if self.is_classifier else None
         self.register_buffer("class_of_bin", torch.arange(num_bins))

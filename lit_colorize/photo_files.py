@@ -120,3 +120,30 @@ class PhotoDataset(Dataset):
 def collate_photos(items: list[PhotoItem]) -> list[PhotoItem]:
     """Photos differ in size: a batch is a list, not a stacked tensor."""
     return list(items)
+
+
+def read_file_list(list_path: str | Path) -> list[str]:
+    """The photo paths a list file names, one per line (``--files_from``, as tar and rsync take
+    it): blank lines and ``#`` comments are skipped; relative paths are relative to the current
+    folder, like every other path on the command line. A missing list or listed file is one
+    line naming both."""
+    list_path = Path(list_path).expanduser()
+    try:
+        lines = list_path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        raise FileNotFoundError(f"file list {list_path} not found; give a text file of photo paths, one a line") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise FileNotFoundError(f"cannot read file list {list_path} ({error}); give a text file of photo paths") from None
+    paths = []
+    for number, line in enumerate(lines, start=1):
+        entry = line.strip()
+        if not entry or entry.startswith("#"):
+            continue
+        if not Path(entry).expanduser().exists():
+            raise FileNotFoundError(
+                f"{list_path}:{number}: {entry} does not exist (paths are relative to the current folder, {Path.cwd()})"
+            )
+        paths.append(entry)
+    if not paths:
+        raise FileNotFoundError(f"file list {list_path} names no photos")
+    return paths

@@ -50,6 +50,28 @@ class ConvBlock(nn.Sequential):
         )
 
 
+class GlobalContextFusion(nn.Module):
+    """Iizuka et al. (2016)'s fusion of a global scene vector into every position, cheaply.
+
+    The bottleneck's mean over all positions goes through a linear layer and an activation
+    (the global feature). Iizuka et al. concatenate it to every position and mix with a 1x1
+    convolution; that equals a 1x1 convolution of the features plus a linear map of the global
+    vector, added at every position, which is what this computes (no (B, 2C, H, W) tensor).
+    A forest or a sea photo is then decided for the whole image, not patch by patch.
+    """
+
+    def __init__(self, channels: int, activation: str = "relu") -> None:
+        super().__init__()
+        self.context = nn.Sequential(nn.Linear(channels, channels), make_activation(activation))
+        self.local = nn.Conv2d(channels, channels, 1)
+        self.from_context = nn.Linear(channels, channels, bias=False)
+        self.out = nn.Sequential(nn.BatchNorm2d(channels), make_activation(activation))
+
+    def forward(self, x: Tensor) -> Tensor:
+        context = self.from_context(self.context(x.mean(dim=(2, 3))))
+        return self.out(self.local(x) + context[:, :, None, None])
+
+
 class UNet(nn.Module):
     """Encoder of ConvBlocks and 2x2 max-pools, decoder of stride-2 transposed convolutions
     concatenated with the encoder block of the same size, and a 1x1 output convolution.
@@ -57,6 +79,7 @@ class UNet(nn.Module):
     ``widths`` lists the channels per level, the last being the bottleneck; inputs must be
     divisible by ``2 ** (len(widths) - 1)``. ``output_stride`` 2 or 4 stops the decoder one
     or two levels early: outputs at 1/2 or 1/4 of the input size, for less compute.
+    ``global_context`` fuses a global scene vector into the bottleneck (:class:`GlobalContextFusion`).
     """
 
     def __init__(
@@ -66,6 +89,7 @@ class UNet(nn.Module):
         widths: Sequence[int] = PRESETS["thesis32_small"],
         activation: Activation = "relu",
         output_stride: int = 1,
+        global_context: bool = False,
     ) -> None:
         super().__init__()
         widths = tuple(int(w) for w in widths)
@@ -82,6 +106,7 @@ class UNet(nn.Module):
             self.encoders.append(ConvBlock(channels, width, activation))
             channels = width
         self.pool = nn.MaxPool2d(2)
+        self.global_context = GlobalContextFusion(channels, activation) if global_context else None
         self.upsamplers = nn.ModuleList()
         self.decoders = nn.ModuleList()
         for skip_width in list(reversed(widths[:-1]))[: len(widths) - 1 - skipped_levels]:
@@ -115,6 +140,8 @@ class UNet(nn.Module):
                 x = self.pool(x)
             x = encoder(x)
             skips.append(x)
+        if self.global_context is not None:
+            x = self.global_context(x)
         for upsample, decoder, skip in zip(self.upsamplers, self.decoders, reversed(skips[:-1])):
             x = decoder(torch.cat([upsample(x), skip], dim=1))
         return x

@@ -21,6 +21,7 @@ OWN_TRAINER = {
     "cifar100_subset": {"max_epochs": 50, "log_every_n_steps": 20},
     "landscape": {"max_epochs": 30, "log_every_n_steps": 20},
     "landscape_bsds500": {"max_epochs": 30, "log_every_n_steps": 20},
+    "recipe": {"max_epochs": 50, "log_every_n_steps": 20},
 }
 LANDSCAPE_ROOTS = ["../shared/data/landscape"]
 BSDS500_ROOTS = ["../shared/data/landscape", "../shared/data/photos/bsds500"]
@@ -67,6 +68,13 @@ def test_landscape_bsds500_is_landscape_plus_its_roots() -> None:
     assert landscape["data"]["init_args"].pop("roots") == LANDSCAPE_ROOTS
     assert bsds500["data"]["init_args"].pop("roots") == BSDS500_ROOTS
     assert bsds500 == landscape
+
+
+def test_the_recipe_trains_on_every_photo_but_bsds500_test_and_holds_out_landscape() -> None:
+    data = job("recipe")["data"]["init_args"]
+    assert data["roots"] == LANDSCAPE_ROOTS  # split 90/10, seeded: the held-out tenth is validation
+    assert data["train_roots"] == ["../shared/data/photos/bsds500"]  # its train/ and val/, never test/
+    assert (data["val_fraction"], data["seed"]) == (0.1, 0)  # docs/model/heldout_landscape.txt
 
 
 def test_command_line_wins_over_the_job_and_the_shared_file() -> None:

@@ -259,3 +259,29 @@ def test_command_user_errors_are_one_line(case: str, photos: Path, checkpoint: P
     assert message.startswith("lit-colorize evaluate: error: ") and "\n" not in message
     assert str(ckpt if case == "bad checkpoint" else inputs) in message
     assert not (tmp_path / "out").exists()
+
+
+def test_files_from_evaluates_exactly_the_listed_photos(
+    photos: Path, checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A held-out split as a list: relative to the current folder, comments and blanks skipped.
+    monkeypatch.chdir(photos.parent)
+    listing = tmp_path / "held_out.txt"
+    listing.write_text("# held-out split\n\nphotos/p0.png\n  photos/p2.png  \n", encoding="utf-8")
+    out = tmp_path / "listed"
+    main(["evaluate", "--ckpt_path", str(checkpoint), "--files_from", str(listing), "--out", str(out),
+          "--temperatures", "[0.8]", "--decodings", "mode_mean"])  # fmt: skip
+    expected = evaluate(
+        module_from_checkpoint(checkpoint), [photos / "p0.png", photos / "p2.png"], [Setting("mode_mean", 0.8)], log=lambda m: None
+    )
+    table = read_csv(out / "metrics.csv")
+    assert table[GRAY]["photos"] == "2"
+    assert float(table["mode_mean T=0.8"]["auc"]) == pytest.approx(expected.rows["mode_mean T=0.8"]["auc"], rel=1e-6)
+
+    listing.write_text("photos/p0.png\nphotos/gone.png\n", encoding="utf-8")
+    with pytest.raises(SystemExit) as error:
+        main(["evaluate", "--ckpt_path", str(checkpoint), "--files_from", str(listing), "--out", str(tmp_path / "o2")])
+    message = str(error.value.code)
+    assert f"{listing}:2: photos/gone.png does not exist" in message and "\n" not in message
+    with pytest.raises(SystemExit, match="--files_from"):
+        main(["evaluate", "--ckpt_path", str(checkpoint), "--out", str(tmp_path / "o3")])

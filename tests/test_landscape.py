@@ -70,6 +70,25 @@ def test_explicit_train_and_val_folders(tmp_path: Path) -> None:
     assert (len(dm.train_set), len(dm.val_set)) == (5, 3)
 
 
+def test_train_roots_train_only_and_the_held_out_split_is_that_of_roots_alone(tmp_path: Path) -> None:
+    # The recipe's layout: Landscape split 80/20, BSDS500's train and val all for training.
+    landscape = write_photos(tmp_path / "landscape" / "forest", 10)
+    bsds = write_photos(tmp_path / "bsds" / "train", 4) + write_photos(tmp_path / "bsds" / "val", 2)
+    write_photos(tmp_path / "bsds" / "test", 3)  # not listed: stays out for evaluation
+    common = dict(image_size=8, val_fraction=0.2, seed=3, cache_dir=str(tmp_path / "cache"), drop_gray=False)
+    alone = Landscape(roots=[str(tmp_path / "landscape")], **common)
+    alone.setup()
+    both = Landscape(roots=[str(tmp_path / "landscape")], train_roots=[str(tmp_path / "bsds")], **common)
+    both.setup()
+    assert (len(both.train_set), len(both.val_set)) == (8 + 6, 2)
+    assert both.val_paths() == alone.val_paths()  # adding training data never moves the held-out split
+    assert set(both.val_paths()) <= set(landscape)
+    train_paths = {both.paths[i] for i in both.train_set.indices}
+    assert set(bsds) <= train_paths and not any("test" in p.parts for p in both.paths)
+    with pytest.raises(FileNotFoundError, match="train_roots"):
+        Landscape(roots=[str(tmp_path / "landscape")], train_roots=[str(tmp_path / "nope")], **common).setup()
+
+
 def test_empty_or_missing_folders_are_clear_errors(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     with pytest.raises(FileNotFoundError, match="no images"):

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-from lit_colorize.unet import PRESETS, ConvBlock, UNet, widths_from
+from lit_colorize.unet import PRESETS, ConvBlock, GlobalContextFusion, UNet, widths_from
 
 
 def conv_block_params(cin: int, cout: int) -> int:
@@ -80,3 +81,34 @@ def test_input_size_must_fit_the_depth() -> None:
     assert net(torch.rand(2, 1, 24, 40)).shape == (2, 2, 24, 40)
     with pytest.raises(ValueError, match="multiple of 4"):
         net(torch.rand(1, 1, 30, 32))
+
+
+def test_global_context_adds_three_c_squared_plus_four_c_parameters() -> None:
+    # By hand, at the 32-channel bottleneck: context Linear 32*32+32, local 1x1 conv 32*32+32,
+    # from_context Linear 32*32 (no bias), BatchNorm 2*32: 3 * 32**2 + 4 * 32 = 3,200.
+    assert count(UNet(1, 324, PRESETS["thesis32_small"], global_context=True)) == 35_748 + 3_200
+
+
+def test_global_context_equals_concatenation_and_a_1x1_convolution() -> None:
+    # Iizuka et al.'s fusion layer, computed the literal way as an oracle: tile the global
+    # vector over every position, concatenate, 1x1 convolution.
+    torch.manual_seed(0)
+    fusion = GlobalContextFusion(6).eval()
+    x = torch.randn(2, 6, 5, 7)
+    with torch.no_grad():
+        vector = fusion.context(x.mean(dim=(2, 3)))
+        tiled = vector[:, :, None, None].expand(-1, -1, 5, 7)
+        weight = torch.cat([fusion.local.weight, fusion.from_context.weight[:, :, None, None]], dim=1)
+        literal = fusion.out(F.conv2d(torch.cat([x, tiled], dim=1), weight, fusion.local.bias))
+        assert torch.allclose(fusion(x), literal, atol=1e-5)
+
+
+def test_global_context_lets_every_pixel_see_the_whole_photo() -> None:
+    # The top-left corner reaches the bottom-right outputs only through the global vector: the
+    # plain U-Net's receptive field is far smaller than 64 px, so its gradient there is exactly 0.
+    for global_context, reaches in ((False, False), (True, True)):
+        torch.manual_seed(0)
+        net = UNet(1, 2, (8, 16, 32), global_context=global_context).eval()
+        image = torch.rand(1, 1, 64, 64, requires_grad=True)
+        net(image)[..., -8:, -8:].sum().backward()
+        assert (image.grad[..., :16, :16].abs().max().item() > 0) is reaches, global_context

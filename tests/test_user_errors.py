@@ -19,6 +19,7 @@ from PIL import Image
 from datamodules import CIFAR100Subset, Landscape, Photos, ToyShapes
 from lit_colorize import ColorizationModule
 from lit_colorize import module as module_file
+from lit_colorize import pretrained
 from lit_colorize.cli import main
 from lit_colorize.bins import MissingColorTableError
 from lit_colorize.errors import ConfigError, UserError, check_temperatures, find_user_error, one_line
@@ -126,12 +127,14 @@ def test_export_refuses_a_checkpoint_with_an_unknown_hyperparameter(checkpoint: 
     assert "mystery_option" in message and str(tmp_path / "other.ckpt") in message
 
 
-def test_predict_without_a_checkpoint_is_refused(tmp_path: Path, monkeypatch) -> None:
-    """Today it colorizes with an untrained model (orange images, exit 0)."""
+def test_predict_without_a_checkpoint_and_no_shipped_model_is_one_line(tmp_path: Path, monkeypatch) -> None:
+    """No --ckpt_path means the shipped model (tests/test_pretrained.py); an installation that lacks
+    it says so and what to pass, rather than colorizing with an untrained model (orange images)."""
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(pretrained, "PRETRAINED_NAME", "not_shipped.ckpt")
     Image.new("RGB", (40, 32), (90, 90, 90)).save(tmp_path / "photo.png")
     message = user_error("predict", "--config", PREDICT, "--data.inputs", f"[{tmp_path / 'photo.png'}]")
-    assert "--ckpt_path" in message
+    assert "--ckpt_path" in message and "shipped model" in message and "not_shipped.ckpt" in message
     assert not (tmp_path / "colorized").exists()
 
 
