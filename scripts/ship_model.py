@@ -10,6 +10,7 @@ colorize bit for bit like the checkpoint the model card measured.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -30,15 +31,18 @@ def main(argv: list[str] | None = None) -> None:
     out = Path(args.out)
     if out.exists() and not args.overwrite:
         sys.exit(f"{out} exists; pass --overwrite to replace the shipped model")
-    size = write_slim_checkpoint(args.checkpoint, out)
-    original, shipped = module_from_checkpoint(args.checkpoint), module_from_checkpoint(out)
+    # Verified before it takes the shipped name, so a failed check never costs the model shipped before.
+    candidate = out.with_name(f".{out.name}.candidate")
+    size = write_slim_checkpoint(args.checkpoint, candidate)
+    original, shipped = module_from_checkpoint(args.checkpoint), module_from_checkpoint(candidate)
     photo = torch.randint(0, 256, (3, 150, 200), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         pairs = zip(original.net.colorize_photo(photo, [0.0, 1.0]), shipped.net.colorize_photo(photo, [0.0, 1.0]))
         same = all(torch.equal(a, b) for a, b in pairs)
     if not same:
-        out.unlink()
+        candidate.unlink()
         sys.exit(f"the slim copy of {args.checkpoint} does not colorize like the original; nothing shipped")
+    os.replace(candidate, out)
     print(f"wrote {out}: {size / 2**20:.2f} MB, colorizes exactly as {args.checkpoint}")
 
 
