@@ -1,0 +1,5 @@
+"""Video colorization: streamed decoding and encoding (PyAV), optical flow on the gray frames
+(OpenCV's DIS), a temporal stabiliser of the predicted ab, and temporal-consistency metrics.
+
+Needs the ``video`` extra: ``pip install -e ".[video]"`` (PyAV and opencv-python-headless).
+"""
