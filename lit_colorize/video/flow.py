@@ -1,0 +1,253 @@
+"""Optical flow on the gray frames (OpenCV's DIS), backward warping, and Lai et al.'s
+occlusion mask: the geometry that the temporal-consistency metrics share.
+
+Conventions (the whole of :mod:`lit_colorize.video`):
+
+* A flow field is float32 ``(H, W, 2)`` holding ``(dx, dy)`` such that
+  ``frame_a(x, y) ≈ frame_b(x + dx, y + dy)``: the flow "from a to b", in frame a's
+  coordinates, as ``cv2.DISOpticalFlow.calc(a, b)`` returns it.
+* :func:`warp` is backward warping, ``output(x) = image(x + flow(x))``: warping frame b with the
+  flow from a to b brings b into frame a's coordinates.
+* Masks (:func:`occlusion_mask`, :attr:`PairGeometry.valid`) are bool ``(H, W)`` in frame a's
+  coordinates, so they apply directly to ``warp(b, flow_ab) - a``.
+* Flow is estimated on CIE L* (:func:`to_gray_u8`), the channel the colorizer keeps, so every
+  colorized row of a benchmark shares the geometry of its input video.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Literal
+
+import numpy as np
+
+try:
+    import cv2
+except ImportError:  # pragma: no cover - depends on the environment
+    raise ImportError("video needs OpenCV: pip install -e '.[video]' (opencv-python-headless)") from None
+
+Preset = Literal["ultrafast", "fast", "medium"]
+
+_PRESETS: dict[str, int] = {
+    "ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST,
+    "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
+    "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM,
+}
+
+# sRGB -> CIE XYZ (D65), the constants of kornia.color.rgb_to_lab (lit_colorize.color), so the
+# gray frame here is the L* the colorizer sees.
+_RGB_TO_XYZ = np.array(
+    [[0.412453, 0.357580, 0.180423], [0.212671, 0.715160, 0.072169], [0.019334, 0.119193, 0.950227]]
+)
+_D65_WHITE = np.array([0.95047, 1.0, 1.08883])
+_LAB_EPSILON = 0.008856
+
+
+def _srgb_to_linear_table() -> np.ndarray:
+    """The 256 uint8 sRGB levels, linearised exactly (a lookup replaces a power per pixel)."""
+    v = np.arange(256, dtype=np.float64) / 255.0
+    return np.where(v > 0.04045, ((v + 0.055) / 1.055) ** 2.4, v / 12.92).astype(np.float32)
+
+
+_SRGB_TO_LINEAR = _srgb_to_linear_table()
+
+
+def lab_f(t: np.ndarray) -> np.ndarray:
+    """CIE Lab's companding f(t) of float32 ``t`` (cube root above 0.008856, linear below),
+    kornia's constants. ``cv2.pow`` takes the cube root: within 2e-7 of ``np.cbrt``, 7× faster."""
+    out = cv2.pow(np.maximum(t, np.float32(_LAB_EPSILON)), 1.0 / 3.0)
+    low = t <= _LAB_EPSILON
+    if low.any():
+        out[low] = 7.787 * t[low] + 4.0 / 29.0
+    return out
+
+
+def check_rgb_u8(rgb: np.ndarray, name: str = "rgb") -> None:
+    if not isinstance(rgb, np.ndarray) or rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
+        raise ValueError(
+            f"{name} must be a uint8 numpy array of shape (H, W, 3), got "
+            f"{getattr(rgb, 'dtype', type(rgb).__name__)} {getattr(rgb, 'shape', '')}"
+        )
+
+
+def linear_xyz_normalized(rgb: np.ndarray) -> np.ndarray:
+    """uint8 RGB ``(H, W, 3)`` -> XYZ divided by the D65 white, float32 ``(H, W, 3)``."""
+    check_rgb_u8(rgb)
+    linear = _SRGB_TO_LINEAR[rgb]
+    matrix = (_RGB_TO_XYZ / _D65_WHITE[:, None]).astype(np.float32)
+    return cv2.transform(linear, matrix)
+
+
+def to_gray_u8(rgb: np.ndarray) -> np.ndarray:
+    """uint8 RGB ``(H, W, 3)`` -> uint8 gray ``(H, W)``: CIE L* × 2.55, rounded.
+
+    L* rather than luma (``COLOR_RGB2GRAY``) because the colorizer keeps L*: flow estimated on it
+    is the same for the input video and for every colorization of it. Computed exactly (sRGB
+    lookup, kornia's matrix and white point) rather than with ``cv2.cvtColor(COLOR_RGB2Lab)``,
+    whose uint8 L channel is L* × 255/100 too but up to 1.3 levels off the exact value.
+    """
+    check_rgb_u8(rgb)
+    linear = _SRGB_TO_LINEAR[rgb]
+    y = cv2.transform(linear, _RGB_TO_XYZ[1:2].astype(np.float32))
+    lightness = 116.0 * lab_f(y) - 16.0
+    return np.clip(np.rint(lightness * 2.55), 0, 255).astype(np.uint8)
+
+
+def _check_gray(gray: np.ndarray, name: str) -> None:
+    if not isinstance(gray, np.ndarray) or gray.dtype != np.uint8 or gray.ndim != 2:
+        raise ValueError(
+            f"{name} must be a uint8 gray frame of shape (H, W), got "
+            f"{getattr(gray, 'dtype', type(gray).__name__)} {getattr(gray, 'shape', '')}"
+        )
+
+
+def check_flow(flow: np.ndarray, name: str = "flow") -> None:
+    if not isinstance(flow, np.ndarray) or flow.ndim != 3 or flow.shape[2] != 2 or flow.dtype != np.float32:
+        raise ValueError(
+            f"{name} must be float32 of shape (H, W, 2), got "
+            f"{getattr(flow, 'dtype', type(flow).__name__)} {getattr(flow, 'shape', '')}"
+        )
+
+
+class FlowEstimator:
+    """Dense flow between two gray frames with OpenCV's DIS (Kroeger et al. 2016): fast enough on
+    the CPU for full-resolution video ("medium" ≈ a few frames a second at 1080p)."""
+
+    def __init__(self, preset: Preset = "medium") -> None:
+        if preset not in _PRESETS:
+            raise ValueError(f"preset must be one of {sorted(_PRESETS)}, got {preset!r}")
+        self.preset = preset
+        self._dis = cv2.DISOpticalFlow_create(_PRESETS[preset])
+
+    def __call__(self, gray_a: np.ndarray, gray_b: np.ndarray) -> np.ndarray:
+        """The flow from a to b, float32 ``(H, W, 2)``: ``gray_a(x) ≈ gray_b(x + flow(x))``."""
+        _check_gray(gray_a, "gray_a")
+        _check_gray(gray_b, "gray_b")
+        if gray_a.shape != gray_b.shape:
+            raise ValueError(f"frames differ in size: {gray_a.shape} and {gray_b.shape}")
+        flow = self._dis.calc(np.ascontiguousarray(gray_a), np.ascontiguousarray(gray_b), None)
+        return np.asarray(flow, dtype=np.float32)
+
+
+def remap_maps(flow: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The absolute sampling positions ``x + dx``, ``y + dy`` (float32 maps for ``cv2.remap``)."""
+    check_flow(flow)
+    height, width = flow.shape[:2]
+    map_x = flow[..., 0] + np.arange(width, dtype=np.float32)[None, :]
+    map_y = flow[..., 1] + np.arange(height, dtype=np.float32)[:, None]
+    return map_x, map_y
+
+
+def warp_with_maps(image: np.ndarray, map_x: np.ndarray, map_y: np.ndarray) -> np.ndarray:
+    """:func:`warp` with the maps precomputed (one geometry serves every row of a benchmark)."""
+    if image.ndim not in (2, 3) or image.shape[:2] != map_x.shape:
+        raise ValueError(f"image {image.shape} does not match the flow's size {map_x.shape}")
+    if image.dtype not in (np.float32, np.uint8):
+        raise ValueError(f"image must be float32 or uint8, got {image.dtype}")
+    source = image.astype(np.float32, copy=False)
+    out = cv2.remap(source, map_x, map_y, interpolation=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    if image.ndim == 3 and out.ndim == 2:  # cv2 drops a trailing channel axis of length 1
+        out = out[..., None]
+    return out
+
+
+def warp(image: np.ndarray, flow: np.ndarray) -> np.ndarray:
+    """Backward warping, ``output(x) = image(x + flow(x))``, bilinear; float32 out.
+
+    ``image`` is ``(H, W)`` or ``(H, W, C)``, float32 or uint8. Samples outside the frame take
+    the nearest edge value (replicate, as the Resample2d layer Lai et al. warp with clamps its
+    indices); :func:`out_of_frame` marks them. OpenCV 5's ``cv2.remap`` samples float32 at the
+    exact position; OpenCV 4 quantises it to 1/32 pixel (an error under 1/64 of the local step).
+    """
+    return warp_with_maps(image, *remap_maps(flow))
+
+
+def _outside(map_x: np.ndarray, map_y: np.ndarray) -> np.ndarray:
+    height, width = map_x.shape
+    return (map_x < 0) | (map_x > width - 1) | (map_y < 0) | (map_y > height - 1)
+
+
+def out_of_frame(flow: np.ndarray) -> np.ndarray:
+    """bool ``(H, W)``: True where ``x + flow(x)`` falls outside the frame ``[0, W-1] × [0, H-1]``."""
+    return _outside(*remap_maps(flow))
+
+
+def flow_magnitude_sq(flow: np.ndarray) -> np.ndarray:
+    """``dx² + dy²`` per pixel (Lai et al.'s ``compute_flow_magnitude``)."""
+    return flow[..., 0] * flow[..., 0] + flow[..., 1] * flow[..., 1]
+
+
+def flow_gradient_sq(flow: np.ndarray) -> np.ndarray:
+    """Sum of the squared x and y differences of both flow components (Lai et al.'s
+    ``compute_flow_gradients``: forward differences, zero in the last column and row)."""
+    grad = np.zeros(flow.shape[:2], dtype=np.float32)
+    du = flow[:, :-1] - flow[:, 1:]
+    dv = flow[:-1, :] - flow[1:, :]
+    grad[:, :-1] += (du * du).sum(axis=2)
+    grad[:-1, :] += (dv * dv).sum(axis=2)
+    return grad
+
+
+def occlusion_mask(flow_ab: np.ndarray, flow_ba: np.ndarray) -> np.ndarray:
+    """bool ``(H, W)`` in frame a's coordinates: True where the correspondence a -> b is unreliable.
+
+    Lai et al. 2018 (fast_blind_video_consistency, ``utils.detect_occlusion``), same thresholds:
+
+    1. forward-backward check: with ``flow_ba_w = warp(flow_ba, flow_ab)`` (the backward flow
+       fetched at each pixel's match), ``|flow_ab + flow_ba_w|² > 0.01 (|flow_ab|² +
+       |flow_ba_w|²) + 0.5``;
+    2. motion boundary: ``|∇flow_ab|² > 0.01 |flow_ab|² + 0.002``;
+    3. out of frame (:func:`out_of_frame`): our addition. Lai et al. have no such test; their
+       warping clamps to the edge, so a pixel whose match left the frame passes the check under
+       a global motion and its edge-replicated sample counts as an error.
+
+    ``detect_occlusion(fw_flow, bw_flow)`` reads as if the mask were in frame 2's coordinates
+    (it warps its first argument by its second and tests the second's gradient), but
+    ``compute_flow_occlusion.py`` calls it as ``detect_occlusion(bw_flow, fw_flow)``: the mask it
+    stores is in frame t's coordinates, the one ``evaluate_WarpError.py`` applies to frame t+1
+    warped back to t. That is the mask computed here with ``flow_ab`` the forward flow.
+    """
+    check_flow(flow_ab, "flow_ab")
+    check_flow(flow_ba, "flow_ba")
+    if flow_ab.shape != flow_ba.shape:
+        raise ValueError(f"flows differ in size: {flow_ab.shape} and {flow_ba.shape}")
+    map_x, map_y = remap_maps(flow_ab)
+    flow_ba_w = warp_with_maps(flow_ba, map_x, map_y)
+    mag_ab = flow_magnitude_sq(flow_ab)
+    inconsistent = flow_magnitude_sq(flow_ab + flow_ba_w) > 0.01 * (mag_ab + flow_magnitude_sq(flow_ba_w)) + 0.5
+    boundary = flow_gradient_sq(flow_ab) > 0.01 * mag_ab + 0.002
+    return inconsistent | boundary | _outside(map_x, map_y)
+
+
+@dataclass(frozen=True)
+class PairGeometry:
+    """How frame t maps onto frame t+1, estimated once from the input video and shared by every
+    colorized row: ``flow`` from t to t+1, ``valid`` = not :func:`occlusion_mask` (frame t's
+    coordinates)."""
+
+    flow: np.ndarray
+    valid: np.ndarray
+
+    def __post_init__(self) -> None:
+        check_flow(self.flow)
+        if self.valid.dtype != np.bool_ or self.valid.shape != self.flow.shape[:2]:
+            raise ValueError(
+                f"valid must be bool of shape {self.flow.shape[:2]}, got {self.valid.dtype} {self.valid.shape}"
+            )
+
+    @cached_property
+    def maps(self) -> tuple[np.ndarray, np.ndarray]:
+        """``cv2.remap`` maps of :attr:`flow`, computed once however many rows warp with them."""
+        return remap_maps(self.flow)
+
+    @cached_property
+    def valid_count(self) -> int:
+        return int(np.count_nonzero(self.valid))
+
+
+def pair_geometry(gray_t: np.ndarray, gray_t1: np.ndarray, estimator: FlowEstimator) -> PairGeometry:
+    """Both flows between frames t and t+1 and the mask of reliable pixels of frame t."""
+    flow_fw = estimator(gray_t, gray_t1)
+    flow_bw = estimator(gray_t1, gray_t)
+    return PairGeometry(flow=flow_fw, valid=~occlusion_mask(flow_fw, flow_bw))
