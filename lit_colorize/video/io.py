@@ -1,0 +1,532 @@
+"""Streamed video reading and writing with PyAV: one frame in memory at a time, whatever the
+video's length, and clear one-line errors for files that cannot be used.
+
+Reading (:class:`VideoReader`) decodes packet by packet with FFmpeg's threaded decoder. A packet
+that fails to decode is skipped and counted (real files sometimes carry one broken packet; one
+lost frame is better than no video); a file with no decodable frame at all is an error. The
+yielded ``pts`` are strictly increasing, because the writer's muxers refuse anything else:
+a frame without a pts gets the previous one plus the nominal frame duration, a frame whose pts
+is not above the previous one gets the previous one plus one tick (the smallest change that
+keeps the order; a duplicate pts is a muxing glitch, not a real gap).
+
+Writing (:class:`VideoWriter`) encodes H.264 with libx264 in the source stream's time base,
+with the source's pts, so frame timing (variable frame rate included) is kept exactly (Matroska
+stores milliseconds: there the times are rounded to 1 ms). Decisions:
+
+* Sizes: yuv420p halves the chroma planes, so libx264 refuses odd widths or heights
+  (``avcodec_open2`` fails in this FFmpeg), and H.264 cannot crop 4:2:0 by one pixel either.
+  ``odd_size="pad"`` (default) repeats the last column/row to reach an even size, so the output
+  is one pixel larger and plays everywhere; ``odd_size="yuv444p"`` keeps the exact size with
+  full-resolution chroma (H.264 High 4:4:4, which FFmpeg, VLC and mpv play, but browsers and most
+  phones do not). Even sizes, the usual case (4:2:0 sources are even), are written as they are.
+* Containers: .mp4 (and .m4v), .mov and .mkv. .webm allows only VP8/VP9/AV1 and .avi keeps no
+  presentation timestamps (no B-frames, no variable frame rate), so both, and any other suffix,
+  raise :class:`ConfigError` at construction.
+* Audio: every audio stream of ``audio_source`` is carried over. Its packets are copied
+  unchanged when the output container accepts the codec (tried on an in-memory header: Opus,
+  AAC, MP3, FLAC, PCM s16 go into .mp4; .mov refuses Opus, Vorbis and FLAC; .mkv takes
+  anything), else decoded and re-encoded to AAC; never dropped. Audio packets are muxed as
+  the video frames reach their time, the rest at close, so memory stays flat.
+* Atomic: the file is written under :func:`lit_colorize.atomic.atomic_path`'s hidden temporary
+  name (which keeps the container suffix) and renamed over ``dst`` only when the ``with`` block
+  ends without an exception; otherwise it is removed and ``dst`` is untouched.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Literal
+
+import numpy as np
+
+try:
+    import av
+    import av.logging
+except ImportError:
+    raise ImportError("video needs PyAV: pip install -e '.[video]'") from None
+
+from lit_colorize.atomic import atomic_path
+from lit_colorize.errors import ConfigError, UserError
+
+VIDEO_SUFFIXES: frozenset[str] = frozenset(
+    {".mp4", ".m4v", ".mkv", ".avi", ".mov", ".webm", ".mpg", ".mpeg", ".wmv", ".flv", ".ogv", ".ts", ".3gp"}
+)
+#: Output suffix -> FFmpeg muxer: the containers that keep H.264 with exact presentation times.
+OUTPUT_FORMATS: dict[str, str] = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska"}
+OddSize = Literal["pad", "yuv444p"]
+# The usual channel order for a count, for audio whose container gives none (AVI, WAV).
+_LAYOUTS = {1: "mono", 2: "stereo", 3: "2.1", 4: "quad", 5: "5.0", 6: "5.1", 7: "6.1", 8: "7.1"}
+
+# What FFmpeg raises for a file it cannot read or write (its OSError subclasses included).
+_AV_ERRORS: tuple[type[BaseException], ...] = (av.error.FFmpegError, OSError)
+
+
+def has_video_suffix(path: str | Path) -> bool:
+    return Path(path).suffix.lower() in VIDEO_SUFFIXES
+
+
+class VideoReadError(UserError, ValueError):
+    """A video that cannot be read: missing, not a video, corrupt, no video stream, no decoder."""
+
+
+class VideoWriteError(UserError, OSError):
+    """A video that cannot be written (disk full, no permission, missing folder); names the file."""
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What a video's first video stream says about itself. ``frame_count`` is the container's
+    count or estimate (None where it has none, as in Matroska); only decoding gives the truth."""
+
+    path: Path
+    width: int
+    height: int
+    frame_count: int | None
+    average_rate: Fraction | None
+    time_base: Fraction
+    duration: float | None
+    codec: str
+    has_audio: bool
+    audio_codec: str | None
+
+
+@dataclass
+class DecodedFrame:
+    """One frame: ``rgb`` uint8 (H, W, 3); ``pts`` in the stream's time base; ``time`` in seconds."""
+
+    rgb: np.ndarray
+    pts: int
+    time: float
+
+
+def _reason(error: BaseException) -> str:
+    """FFmpeg's reason without the file name it appends (the message names the file already)."""
+    text = getattr(error, "strerror", None) or str(error) or type(error).__name__
+    return " ".join(str(text).split())
+
+
+def _stream_description(container: Any, index: int) -> str:
+    """FFmpeg's one-line description of a stream ("none (ZZZZ / 0x5A5A5A5A), ..."): PyAV has no
+    codec context for a codec without a decoder, so this is the only place its tag shows.
+    ``dumps_format`` logs at INFO level, so the level is raised for the call and restored."""
+    level = av.logging.get_level()
+    try:
+        av.logging.set_level(av.logging.INFO)
+        dump = container.dumps_format()
+    except Exception:  # noqa: BLE001 (a description only: never let it hide the real error)
+        return "unknown"
+    finally:
+        av.logging.set_level(level)
+    for line in dump.splitlines():
+        if f"Stream #0:{index}" in line and "Video:" in line:
+            return line.split("Video:", 1)[1].split(",", 1)[0].strip()
+    return "unknown"
+
+
+def _open_input(path: Path) -> Any:
+    """``path`` opened for reading, or VideoReadError for a missing, non-video or broken file."""
+    if not path.exists():
+        raise VideoReadError(f"video file not found: {path}; check the path")
+    if path.is_dir():
+        raise VideoReadError(f"{path} is a folder, not a video file; give the path of a video")
+    try:
+        return av.open(str(path), "r")
+    except _AV_ERRORS as error:
+        raise VideoReadError(
+            f"cannot open video {path}: not a video, or corrupt or truncated ({_reason(error)}); "
+            "check that it plays, or download or export it again"
+        ) from error
+
+
+def _video_stream(container: Any, path: Path) -> Any:
+    """The first video stream, checked to have a decoder."""
+    if not container.streams.video:
+        audio_only = " (audio only?)" if container.streams.audio else ""
+        raise VideoReadError(f"{path} has no video stream{audio_only}; give a file with video in it")
+    stream = container.streams.video[0]
+    if stream.codec_context is None:
+        raise VideoReadError(
+            f"cannot decode video {path}: FFmpeg has no decoder for its codec "
+            f"({_stream_description(container, stream.index)}); convert it to H.264 first, e.g. "
+            "with ffmpeg -i IN -c:v libx264 OUT.mp4"
+        )
+    return stream
+
+
+def _info(container: Any, stream: Any, path: Path) -> VideoInfo:
+    audio = container.streams.audio[0] if container.streams.audio else None
+    if stream.duration is not None:
+        duration: float | None = float(stream.duration * stream.time_base)
+    elif container.duration is not None:
+        duration = container.duration / av.time_base
+    else:
+        duration = None
+    return VideoInfo(
+        path=path,
+        width=stream.codec_context.width,
+        height=stream.codec_context.height,
+        frame_count=stream.frames or None,
+        average_rate=stream.average_rate or stream.guessed_rate or None,
+        time_base=Fraction(stream.time_base),
+        duration=duration,
+        codec=stream.codec_context.name,
+        has_audio=audio is not None,
+        audio_codec=audio.codec_context.name if audio is not None and audio.codec_context is not None else None,
+    )
+
+
+def probe_video(path: str | Path) -> VideoInfo:
+    """What ``path``'s first video stream says about itself, without decoding a frame.
+    Raises VideoReadError for a missing, non-video, corrupt or undecodable file."""
+    path = Path(path)
+    with _open_input(path) as container:
+        return _info(container, _video_stream(container, path), path)
+
+
+def _rgb(frame: Any, reformatter: Any) -> np.ndarray:
+    """The frame as RGB through one reused ``VideoReformatter``: ``frame.to_ndarray`` builds a new
+    swscale context per frame, which costs 4x the decoding on small clips (docs/video_decode_cpu.txt).
+    A full-range ("pc") YUV frame is read as full range, which swscale would otherwise take for
+    limited range and stretch (phones write such files)."""
+    if frame.color_range == av.video.reformatter.ColorRange.JPEG:
+        rgb = reformatter.reformat(frame, format="rgb24", src_color_range="JPEG", dst_color_range="JPEG")
+    else:
+        rgb = reformatter.reformat(frame, format="rgb24")
+    return rgb.to_ndarray()
+
+
+class VideoReader:
+    """Frames of one video file in presentation order, streamed: ``with VideoReader(p) as r:
+    for frame in r: ...``. ``bad_packets`` counts the packets skipped because they failed to
+    decode (a warning names the file and the count); ``frames_read`` counts what was yielded."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.bad_packets = 0
+        self.frames_read = 0
+        self._container: Any = None
+        self._stream: Any = None
+        self.info: VideoInfo | None = None
+
+    def __enter__(self) -> VideoReader:
+        self.open()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def open(self) -> None:
+        if self._container is not None:
+            return
+        container = _open_input(self.path)
+        try:
+            self._stream = _video_stream(container, self.path)
+            self.info = _info(container, self._stream, self.path)
+        except BaseException:
+            container.close()
+            raise
+        self._stream.thread_type = "AUTO"
+        self._container = container
+
+    def close(self) -> None:
+        if self._container is not None:
+            self._container.close()
+            self._container = None
+
+    def _nominal_ticks(self) -> int:
+        """One frame's duration in time-base ticks (1 when the rate is unknown)."""
+        assert self.info is not None
+        if not self.info.average_rate:
+            return 1
+        return max(1, round(1 / (self.info.average_rate * self.info.time_base)))
+
+    def _decoded(self) -> Iterator[Any]:
+        """Frames as FFmpeg decodes them, bad packets skipped; demux's final empty packet flushes
+        the decoder, so frames it holds back (B-frames, threads) come out too."""
+        for packet in self._container.demux(self._stream):
+            try:
+                frames = packet.decode()
+            except av.error.EOFError:  # flushed already
+                frames = []
+            except av.error.FFmpegError:  # InvalidDataError mostly: this packet is lost, not the video
+                self.bad_packets += 1
+                continue
+            yield from frames
+
+    def __iter__(self) -> Iterator[DecodedFrame]:
+        self.open()
+        assert self.info is not None
+        time_base = self.info.time_base
+        nominal = self._nominal_ticks()
+        reformatter = av.video.reformatter.VideoReformatter()
+        previous: int | None = None
+        try:
+            for frame in self._decoded():
+                pts = frame.pts
+                if pts is None:
+                    pts = 0 if previous is None else previous + nominal
+                elif previous is not None and pts <= previous:
+                    pts = previous + 1
+                previous = pts
+                self.frames_read += 1
+                yield DecodedFrame(rgb=_rgb(frame, reformatter), pts=pts, time=float(pts * time_base))
+        except av.error.FFmpegError as error:  # a read error of the file itself, not of one packet
+            raise VideoReadError(f"cannot read video {self.path}: {_reason(error)}; the file may be truncated") from error
+        if self.bad_packets:
+            warnings.warn(
+                f"{self.path}: skipped {self.bad_packets} packet(s) that failed to decode "
+                f"({self.frames_read} frames read)",
+                stacklevel=2,
+            )
+        if self.frames_read == 0:
+            skipped = f" ({self.bad_packets} packet(s) failed to decode)" if self.bad_packets else ""
+            raise VideoReadError(f"{self.path} has no decodable video frames{skipped}; check that it plays")
+
+
+def _accepts(format_name: str, stream: Any) -> bool:
+    """Whether ``format_name`` takes ``stream``'s packets as they are: its header is written
+    into memory with a copy of the stream, the only test FFmpeg's muxers answer reliably."""
+    probe = av.open(io.BytesIO(), "w", format=format_name)
+    try:
+        probe.add_stream_from_template(stream)
+        probe.start_encoding()
+        return True
+    except (av.error.FFmpegError, ValueError):
+        return False
+    finally:
+        try:
+            probe.close()
+        except (av.error.FFmpegError, ValueError):
+            pass
+
+
+class _AudioTrack:
+    """One audio stream of the source on its way into the output: copied or re-encoded to AAC."""
+
+    def __init__(self, source: Any, output: Any, format_name: str) -> None:
+        self.source = source
+        self.copy = _accepts(format_name, source)
+        if self.copy:
+            self.output = output.add_stream_from_template(source)
+        else:
+            rate = source.codec_context.sample_rate or 48000
+            self.output = output.add_stream("aac", rate=rate)
+            layout = source.codec_context.layout
+            if layout.name.endswith("channels"):  # an unordered layout ("2 channels", from AVI or WAV)
+                layout = av.AudioLayout(_LAYOUTS.get(layout.nb_channels, "stereo"))  # AAC needs an order
+            self.output.layout = layout
+        self.packets = 0
+
+    def write(self, container: Any, packet: Any) -> None:
+        if self.copy:
+            packet.stream = self.output
+            container.mux(packet)
+        else:
+            for frame in packet.decode():
+                container.mux(self.output.encode(frame))
+        self.packets += 1
+
+    def finish(self, container: Any) -> None:
+        if not self.copy:
+            for frame in self.source.decode(None):
+                container.mux(self.output.encode(frame))
+            container.mux(self.output.encode(None))
+
+
+class VideoWriter:
+    """H.264 video written atomically to ``dst`` (see the module docstring for the rules):
+    ``with VideoWriter(dst, info) as w: w.write(rgb, pts)``. ``info`` is the source's
+    :class:`VideoInfo`: its size, time base and rate; ``pts`` are the source's, strictly
+    increasing. ``audio_source``'s audio streams are carried over."""
+
+    def __init__(
+        self,
+        dst: str | Path,
+        info: VideoInfo,
+        crf: int = 18,
+        preset: str = "medium",
+        audio_source: str | Path | None = None,
+        *,
+        odd_size: OddSize = "pad",
+    ) -> None:
+        self.dst = Path(dst)
+        self.info = info
+        suffix = self.dst.suffix.lower()
+        if suffix not in OUTPUT_FORMATS:
+            raise ConfigError(
+                f"cannot write video {self.dst}: H.264 output goes into {', '.join(sorted(OUTPUT_FORMATS))}; "
+                "use .mp4 or .mkv (.webm takes only VP8/VP9/AV1, .avi keeps no frame timestamps)"
+            )
+        if not 0 <= crf <= 51:
+            raise ConfigError(f"crf must be between 0 (lossless) and 51, got {crf}; 18 is visually lossless")
+        if odd_size not in ("pad", "yuv444p"):
+            raise ConfigError(f"odd_size must be 'pad' or 'yuv444p', got {odd_size!r}")
+        self.format_name = OUTPUT_FORMATS[suffix]
+        self.crf = crf
+        self.preset = preset
+        self.audio_source = None if audio_source is None else Path(audio_source)
+        odd = info.width % 2 == 1 or info.height % 2 == 1
+        self.pixel_format = "yuv444p" if odd and odd_size == "yuv444p" else "yuv420p"
+        pad = odd and odd_size == "pad"
+        #: The size written: the source's, or one pixel more where odd sizes are padded.
+        self.width = info.width + (info.width % 2 if pad else 0)
+        self.height = info.height + (info.height % 2 if pad else 0)
+        self.frames_written = 0
+        self._last_pts: int | None = None
+        self._atomic: Any = None
+        self._container: Any = None
+        self._video: Any = None
+        self._audio_input: Any = None
+        self._audio_packets: Iterator[Any] | None = None
+        self._pending: Any = None
+        self._tracks: dict[int, _AudioTrack] = {}
+
+    # --- opening and closing ------------------------------------------------------------------
+    def __enter__(self) -> VideoWriter:
+        self._atomic = atomic_path(self.dst)
+        try:
+            temporary = self._atomic.__enter__()
+        except OSError as error:
+            self._atomic = None
+            raise self._write_error(error) from error
+        try:
+            self._open(temporary)
+        except BaseException as error:
+            self._abort(type(error), error, error.__traceback__)
+            if isinstance(error, _AV_ERRORS) and not isinstance(error, UserError):
+                raise self._write_error(error) from error
+            raise
+        return self
+
+    def _open(self, temporary: Path) -> None:
+        if self.audio_source is not None:
+            self._audio_input = _open_input(self.audio_source)
+        self._container = av.open(str(temporary), "w", format=self.format_name)
+        rate = self.info.average_rate
+        self._video = self._container.add_stream(
+            "libx264", rate=rate, options={"crf": str(self.crf), "preset": self.preset}
+        )
+        self._video.width = self.width
+        self._video.height = self.height
+        self._video.pix_fmt = self.pixel_format
+        self._video.time_base = self.info.time_base
+        self._video.codec_context.time_base = self.info.time_base
+        if self._audio_input is not None:
+            for stream in self._audio_input.streams.audio:
+                if stream.codec_context is None:
+                    raise VideoReadError(
+                        f"cannot carry the audio of {self.audio_source}: FFmpeg has no decoder for stream {stream.index}"
+                    )
+                self._tracks[stream.index] = _AudioTrack(stream, self._container, self.format_name)
+            if self._tracks:
+                self._audio_packets = iter(self._audio_input.demux(*self._audio_input.streams.audio))
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        if kind is not None:
+            self._abort(kind, error, traceback)
+            return
+        try:
+            self._finish()
+        except BaseException as failure:
+            self._abort(type(failure), failure, failure.__traceback__)
+            if isinstance(failure, _AV_ERRORS) and not isinstance(failure, UserError):
+                raise self._write_error(failure) from failure
+            raise
+        atomic, self._atomic = self._atomic, None
+        try:
+            atomic.__exit__(None, None, None)  # fsync, then rename over dst
+        except OSError as failure:
+            raise self._write_error(failure) from failure
+
+    def _finish(self) -> None:
+        self._container.mux(self._video.encode(None))
+        self._mux_audio_until(math.inf)
+        for track in self._tracks.values():
+            track.finish(self._container)
+        self._close_inputs()
+
+    def _close_inputs(self) -> None:
+        container, self._container = self._container, None
+        audio, self._audio_input = self._audio_input, None
+        try:
+            if container is not None:
+                container.close()
+        finally:
+            if audio is not None:
+                audio.close()
+
+    def _abort(
+        self, kind: type[BaseException], error: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        """Closes everything without finishing the file, then removes the temporary file."""
+        try:
+            self._close_inputs()
+        except _AV_ERRORS:
+            pass  # the file is thrown away; the error that brought us here is the one to show
+        atomic, self._atomic = self._atomic, None
+        if atomic is not None:
+            try:
+                atomic.__exit__(kind, error, traceback)
+            except BaseException as raised:  # the generator re-raises the error it was given
+                if raised is not error:
+                    raise
+
+    def _write_error(self, error: BaseException) -> VideoWriteError:
+        return VideoWriteError(
+            f"cannot write video {self.dst}: {_reason(error)}; check the folder exists, is writable and has free space"
+        )
+
+    # --- writing ------------------------------------------------------------------------------
+    def write(self, rgb: np.ndarray, pts: int) -> None:
+        """Encodes one RGB frame (uint8, (H, W, 3) of the source's size) shown at ``pts``
+        (source time base), then muxes the audio up to that time."""
+        if self._container is None:
+            raise RuntimeError("VideoWriter.write outside its with block")
+        expected = (self.info.height, self.info.width, 3)
+        if rgb.dtype != np.uint8 or rgb.shape != expected:
+            raise ValueError(f"a frame for {self.dst} must be uint8 {expected}, got {rgb.dtype} {rgb.shape}")
+        if self._last_pts is not None and pts <= self._last_pts:
+            raise ValueError(f"frame pts must increase: {pts} after {self._last_pts} ({self.dst})")
+        if rgb.shape[:2] != (self.height, self.width):
+            rgb = np.pad(rgb, ((0, self.height - rgb.shape[0]), (0, self.width - rgb.shape[1]), (0, 0)), mode="edge")
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
+        frame.pts = int(pts)
+        frame.time_base = self.info.time_base
+        try:
+            self._container.mux(self._video.encode(frame))
+            self._mux_audio_until(float(pts * self.info.time_base))
+        except _AV_ERRORS as error:
+            if isinstance(error, UserError):
+                raise
+            raise self._write_error(error) from error
+        self._last_pts = int(pts)
+        self.frames_written += 1
+
+    def _mux_audio_until(self, seconds: float) -> None:
+        """Muxes the source's audio packets that start at or before ``seconds``."""
+        if self._audio_packets is None:
+            return
+        while True:
+            if self._pending is None:
+                self._pending = next(self._audio_packets, None)
+                if self._pending is None:
+                    self._audio_packets = None
+                    return
+            packet = self._pending
+            stamp = packet.dts if packet.dts is not None else packet.pts
+            if stamp is not None and float(stamp * packet.time_base) > seconds:
+                return
+            self._pending = None
+            track = self._tracks[packet.stream.index]
+            if packet.size == 0 or stamp is None:
+                continue  # demux's end-of-stream marker: flushing is done in finish()
+            track.write(self._container, packet)
