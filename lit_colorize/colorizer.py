@@ -3,6 +3,7 @@
     from lit_colorize import Colorizer
     colorizer = Colorizer.pretrained()   # the shipped model; or Colorizer.from_checkpoint("best.ckpt", device="cpu")
     color = colorizer.colorize("old_photo.jpg", temperature=0.8)   # a PIL image, full size
+    colorizer.colorize_video("old_film.mp4", "old_film_colorized.mp4")  # sound kept, steady colors
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import inspect
 import re
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Union
 
@@ -190,6 +191,53 @@ class Colorizer:
         if alpha is not None:
             colored = torch.cat([colored, alpha], dim=0)
         return _like(image, colored)
+
+    def colorize_frames(
+        self, frames: Iterable[np.ndarray], temperature: float = 0.8, temporal_consistency: bool = True, batch_frames: int = 8
+    ) -> Iterator[np.ndarray]:
+        """For callers with their own video I/O: the frames of one video (uint8 RGB (H, W, 3),
+        color or gray, one size) in, colorized frames out, one by one as they come (lazily,
+        ``batch_frames`` at a time through the network). ``temporal_consistency``: stabilise
+        the colors along the optical flow of the gray frames (needs the ``video`` extra)."""
+        from lit_colorize.video.colorize import FrameColorizer
+
+        temperature = check_temperature(temperature)
+        colorizer = FrameColorizer(
+            self.module.net, [temperature], self.working_size, temporal_consistency, batch_frames=batch_frames
+        )
+        for images in colorizer(frames):
+            yield images[0]
+
+    def colorize_video(
+        self,
+        src: str | Path,
+        dst: str | Path,
+        temperature: float = 0.8,
+        temporal_consistency: bool = True,
+        crf: int = 18,
+        overwrite: bool = False,
+        progress: bool = True,
+    ) -> Any:
+        """Colorizes the video file ``src`` into ``dst`` (.mp4 or .mkv): H.264 yuv420p at
+        constant quality ``crf``, the source's size, frame count and frame times, its audio
+        copied (re-encoded to AAC where ``dst``'s container cannot hold it). Streamed: memory
+        does not depend on the video's length. ``dst`` is written under a temporary name and
+        renamed when complete; an existing ``dst`` is kept unless ``overwrite``. Returns a
+        :class:`~lit_colorize.video.colorize.VideoReport` (frames, bad packets skipped,
+        scene cuts, seconds). Needs the ``video`` extra."""
+        from lit_colorize.video.colorize import colorize_video
+        from lit_colorize.video.io import VideoWriteError
+
+        temperature = check_temperature(temperature)
+        dst = Path(dst)
+        if dst.exists() and not overwrite:
+            raise VideoWriteError(f"{dst} exists; pass overwrite=True to replace it, or choose another name")
+        if Path(src).resolve() == dst.resolve():
+            raise VideoWriteError(f"{dst} is the input video itself; choose another output name")
+        return colorize_video(
+            self.module.net, src, [dst], [temperature], working_size=self.working_size,
+            temporal_consistency=temporal_consistency, crf=crf, progress=progress,
+        )
 
 
 def _as_rgb_alpha(image: ImageLike) -> tuple[Tensor, Tensor | None]:

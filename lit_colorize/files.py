@@ -11,11 +11,20 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"})
+# Containers ``lit-colorize predict`` colorizes as videos (decoded by PyAV, lit_colorize.video.io).
+VIDEO_SUFFIXES = frozenset(
+    {".mp4", ".m4v", ".mkv", ".avi", ".mov", ".webm", ".mpg", ".mpeg", ".wmv", ".flv", ".ogv", ".ts", ".3gp"}
+)
 
 
 def has_image_suffix(path: Path) -> bool:
     """Whether ``path``'s name ends in an image suffix (any case); says nothing of its content."""
     return path.suffix.lower() in IMAGE_SUFFIXES
+
+
+def has_video_suffix(path: str | Path) -> bool:
+    """Whether ``path``'s name ends in a video container's suffix (any case)."""
+    return Path(path).suffix.lower() in VIDEO_SUFFIXES
 
 
 def walk_files(root: Path, skip_dirs: Iterable[Path] = ()) -> Iterator[tuple[Path, OSError | None]]:

@@ -2,7 +2,8 @@
 
 Every name predict writes is recognisable, so that a later run can tell it from a user's photo:
 
-- an output is ``<photo stem><suffix>.png|.jpg`` (suffix ``_colorized_T{temperature}`` by default);
+- an output is ``<photo stem><suffix>.png|.jpg`` (suffix ``_colorized_T{temperature}`` by default),
+  ``<video stem><suffix>.mp4|.mkv`` for a video;
 - while it is written it is a hidden temporary file ``.<output stem>.<pid>-<8 hex>.partial.png|.jpg``
   beside it, renamed over the final name only once complete. A run killed with SIGKILL leaves
   one behind; the next run into that folder removes it once the process that wrote it is gone.
@@ -24,6 +25,7 @@ from lit_colorize.errors import UserError
 
 DEFAULT_SUFFIX = "_colorized_T{temperature}"
 EXTENSIONS = {"png": ".png", "jpeg": ".jpg"}
+VIDEO_EXTENSIONS = {"mp4": ".mp4", "mkv": ".mkv"}
 # What ``f"{temperature:g}"`` gives: 0, 0.8, 1e-05, 1e+06.
 _TEMPERATURE = r"[0-9][0-9.]*(?:e[+-]?[0-9]+)?"
 
@@ -47,7 +49,7 @@ class OutputNames:
 
     def __init__(self, suffix: str = DEFAULT_SUFFIX) -> None:
         patterns = {_suffix_pattern(s) for s in (DEFAULT_SUFFIX, suffix) if s.replace("{temperature}", "")}
-        self._output = re.compile(rf".+(?:{'|'.join(sorted(patterns))})\.(?:png|jpg)") if patterns else None
+        self._output = re.compile(rf".+(?:{'|'.join(sorted(patterns))})\.(?:png|jpg|mp4|mkv)") if patterns else None
 
     def is_output(self, name: str) -> bool:
         return self._output is not None and self._output.fullmatch(name) is not None

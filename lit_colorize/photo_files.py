@@ -1,4 +1,5 @@
-"""A user's photos as prediction inputs: files and folders in, one decoded photo per item.
+"""A user's photos and videos as prediction inputs: files and folders in, one decoded photo
+(or one video, to be streamed by the writer) per item.
 
 A photo that cannot be read becomes an item that carries its error instead of pixels, so a
 run over a folder reports it by path and goes on with the rest.
@@ -15,7 +16,7 @@ from pathlib import Path
 from torch.utils.data import Dataset
 
 from lit_colorize.imageio import ImageReadError, read_image
-from lit_colorize.files import IMAGE_SUFFIXES, has_image_suffix, walk_files
+from lit_colorize.files import IMAGE_SUFFIXES, VIDEO_SUFFIXES, has_image_suffix, has_video_suffix, walk_files
 from lit_colorize.outputs import DEFAULT_SUFFIX, OutputNames
 from lit_colorize.prediction import PhotoItem
 
@@ -44,8 +45,9 @@ def _link_problem(path: Path) -> tuple[str, bool] | None:
 def find_photos(
     inputs: Sequence[str | Path], output_dir: str | Path | None = None, suffix: str = DEFAULT_SUFFIX
 ) -> list[PhotoSource]:
-    """Every photo of ``inputs``: files as given (any extension), folders searched recursively
-    for image files, in sorted order. Never inputs, in a folder search: the output folder
+    """Every photo and video of ``inputs``: files as given (any extension; a video container's
+    suffix makes it a video), folders searched recursively for image and video files, in
+    sorted order. Never inputs, in a folder search: the output folder
     (when inside an input folder) and the files predict writes (:class:`OutputNames` of
     ``suffix``). A symlink that cannot be followed and a folder that cannot be listed come as
     sources with an ``error``, so they are reported by path; a missing input is an error."""
@@ -67,7 +69,8 @@ def find_photos(
             raise FileNotFoundError(f"input {root} does not exist: give photo files or folders of photos")
     if not found:
         raise FileNotFoundError(
-            f"no photos found in {[str(i) for i in inputs]} (looked for {', '.join(sorted(IMAGE_SUFFIXES))})"
+            f"no photos or videos found in {[str(i) for i in inputs]} "
+            f"(looked for {', '.join(sorted(IMAGE_SUFFIXES | VIDEO_SUFFIXES))})"
         )
     return found
 
@@ -85,7 +88,7 @@ def _search_folder(root: Path, skip_dirs: list[Path], own: OutputNames) -> list[
         relative = path.parent.relative_to(root).as_posix()
         relative = "" if relative == "." else relative
         problem = _link_problem(path) if path.is_symlink() else None
-        is_image_name = has_image_suffix(path)
+        is_image_name = has_image_suffix(path) or has_video_suffix(path)
         if problem is not None and (is_image_name or problem[1]):
             sources.append(PhotoSource(path, relative, problem[0]))
         elif problem is None and is_image_name and path.is_file():
@@ -110,6 +113,8 @@ class PhotoDataset(Dataset):
         path, relative_dir = source.path, source.relative_dir
         if source.error is not None:
             return PhotoItem(str(path), relative_dir, error=source.error)
+        if has_video_suffix(path):  # streamed by the writer, never decoded whole here
+            return PhotoItem(str(path), relative_dir, is_video=True)
         try:
             decoded = read_image(path)
         except ImageReadError as error:

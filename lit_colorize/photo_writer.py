@@ -1,5 +1,6 @@
-"""Writes colorized photos as they are predicted, one file per temperature, never over a file
-the user has unless asked to, and goes on past any photo it cannot write."""
+"""Writes colorized photos (and videos, streamed) as they are predicted, one file per
+temperature, never over a file the user has unless asked to, and goes on past any photo or
+video it cannot read or write."""
 
 from __future__ import annotations
 
@@ -18,10 +19,11 @@ from lit_colorize.atomic import atomic_write, remove_stale_partials
 from lit_colorize.batches import is_photo_batch
 from lit_colorize.errors import ConfigError
 from lit_colorize.module import ColorizationModule
-from lit_colorize.outputs import DEFAULT_SUFFIX, EXTENSIONS, format_temperature
-from lit_colorize.prediction import ColorizedPhoto, PhotoItem, RenderSettings
+from lit_colorize.outputs import DEFAULT_SUFFIX, EXTENSIONS, VIDEO_EXTENSIONS, format_temperature
+from lit_colorize.prediction import ColorizedPhoto, PhotoItem, RenderSettings, is_out_of_memory
 
 ImageFormat = Literal["png", "jpeg"]
+VideoFormat = Literal["mp4", "mkv"]
 
 
 class ColorizedPhotoWriter(BasePredictionWriter):
@@ -33,6 +35,11 @@ class ColorizedPhotoWriter(BasePredictionWriter):
     at the start): ``temperatures`` (default T=0.8) and ``working_size`` (shorter side the
     network sees; None: the training images' size). Every item of ``predict_step``'s result is
     a :class:`ColorizedPhoto`, whatever the source.
+
+    Videos among the inputs become ``<name><suffix>.mp4`` (``video_format``: mp4 or mkv):
+    H.264 yuv420p at constant quality ``video_crf``, the source's size, frame times and audio,
+    streamed frame by frame (:func:`lit_colorize.video.colorize.colorize_video`) and
+    stabilised in time unless ``temporal_consistency`` is false. The same rules hold for them.
 
     What it guarantees:
 
@@ -61,12 +68,19 @@ class ColorizedPhotoWriter(BasePredictionWriter):
         quality: int = 95,
         overwrite: bool = False,
         skip_existing: bool = False,
+        temporal_consistency: bool = True,
+        video_format: VideoFormat = "mp4",
+        video_crf: int = 18,
     ) -> None:
         super().__init__(write_interval="batch")
         if image_format not in EXTENSIONS:
             raise ValueError(f"image_format must be 'png' or 'jpeg', got {image_format!r}")
         if not 1 <= quality <= 100:
             raise ValueError(f"quality must be in 1..100, got {quality}")
+        if video_format not in VIDEO_EXTENSIONS:
+            raise ConfigError(f"writer.video_format must be 'mp4' or 'mkv', got {video_format!r}")
+        if isinstance(video_crf, bool) or not isinstance(video_crf, int) or not 0 <= video_crf <= 51:
+            raise ConfigError(f"writer.video_crf must be an integer in 0..51 (x264: 0 lossless, 18 visually lossless, 23 its default), got {video_crf!r}")
         try:  # finite, 0..10: NaN would give black
             self.render_settings = RenderSettings(temperatures, working_size)
         except ConfigError as error:
@@ -81,7 +95,11 @@ class ColorizedPhotoWriter(BasePredictionWriter):
         self.quality = quality
         self.overwrite = overwrite
         self.skip_existing = skip_existing
+        self.temporal_consistency = temporal_consistency
+        self.video_format = video_format
+        self.video_crf = video_crf
         self.written: list[Path] = []
+        self.videos_written = 0
         self.skipped: list[Path] = []
         self.failures: list[str] = []
         self.total_failures = 0  # over all processes, known after predict
@@ -90,11 +108,13 @@ class ColorizedPhotoWriter(BasePredictionWriter):
     def output_path(self, photo: ColorizedPhoto | PhotoItem, temperature: float) -> Path:
         item = photo.item if isinstance(photo, ColorizedPhoto) else photo
         name = Path(item.path).stem + self.suffix.format(temperature=format_temperature(temperature))
-        return self.output_dir / item.relative_dir / f"{name}{EXTENSIONS[self.image_format]}"
+        extension = VIDEO_EXTENSIONS[self.video_format] if item.is_video else EXTENSIONS[self.image_format]
+        return self.output_dir / item.relative_dir / f"{name}{extension}"
 
     def on_predict_start(self, trainer: L.Trainer, pl_module: ColorizationModule) -> None:
         pl_module.set_render_settings(self.render_settings)
         self.written, self.skipped, self.failures, self._claimed = [], [], [], {}
+        self.videos_written = 0
         if trainer.is_global_zero:
             removed = remove_stale_partials(self.output_dir)
             if removed:
@@ -108,7 +128,8 @@ class ColorizedPhotoWriter(BasePredictionWriter):
         if self.overwrite or not is_photo_batch(batch):
             return
         for item in batch:
-            if item.rgb is not None and all(self.output_path(item, t).exists() for t in self.render_settings.temperatures):
+            has_work = item.rgb is not None or (item.is_video and item.error is None)
+            if has_work and all(self.output_path(item, t).exists() for t in self.render_settings.temperatures):
                 item.rgb = item.alpha = None
                 item.outputs_exist = True
 
@@ -128,6 +149,8 @@ class ColorizedPhotoWriter(BasePredictionWriter):
             elif photo.item.outputs_exist:  # not colorized: each output is reported or skipped
                 for temperature in self.render_settings.temperatures:
                     self._may_write(photo.item.path, self.output_path(photo, temperature))
+            elif photo.item.is_video:
+                self._write_video(trainer, pl_module, photo.item)
             else:
                 for temperature, image in zip(photo.temperatures, photo.images):
                     self._write(photo, temperature, image)
@@ -168,6 +191,51 @@ class ColorizedPhotoWriter(BasePredictionWriter):
             return
         self.written.append(path)
 
+    def _write_video(self, trainer: L.Trainer, pl_module: L.LightningModule, item: PhotoItem) -> None:
+        """Streams the video ``item`` through the model into one file per temperature whose
+        output may be written; a video that cannot be read, colorized or written fails alone."""
+        source = item.path
+        jobs = [(t, self.output_path(item, t)) for t in self.render_settings.temperatures]
+        jobs = [(t, path) for t, path in jobs if self._may_write(source, path)]
+        if not jobs:
+            return
+        try:
+            from lit_colorize.video.colorize import colorize_video
+            from lit_colorize.video.io import VideoReadError, VideoWriteError
+        except ImportError as error:
+            self._fail(source, f"cannot colorize videos: {error}")
+            return
+        for _, path in jobs:
+            self._claimed[path] = source
+            path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            report = colorize_video(
+                pl_module.net,
+                source,
+                [path for _, path in jobs],
+                [t for t, _ in jobs],
+                working_size=self.render_settings.working_size,
+                temporal_consistency=self.temporal_consistency,
+                crf=self.video_crf,
+                progress=True,
+                line_progress=True,  # beside Lightning's own bar, plain lines
+            )
+        except (VideoReadError, VideoWriteError) as error:
+            self._fail(source, str(error))
+            return
+        except OSError as error:  # a folder that cannot be created, no space left
+            self._fail(source, f"cannot write its video: {error.strerror or error}")
+            return
+        except Exception as error:  # noqa: BLE001 - only memory errors are the video's; others re-raised
+            if not is_out_of_memory(error):
+                raise
+            self._fail(source, "out of memory colorizing it; use a smaller --writer.working_size, or --trainer.accelerator cpu")
+            return
+        if report.bad_packets:
+            print(f"ColorizedPhotoWriter: {source}: skipped {report.bad_packets} undecodable packet(s); the other frames were written", flush=True)
+        self.written.extend(path for _, path in jobs)
+        self.videos_written += len(jobs)
+
     def _save_atomically(self, image: Image.Image, path: Path) -> None:
         """Encode into a temporary file beside ``path``, then rename it over ``path``; on any
         failure the temporary file is removed and nothing has the final name."""
@@ -184,13 +252,17 @@ class ColorizedPhotoWriter(BasePredictionWriter):
     def on_predict_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         """Sum up over all processes (each wrote its own share of the photos)."""
         counts = torch.tensor(
-            [len(self.written), len(self.skipped), len(self.failures)], dtype=torch.float64, device=pl_module.device
+            [len(self.written), len(self.skipped), len(self.failures), self.videos_written],
+            dtype=torch.float64,
+            device=pl_module.device,
         )
         if trainer.world_size > 1:
             counts = trainer.strategy.reduce(counts, reduce_op="sum")
-        written, skipped, self.total_failures = (int(c) for c in counts.tolist())
+        written, skipped, self.total_failures, videos = (int(c) for c in counts.tolist())
         ranks = f" by {trainer.world_size} processes" if trainer.world_size > 1 else ""
-        summary = f"ColorizedPhotoWriter: wrote {written} images to {self.output_dir}{ranks}"
+        images = written - videos
+        what = f"{videos} videos" if videos and not images else f"{images} images" + (f" and {videos} videos" if videos else "")
+        summary = f"ColorizedPhotoWriter: wrote {what} to {self.output_dir}{ranks}"
         if skipped:
             summary += f"; kept {skipped} that existed (--skip_existing)"
         if self.total_failures:

@@ -1,10 +1,12 @@
 """What predict takes and gives, whatever the source: what to render, the input item, and
 the one result type that a writer saves.
 
-Photos, the images of a training DataModule and (to come) video frames all come out of
+Photos, the images of a training DataModule and videos all come out of
 ``ColorizationModule.predict_step`` as :class:`ColorizedPhoto`: the source's identity
 (:class:`PhotoItem`: a path, or a name such as ``0-000012`` for a dataset's image), uint8
 RGB per temperature, and what the writer needs besides (alpha, the error of a failed item).
+A video travels as an item without pixels (``is_video``): it is decoded, colorized and encoded
+as a stream by the writer (:mod:`lit_colorize.video.colorize`), never held whole.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ class RenderSettings:
 class PhotoItem:
     """One input: a photo file, or a dataset image named by its index. ``relative_dir`` is where
     its outputs go below the output folder (the subfolder it was found in, for a folder input);
-    ``rgb``/``alpha`` are None when ``error``."""
+    ``rgb``/``alpha`` are None when ``error``, and for a video (``is_video``: streamed later)."""
 
     path: str
     relative_dir: str = ""
@@ -45,6 +47,7 @@ class PhotoItem:
     alpha: Tensor | None = None
     error: str | None = None
     outputs_exist: bool = False  # set by the writer: every output is there already, nothing to compute
+    is_video: bool = False
 
 
 @dataclass

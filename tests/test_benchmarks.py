@@ -71,6 +71,23 @@ def test_augmentation_benchmark_small_run(shared_data: Path) -> None:
     assert len(rows) == 2 and all(0.0 < float(row[2]) <= 1.0 for row in rows)  # AuC of each trained model
 
 
+def test_video_benchmark_small_run(shared_data: Path, tmp_path: Path) -> None:
+    pytest.importorskip("av", reason="video needs the video extra: pip install -e '.[video]'")
+    strip = tmp_path / "strip.png"
+    result = subprocess.run(
+        [sys.executable, "-m", "benchmarks.video", "--clips", "carphone_pristine.mp4", "--max-frames", "8",
+         "--strip", str(strip)],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = result.stdout
+    for row in ("per-frame", "stabilised", "original"):
+        assert f"carphone_pristine.mp4    {row}" in out and f"mean over clips          {row}" in out
+    assert "peak RSS, stabilised, carphone_pristine.mp4 looped: 8 frames" in out and "80 frames (10x)" in out
+    assert out.count("MET   ") + out.count("MISSED ") == 7
+    assert not strip.exists()  # the strip's frames (120-124 of the pancake clip) were not in this run
+
+
 def test_gpu_check_script_cpu_path() -> None:
     """benchmarks/gpu_check.sh end to end on the CPU: GPU tests (skipped here) and the bf16 throughput run."""
     result = subprocess.run(

@@ -175,17 +175,23 @@ def out_of_frame(flow: np.ndarray) -> np.ndarray:
 
 def flow_magnitude_sq(flow: np.ndarray) -> np.ndarray:
     """``dx² + dy²`` per pixel (Lai et al.'s ``compute_flow_magnitude``)."""
-    return flow[..., 0] * flow[..., 0] + flow[..., 1] * flow[..., 1]
+    return _sum_sq(flow[..., 0], flow[..., 1])
+
+
+def _sum_sq(u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """``u² + v²``, elementwise, without numpy's slow reduction over a length-2 axis."""
+    out = np.multiply(u, u)
+    out += np.multiply(v, v)
+    return out
 
 
 def flow_gradient_sq(flow: np.ndarray) -> np.ndarray:
     """Sum of the squared x and y differences of both flow components (Lai et al.'s
     ``compute_flow_gradients``: forward differences, zero in the last column and row)."""
     grad = np.zeros(flow.shape[:2], dtype=np.float32)
-    du = flow[:, :-1] - flow[:, 1:]
-    dv = flow[:-1, :] - flow[1:, :]
-    grad[:, :-1] += (du * du).sum(axis=2)
-    grad[:-1, :] += (dv * dv).sum(axis=2)
+    u, v = flow[..., 0], flow[..., 1]
+    grad[:, :-1] += _sum_sq(u[:, :-1] - u[:, 1:], v[:, :-1] - v[:, 1:])
+    grad[:-1, :] += _sum_sq(u[:-1, :] - u[1:, :], v[:-1, :] - v[1:, :])
     return grad
 
 

@@ -54,10 +54,7 @@ except ImportError:
 
 from lit_colorize.atomic import atomic_path
 from lit_colorize.errors import ConfigError, UserError
-
-VIDEO_SUFFIXES: frozenset[str] = frozenset(
-    {".mp4", ".m4v", ".mkv", ".avi", ".mov", ".webm", ".mpg", ".mpeg", ".wmv", ".flv", ".ogv", ".ts", ".3gp"}
-)
+from lit_colorize.files import VIDEO_SUFFIXES, has_video_suffix  # noqa: F401 - the one list, beside the image suffixes
 #: Output suffix -> FFmpeg muxer: the containers that keep H.264 with exact presentation times.
 OUTPUT_FORMATS: dict[str, str] = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska"}
 OddSize = Literal["pad", "yuv444p"]
@@ -66,10 +63,6 @@ _LAYOUTS = {1: "mono", 2: "stereo", 3: "2.1", 4: "quad", 5: "5.0", 6: "5.1", 7: 
 
 # What FFmpeg raises for a file it cannot read or write (its OSError subclasses included).
 _AV_ERRORS: tuple[type[BaseException], ...] = (av.error.FFmpegError, OSError)
-
-
-def has_video_suffix(path: str | Path) -> bool:
-    return Path(path).suffix.lower() in VIDEO_SUFFIXES
 
 
 class VideoReadError(UserError, ValueError):

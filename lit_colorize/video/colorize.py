@@ -1,0 +1,233 @@
+"""Colorizing a video as a stream: frames are decoded, colorized in batches on the model's
+device, stabilised in time and encoded one after another, so memory does not grow with the
+video's length. Every frame is colorized as a photo is at full resolution: the network sees
+L at its working size, and ab (stabilised at a moderate size) is upsampled and joined with
+the frame's own full-resolution L.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from lit_colorize.errors import check_temperatures
+from lit_colorize.fullres import full_resolution_l, network_input, render, working_size
+from lit_colorize.network import ColorizationNet
+from lit_colorize.video.io import VideoInfo, VideoReader, VideoWriter, probe_video
+from lit_colorize.video.stabilize import StabilizerSettings, TemporalStabilizer
+
+DEFAULT_BATCH_FRAMES = 8  # frames per network call: enough to fill a GPU at working sizes, little memory
+DEFAULT_CRF = 18  # x264's "visually lossless" end of its scale
+
+
+def stabilizer_size(height: int, width: int, flow_short_side: int, network_short_side: int) -> tuple[int, int]:
+    """(h, w) at which flow is estimated and ab blended: the shorter side ``flow_short_side``,
+    never below what the network predicts (ab keeps its resolution), never above the frame."""
+    short = min(height, width, max(flow_short_side, network_short_side))
+    scale = short / min(height, width)
+    return max(1, round(height * scale)), max(1, round(width * scale))
+
+
+class FrameColorizer:
+    """Colorizes a sequence of same-sized frames (uint8 RGB (H, W, 3), color or gray) of one
+    video; yields, per frame, one uint8 RGB (H, W, 3) per temperature. With
+    ``temporal_consistency`` the ab of each frame passes through a :class:`TemporalStabilizer`
+    before rendering. ``cuts`` lists the frames where a new shot was detected so far."""
+
+    def __init__(
+        self,
+        net: ColorizationNet,
+        temperatures: Sequence[float] = (0.8,),
+        working_size: int | None = None,
+        temporal_consistency: bool = True,
+        stabilizer: StabilizerSettings | None = None,
+        batch_frames: int = DEFAULT_BATCH_FRAMES,
+    ) -> None:
+        if batch_frames < 1:
+            raise ValueError(f"batch_frames must be at least 1, got {batch_frames}")
+        self.net = net
+        self.temperatures = check_temperatures(temperatures, "temperatures")
+        self.short_side = int(working_size or net.predict_short_side)
+        self.temporal_consistency = temporal_consistency
+        self.stabilizer_settings = stabilizer or StabilizerSettings()
+        self.batch_frames = batch_frames
+        self._stabilizer: TemporalStabilizer | None = None
+
+    @property
+    def cuts(self) -> list[int]:
+        """The frames of the latest video where the stabiliser found a new shot (after the first)."""
+        return list(self._stabilizer.cuts) if self._stabilizer is not None else []
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.net.parameters()).device
+
+    @torch.inference_mode()
+    def __call__(self, frames: Iterable[np.ndarray]) -> Iterator[list[np.ndarray]]:
+        stabilizer = TemporalStabilizer(self.stabilizer_settings) if self.temporal_consistency else None
+        self._stabilizer = stabilizer
+        batch: list[np.ndarray] = []
+        for frame in frames:
+            batch.append(frame)
+            if len(batch) == self.batch_frames:
+                yield from self._colorize_batch(batch, stabilizer)
+                batch = []
+        if batch:
+            yield from self._colorize_batch(batch, stabilizer)
+
+    def _colorize_batch(self, frames: list[np.ndarray], stabilizer: TemporalStabilizer | None) -> Iterator[list[np.ndarray]]:
+        height, width = frames[0].shape[:2]
+        for frame in frames:
+            if frame.ndim != 3 or frame.shape != (height, width, 3) or frame.dtype != np.uint8:
+                raise ValueError(f"video frames must all be uint8 RGB ({height}, {width}, 3), got {frame.dtype} {frame.shape}")
+        device = self.device
+        lightness = [full_resolution_l(torch.from_numpy(frame).to(device).permute(2, 0, 1)) for frame in frames]
+        size = working_size(height, width, self.short_side, self.net.size_multiple)
+        l_norm = torch.cat([network_input(one, size) for one in lightness])
+        ab_per_temperature = self.net.predict_ab(l_norm, self.temperatures)
+        blend_size = stabilizer_size(height, width, self.stabilizer_settings.flow_size, min(size))
+        for index, frame_l in enumerate(lightness):
+            ab = [one[index] for one in ab_per_temperature]
+            if stabilizer is not None:
+                ab = self._stabilize(stabilizer, frame_l, ab, blend_size)
+            yield [render(frame_l, one).permute(1, 2, 0).cpu().numpy() for one in ab]
+
+    @staticmethod
+    def _stabilize(stabilizer: TemporalStabilizer, lightness: Tensor, ab: list[Tensor], size: tuple[int, int]) -> list[Tensor]:
+        def resized(image: Tensor) -> Tensor:
+            shrink = image.shape[-2] > size[0]
+            return F.interpolate(image[None].float(), size=size, mode="bilinear", align_corners=False, antialias=shrink)[0]
+
+        small_l = resized(lightness[None])[0].cpu().numpy()
+        result = stabilizer(small_l, [resized(one).permute(1, 2, 0).cpu().numpy() for one in ab])
+        return [torch.from_numpy(one).permute(2, 0, 1).to(lightness.device) for one in result.ab]
+
+
+@dataclass
+class VideoReport:
+    """What colorizing one video did."""
+
+    source: Path
+    outputs: list[Path]
+    frames: int = 0
+    bad_packets: int = 0
+    cuts: list[int] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def frames_per_second(self) -> float:
+        return self.frames / self.seconds if self.seconds > 0 else math.nan
+
+
+class VideoProgress:
+    """Frames done, frames/s and ETA of one video: Rich's bar in a terminal, a plain line every
+    ``every_seconds`` otherwise (logs, cluster jobs, or beside another live display such as
+    Lightning's bar: ``lines_only``); nothing with ``enabled=False``."""
+
+    def __init__(
+        self, name: str, total: int | None, enabled: bool = True, lines_only: bool = False, every_seconds: float = 10.0
+    ) -> None:
+        self.name, self.total, self.every_seconds = name, total, every_seconds
+        self.done = 0
+        self._start = self._last_line = time.monotonic()
+        self._rich = None
+        if enabled and not lines_only and sys.stderr.isatty():
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self._rich = Progress(
+                TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                TextColumn("{task.fields[rate]} frames/s"), TimeRemainingColumn(), transient=False,
+            )
+            self._task = self._rich.add_task(name, total=total, rate="-")
+            self._rich.start()
+        self._lines = enabled and self._rich is None
+
+    def advance(self) -> None:
+        self.done += 1
+        now = time.monotonic()
+        rate = self.done / max(now - self._start, 1e-9)
+        if self._rich is not None:
+            self._rich.update(self._task, advance=1, rate=f"{rate:.1f}")
+        elif self._lines and now - self._last_line >= self.every_seconds:
+            self._last_line = now
+            print(self.line(rate), file=sys.stderr, flush=True)
+
+    def line(self, rate: float) -> str:
+        if self.total:
+            eta = max(self.total - self.done, 0) / rate if rate > 0 else math.inf
+            return f"{self.name}: {self.done}/{self.total} frames, {rate:.1f} frames/s, ETA {eta:.0f} s"
+        return f"{self.name}: {self.done} frames, {rate:.1f} frames/s"
+
+    def close(self) -> None:
+        if self._rich is not None:
+            self._rich.stop()
+
+
+def colorize_video(
+    net: ColorizationNet,
+    source: str | Path,
+    outputs: Sequence[str | Path],
+    temperatures: Sequence[float] = (0.8,),
+    *,
+    working_size: int | None = None,
+    temporal_consistency: bool = True,
+    stabilizer: StabilizerSettings | None = None,
+    crf: int = DEFAULT_CRF,
+    preset: str = "medium",
+    batch_frames: int = DEFAULT_BATCH_FRAMES,
+    progress: bool = True,
+    line_progress: bool = False,
+    info: VideoInfo | None = None,
+    on_frame: Callable[[int], None] | None = None,
+) -> VideoReport:
+    """Colorizes the video ``source`` into one file per temperature (``outputs[i]`` at
+    ``temperatures[i]``): H.264 yuv420p at the source's size, with its frame times and its
+    audio. Each output is written under a temporary name and renamed only once complete;
+    on any error (VideoReadError, VideoWriteError, Ctrl-C) no output has its final name.
+    Existing outputs are replaced: callers check first (predict's --overwrite rules).
+    ``progress``: a bar (a line every 10 s with ``line_progress`` or without a terminal)."""
+    source = Path(source)
+    outputs = [Path(path) for path in outputs]
+    if len(outputs) != len(temperatures):
+        raise ValueError(f"one output per temperature: got {len(outputs)} outputs for {len(temperatures)} temperatures")
+    info = info or probe_video(source)
+    colorizer = FrameColorizer(net, temperatures, working_size, temporal_consistency, stabilizer, batch_frames)
+    report = VideoReport(source, outputs)
+    started = time.monotonic()
+    bar = VideoProgress(source.name, info.frame_count, enabled=progress, lines_only=line_progress)
+    try:
+        with ExitStack() as stack:
+            reader = stack.enter_context(VideoReader(source))
+            writers = [stack.enter_context(VideoWriter(path, info, crf=crf, preset=preset, audio_source=source)) for path in outputs]
+            times: deque[int] = deque()
+
+            def frames() -> Iterator[np.ndarray]:
+                for decoded in reader:
+                    times.append(decoded.pts)
+                    yield decoded.rgb
+
+            for images in colorizer(frames()):
+                pts = times.popleft()
+                for writer, image in zip(writers, images):
+                    writer.write(image, pts)
+                report.frames += 1
+                bar.advance()
+                if on_frame is not None:
+                    on_frame(report.frames)
+            report.bad_packets = reader.bad_packets
+    finally:
+        bar.close()
+    report.cuts = colorizer.cuts
+    report.seconds = time.monotonic() - started
+    return report

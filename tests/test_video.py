@@ -1,0 +1,299 @@
+"""Video colorization end to end: the temporal stabiliser against its recursion written out by
+hand, scene cuts found where a person sees them, frames colorized as photos are, and
+``Colorizer.colorize_video`` / ``lit-colorize predict`` on real clips (size, frame count, frame
+times and sound kept; existing files and bad videos handled as for photos)."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+pytest.importorskip("av", reason="video needs the video extra: pip install -e '.[video]'")
+pytest.importorskip("cv2", reason="video needs the video extra: pip install -e '.[video]'")
+
+import av  # noqa: E402
+
+from lit_colorize import Colorizer  # noqa: E402
+from lit_colorize.errors import ConfigError  # noqa: E402
+from lit_colorize.video.colorize import FrameColorizer, colorize_video, stabilizer_size  # noqa: E402
+from lit_colorize.video.flow import to_gray_u8  # noqa: E402
+from lit_colorize.video.io import VideoReader, VideoReadError, VideoWriteError, probe_video  # noqa: E402
+from lit_colorize.video.stabilize import StabilizerSettings, TemporalStabilizer  # noqa: E402
+from tests.conftest import REPO_ROOT  # noqa: E402
+from tests.test_predict_faults import files_under, predict_args, run_in_process  # noqa: E402
+
+# Hand-checked: in bikes.mp4 the shot changes between these frames and the ones before them
+# (frames 29|30 pavement|man in suit, 75|76 taxi|cyclist, 136|137 cyclist|railings,
+# 186|187 railings|legs, 241|242 parked bicycle|close-up), and nowhere else.
+BIKES_CUTS = [30, 76, 137, 187, 242]
+
+
+def textured_l(height: int, width: int, seed: int = 0) -> np.ndarray:
+    """L* (H, W) float32 in about [20, 80]: smooth noise, which optical flow can follow."""
+    rng = np.random.default_rng(seed)
+    noise = torch.from_numpy(rng.random((1, 1, height // 4 + 2, width // 4 + 2)).astype(np.float32))
+    smooth = F.interpolate(noise, size=(height + 8, width + 8), mode="bicubic", align_corners=False)[0, 0, 4:-4, 4:-4]
+    return (20 + 60 * (smooth - smooth.min()) / (smooth.max() - smooth.min())).numpy().astype(np.float32)
+
+
+# --- the stabiliser -----------------------------------------------------------------------
+
+
+def test_static_scene_follows_the_recursion_written_by_hand() -> None:
+    """A still scene: flow 0, every pixel reliable, L identical, so each output must be
+    ``s * previous + (1 - s) * predicted`` exactly (s = strength): a prediction that flickers
+    between a = +10 and a = -10 settles to an amplitude of (1 - s) / (1 + s) * 10."""
+    strength = 0.8
+    stabilizer = TemporalStabilizer(StabilizerSettings(strength=strength))
+    lightness = textured_l(48, 64)
+    expected = None
+    for t in range(40):  # the start's transient decays as s**t
+        predicted = np.zeros((48, 64, 2), np.float32)
+        predicted[..., 0] = 10.0 if t % 2 == 0 else -10.0
+        result = stabilizer(lightness, [predicted])
+        expected = predicted if expected is None else strength * expected + (1 - strength) * predicted
+        np.testing.assert_allclose(result.ab[0], expected, atol=1e-3)
+        assert not result.cut
+    steady = (1 - strength) / (1 + strength) * 10.0
+    assert abs(abs(float(result.ab[0][..., 0].mean())) - steady) < 0.05
+
+
+def test_moving_scene_carries_colour_along_the_motion() -> None:
+    """A textured scene panned 2 px right and 1 px down per frame, whose true ab moves with it,
+    predicted with independent noise per frame: the stabilised ab is nearer the truth (the
+    noise averages along the motion), and the flicker between frames drops."""
+    height, width, frames = 64, 96, 16
+    scene_l = textured_l(height + 2 * frames, width + 2 * frames, seed=1)
+    scene_ab = np.stack([textured_l(height + 2 * frames, width + 2 * frames, seed=s) - 50 for s in (2, 3)], axis=-1)
+    rng = np.random.default_rng(4)
+    stabilizer = TemporalStabilizer()
+    per_frame_error, stabilised_error = [], []
+    for t in range(frames):
+        window = np.s_[t : t + height, 2 * t : 2 * t + width]
+        truth = scene_ab[window]
+        predicted = truth + rng.normal(0, 8, truth.shape).astype(np.float32)
+        result = stabilizer(np.ascontiguousarray(scene_l[window]), [predicted])
+        if t >= 8:  # past the warm-up; interior only (the border enters the frame anew)
+            inner = np.s_[8:-8, 8:-8]
+            per_frame_error.append(np.abs(predicted - truth)[inner].mean())
+            stabilised_error.append(np.abs(result.ab[0] - truth)[inner].mean())
+    assert stabilizer.cuts == []
+    # white noise through s = 0.85 recursion keeps sqrt((1 - s) / (1 + s)) = 0.28 of its size
+    assert np.mean(stabilised_error) < 0.5 * np.mean(per_frame_error)
+
+
+def test_a_scene_cut_resets_to_the_prediction() -> None:
+    stabilizer = TemporalStabilizer()
+    first, second = textured_l(48, 64, seed=5), textured_l(48, 64, seed=6)
+    colours = [np.full((48, 64, 2), value, np.float32) for value in (30.0, -30.0)]
+    for t in range(6):
+        stabilizer(first, [colours[0]])
+    result = stabilizer(second, [colours[1]])
+    assert result.cut and stabilizer.cuts == [6]
+    np.testing.assert_array_equal(result.ab[0], colours[1])
+    assert not stabilizer(second, [colours[1]]).cut
+
+
+def test_scene_cuts_of_a_real_clip_are_found_where_a_person_sees_them(shared_data: Path) -> None:
+    stabilizer = TemporalStabilizer()
+    with VideoReader(shared_data / "video" / "bikes.mp4") as reader:
+        for decoded in reader:
+            small = F.interpolate(torch.from_numpy(decoded.rgb).permute(2, 0, 1)[None].float(), size=(128, 301),
+                                  mode="bilinear", antialias=True)[0].round().clamp(0, 255).byte()  # fmt: skip
+            lightness = to_gray_u8(small.permute(1, 2, 0).numpy()).astype(np.float32) / 2.55
+            stabilizer(lightness, [np.zeros((*lightness.shape, 2), np.float32)])
+    assert stabilizer.frame_index == 250
+    assert stabilizer.cuts == BIKES_CUTS
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [dict(strength=1.0), dict(strength=-0.1), dict(flow_size=8), dict(l_sigma=0.0), dict(cut_fraction=1.5)],
+)
+def test_stabiliser_settings_out_of_range_are_refused(settings) -> None:
+    with pytest.raises(ConfigError, match="stabiliser"):
+        StabilizerSettings(**settings)
+
+
+def test_stabilizer_size_keeps_the_network_resolution_and_never_exceeds_the_frame() -> None:
+    assert stabilizer_size(1080, 1920, 128, 64) == (128, 228)
+    assert stabilizer_size(1080, 1920, 128, 256) == (256, 455)
+    assert stabilizer_size(144, 176, 128, 64) == (128, 156)
+    assert stabilizer_size(100, 50, 128, 64) == (100, 50)
+
+
+# --- frames, as photos are colorized --------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def colorizer() -> Colorizer:
+    return Colorizer.pretrained()
+
+
+def clip_frames(path: Path, count: int) -> list[np.ndarray]:
+    with VideoReader(path) as reader:
+        return [decoded.rgb for _, decoded in zip(range(count), reader)]
+
+
+def test_per_frame_video_equals_colorizing_each_frame_as_a_photo(colorizer, shared_data: Path) -> None:
+    frames = clip_frames(shared_data / "video" / "carphone_pristine.mp4", 10)
+    colored = list(colorizer.colorize_frames(frames, temperature=0.8, temporal_consistency=False, batch_frames=4))
+    assert len(colored) == 10
+    for frame, out in zip(frames, colored):
+        np.testing.assert_array_equal(out, colorizer.colorize(frame, temperature=0.8))
+
+
+def test_stabilised_frames_keep_each_frame_own_lightness(colorizer, shared_data: Path) -> None:
+    """Only ab is stabilised: the output's L* is the input frame's (up to 8-bit rounding and
+    the sRGB gamut clipping of saturated colours)."""
+    frames = clip_frames(shared_data / "video" / "test.mp4", 12)
+    colored = list(colorizer.colorize_frames(frames))
+    for frame, out in zip(frames, colored):
+        difference = np.abs(to_gray_u8(out).astype(int) - to_gray_u8(frame).astype(int))
+        assert np.median(difference) <= 1 and np.mean(difference <= 3) > 0.97
+        assert np.abs(out.astype(int) - out.mean(axis=2, keepdims=True)).mean() > 2  # in colour, not gray
+
+
+def test_frames_are_colorized_lazily_as_a_stream(colorizer) -> None:
+    """An endless source: each output comes after at most one batch of input."""
+    pulled = []
+
+    def endless():
+        rng = np.random.default_rng(0)
+        while True:
+            pulled.append(1)
+            yield rng.integers(0, 256, (40, 56, 3), dtype=np.uint8)
+
+    stream = colorizer.colorize_frames(endless(), batch_frames=3)
+    first = [next(stream) for _ in range(4)]
+    assert len(first) == 4 and first[0].shape == (40, 56, 3) and len(pulled) == 6
+
+
+def test_frames_of_another_size_in_one_video_are_refused(colorizer) -> None:
+    frames = [np.zeros((40, 56, 3), np.uint8), np.zeros((40, 58, 3), np.uint8)]
+    with pytest.raises(ValueError, match="must all be uint8 RGB"):
+        list(colorizer.colorize_frames(frames, batch_frames=2))
+
+
+# --- files ----------------------------------------------------------------------------------
+
+
+def frame_times(path: Path) -> list[float]:
+    with VideoReader(path) as reader:
+        return [decoded.time for decoded in reader]
+
+
+def audio_payload(path: Path) -> bytes:
+    with av.open(str(path)) as container:
+        stream = container.streams.audio[0]
+        return b"".join(bytes(packet) for packet in container.demux(stream) if packet.size)
+
+
+@pytest.mark.slow
+def test_colorize_video_keeps_size_frames_times_and_sound(colorizer, shared_data: Path, tmp_path: Path) -> None:
+    source = shared_data / "video" / "flipping_a_pancake.mkv"
+    target = tmp_path / "pancake_colorized.mp4"
+    report = colorizer.colorize_video(source, target, progress=False)
+    info, out = probe_video(source), probe_video(target)
+    assert (out.width, out.height) == (info.width, info.height) and out.codec == "h264"
+    assert report.frames == 310 and report.bad_packets == 0
+    times = frame_times(target)
+    assert len(times) == 310
+    np.testing.assert_allclose(times, frame_times(source), atol=0.0011)  # Matroska's source: millisecond ticks
+    assert out.has_audio and audio_payload(target) == audio_payload(source)  # Opus copied, not re-encoded
+    assert [p.name for p in tmp_path.iterdir()] == [target.name]
+    with pytest.raises(VideoWriteError, match="exists; pass overwrite=True"):
+        colorizer.colorize_video(source, target, progress=False)
+
+
+@pytest.mark.slow
+def test_variable_frame_timing_is_kept(colorizer, shared_data: Path, tmp_path: Path) -> None:
+    """demo_skeleton.mp4 (full HD) has a 0.2 s gap in its frame times."""
+    source = shared_data / "video" / "demo_skeleton.mp4"
+    times = frame_times(source)
+    gaps = np.diff(times)
+    assert gaps.max() > 2.5 * np.median(gaps)  # the clip really has one
+    target = tmp_path / "skeleton.mp4"
+    colorizer.colorize_video(source, target, progress=False)
+    np.testing.assert_allclose(frame_times(target), times, atol=1e-6)
+
+
+def test_a_corrupt_video_fails_alone_and_leaves_no_output(colorizer, tmp_path: Path) -> None:
+    bad = tmp_path / "broken.mp4"
+    bad.write_bytes(np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8).tobytes())
+    with pytest.raises(VideoReadError, match="broken.mp4"):
+        colorizer.colorize_video(bad, tmp_path / "out.mp4", progress=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["broken.mp4"]
+
+
+def test_an_error_mid_video_leaves_no_output_under_its_name(colorizer, shared_data: Path, tmp_path: Path) -> None:
+    """An exception after some frames were encoded (here: from the progress callback, as a
+    Ctrl-C would come): every output's temporary file is removed, none has a final name."""
+    source = shared_data / "video" / "carphone_pristine.mp4"
+
+    def stop(frames_done: int) -> None:
+        if frames_done == 20:
+            raise KeyboardInterrupt
+
+    outputs = [tmp_path / "a.mp4", tmp_path / "b.mp4"]
+    with pytest.raises(KeyboardInterrupt):
+        colorize_video(colorizer.module.net, source, outputs, [0.0, 1.0], progress=False, on_frame=stop)
+    assert list(tmp_path.iterdir()) == []
+
+
+# --- lit-colorize predict --------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_predict_colorizes_videos_beside_photos_and_keeps_what_exists(shared_data: Path, tmp_path: Path, capsys) -> None:
+    """A video and a photo in one run; an unreadable video fails alone; the rerun keeps the
+    video that exists (--skip_existing) or refuses to replace it (default)."""
+    from lit_colorize.pretrained import pretrained_checkpoint
+
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    (inputs / "clip.mp4").symlink_to(shared_data / "video" / "carphone_pristine.mp4")
+    (inputs / "photo.jpg").symlink_to(next((shared_data / "photos" / "bsds500" / "test").glob("*.jpg")))
+    (inputs / "broken.mkv").write_bytes(b"\x1a\x45\xdf\xa3 not really matroska")
+    out = tmp_path / "out"
+    args = predict_args(pretrained_checkpoint(), [inputs], out, "--writer.temperatures", "[0, 1]")
+    status = run_in_process(args)
+    printed = capsys.readouterr().out
+    assert status == 1  # broken.mkv
+    assert "wrote 2 images and 2 videos" in printed and "1 failed" in printed
+    assert f"FAILED {inputs / 'broken.mkv'}: " in printed
+    assert files_under(out) == {"clip_colorized_T0.mp4", "clip_colorized_T1.mp4", "photo_colorized_T0.png", "photo_colorized_T1.png"}
+    assert probe_video(out / "clip_colorized_T1.mp4").frame_count == 120
+    first_t0, first_t1 = (next(iter(VideoReader(out / f"clip_colorized_T{t}.mp4"))).rgb for t in (0, 1))
+    assert np.abs(first_t0.astype(int) - first_t1.astype(int)).mean() > 0.5  # two temperatures, two videos
+    before = (out / "clip_colorized_T0.mp4").stat().st_mtime_ns
+
+    (inputs / "broken.mkv").unlink()
+    assert run_in_process([*args, "--skip_existing", "true"]) == 0
+    assert "kept 4 that existed" in capsys.readouterr().out
+    assert run_in_process(args) == 1
+    assert "clip_colorized_T0.mp4 exists; pass --overwrite" in capsys.readouterr().out
+    assert (out / "clip_colorized_T0.mp4").stat().st_mtime_ns == before
+
+
+@pytest.mark.slow
+def test_readme_video_command_runs_with_sound(shared_data: Path, tmp_path: Path) -> None:
+    """The README's command for a newcomer, as a user runs it (shipped model, no --ckpt_path)."""
+    from tests.helpers import cli_env, console_script
+
+    clip = shared_data / "video" / "flipping_a_pancake.mkv"
+    result = subprocess.run(
+        [console_script(), "predict", "--config", str(REPO_ROOT / "configs" / "predict.yaml"),
+         "--data.inputs", f"[{clip}]", "--writer.output_dir", str(tmp_path / "colorized")],
+        cwd=tmp_path, env=cli_env(), capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    output = tmp_path / "colorized" / "flipping_a_pancake_colorized_T0.8.mp4"
+    info = probe_video(output)
+    assert info.has_audio and info.frame_count == 310 and (info.width, info.height) == (426, 240)
+    assert "wrote 1 videos" in result.stdout
