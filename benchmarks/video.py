@@ -6,7 +6,8 @@ clip is the third row. Columns:
 
 - temporal consistency (lit_colorize/video/consistency.py), all on one geometry per frame pair,
   estimated from the input (gray) frames at full resolution with DIS "medium": the warping error
-  of Lai et al. 2018 (x1e-3), its ab part (ab units), and CDC (Liu et al. 2021);
+  of Lai et al. 2018 (x1e-3), its ab part (ab units), and CDC (Liu et al. 2021); "ab w FB" is
+  the ab part again on Farneback flow, an estimate the stabiliser never sees;
 - against the original: AuC, AuC rebalanced, PSNR and colorfulness, each the mean over frames
   (the AuC over all pixels of the clip);
 - frames/s of the whole pipeline (decode, colorize, stabilise, encode H.264) at the clip's size,
@@ -43,6 +44,15 @@ ROWS = ("per-frame", "stabilised", "original")
 METRIC_FLOW_PRESET = "medium"  # the stabiliser estimates its flow with "fast" at 240 px: a different estimate
 STRIP_CLIP, STRIP_FIRST, STRIP_FRAMES = "flipping_a_pancake.mkv", 120, 5  # fixed before looking at results
 LOOPS = 10
+
+
+def farneback(gray_a: np.ndarray, gray_b: np.ndarray) -> np.ndarray:
+    """A second, unrelated flow estimate for the cross-check column (OpenCV's Farnebäck with its
+    documented example parameters): the stabiliser follows DIS flow, so a metric on DIS flow
+    alone could favour it."""
+    import cv2
+
+    return cv2.calcOpticalFlowFarneback(gray_a, gray_b, None, 0.5, 5, 15, 3, 5, 1.2, 0).astype(np.float32)
 
 
 # --- one run in a fresh process: throughput and peak memory -------------------------------
@@ -142,12 +152,14 @@ def clip_metrics(source: Path, net, max_frames: int | None, strip: list | None) 
     estimator = FlowEstimator(METRIC_FLOW_PRESET)
     prior = net.color_table.counts if net.is_classifier else None
     consistency = {row: VideoConsistency() for row in ROWS}
+    cross_check = {row: VideoConsistency() for row in ROWS}  # the same on Farnebäck flow
     scores = {row: RowScores(net.grid_size, prior, torch.device("cpu")) for row in ROWS[:2]}
     truth_cf: list[float] = []
     previous_gray = None
     for index, (truth, (per,), (stab,)) in enumerate(zip(frames(), per_frame(frames()), stabilised(frames()))):
         gray = to_gray_u8(truth)
         geometry = None if previous_gray is None else pair_geometry(previous_gray, gray, estimator)
+        other = None if previous_gray is None else pair_geometry(previous_gray, gray, farneback)
         previous_gray = gray
         truth_tensor = torch.from_numpy(truth).permute(2, 0, 1)
         reference = Truth.of(truth_tensor)
@@ -155,6 +167,7 @@ def clip_metrics(source: Path, net, max_frames: int | None, strip: list | None) 
         truth_cf.append(cf)
         for row, image in zip(ROWS, (per, stab, truth)):
             consistency[row].update(image, geometry)
+            cross_check[row].update(image, other)
             if row in scores:
                 scores[row].update(torch.from_numpy(image).permute(2, 0, 1), reference, cf)
         if strip is not None and STRIP_FIRST <= index < STRIP_FIRST + STRIP_FRAMES:
@@ -162,6 +175,7 @@ def clip_metrics(source: Path, net, max_frames: int | None, strip: list | None) 
     rows = {}
     for row in ROWS:
         rows[row] = dict(consistency[row].summary())
+        rows[row]["ab_warp_farneback"] = cross_check[row].summary()["ab_warp_error"]
         if row in scores:
             rows[row].update(scores[row].summary())
         else:
@@ -200,7 +214,7 @@ def save_strip(strip: list, path: Path) -> None:
 
 # --- the report -----------------------------------------------------------------------------
 HEADER = (
-    f"{'clip':<24} {'row':<11} {'warp e-3':>8} {'ab warp':>7} {'CDC':>7} {'AuC':>6} {'AuC rb':>6} {'PSNR':>6} "
+    f"{'clip':<24} {'row':<11} {'warp e-3':>8} {'ab warp':>7} {'ab w FB':>7} {'CDC':>7} {'AuC':>6} {'AuC rb':>6} {'PSNR':>6} "
     f"{'CF':>6} {'fps':>6} {'RSS MiB':>7}"
 )
 
@@ -212,6 +226,7 @@ def fmt(value: float, spec: str) -> str:
 def line(clip: str, row: str, values: dict[str, float]) -> str:
     return (
         f"{clip:<24} {row:<11} {fmt(values.get('warp_error_e3'), '8.3f')} {fmt(values.get('ab_warp_error'), '7.3f')} "
+        f"{fmt(values.get('ab_warp_farneback'), '7.3f')} "
         f"{fmt(values.get('cdc'), '7.5f')} {fmt(values.get('auc'), '6.4f')} {fmt(values.get('auc_rebalanced'), '6.4f')} "
         f"{fmt(values.get('psnr_mean'), '6.2f')} {fmt(values.get('cf'), '6.2f')} {fmt(values.get('fps'), '6.2f')} "
         f"{fmt(values.get('rss'), '7.0f')}"
@@ -264,7 +279,7 @@ def main() -> None:
         for name, rows in results.items():
             for row in ROWS:
                 print(line(name, row, rows[row]))
-        keys = ("warp_error_e3", "ab_warp_error", "cdc", "auc", "auc_rebalanced", "psnr_mean", "cf", "fps", "rss")
+        keys = ("warp_error_e3", "ab_warp_error", "ab_warp_farneback", "cdc", "auc", "auc_rebalanced", "psnr_mean", "cf", "fps", "rss")
         mean = {row: {key: float(np.mean([results[n][row][key] for n in results])) for key in keys
                       if all(key in results[n][row] for n in results)} for row in ROWS}  # fmt: skip
         for row in ROWS:
@@ -277,6 +292,7 @@ def main() -> None:
         long_run, long_rss = peak_rss_mib(long, "stabilised", folder, None)
 
     per, stab = mean["per-frame"], mean["stabilised"]
+    fb_ratio = float(np.mean([results[n]["stabilised"]["ab_warp_farneback"] / results[n]["per-frame"]["ab_warp_farneback"] for n in results]))
     ab_ratio = float(np.mean([results[n]["stabilised"]["ab_warp_error"] / results[n]["per-frame"]["ab_warp_error"] for n in results]))
     fps_ratio = float(np.mean([results[n]["stabilised"]["fps"] / results[n]["per-frame"]["fps"] for n in results]))
     print()
@@ -295,6 +311,7 @@ def main() -> None:
     ]  # fmt: skip
     for text, ok in verdicts:
         print(f"{'MET   ' if ok else 'MISSED'} {text}")
+    print(f"cross-check on Farneback flow (ab w FB): stabilised / per-frame ab warping error, mean of per-clip ratios {fb_ratio:.3f}")
     if args.strip and strip:
         save_strip(strip, args.strip)
         print(f"strip of frames {STRIP_FIRST}-{STRIP_FIRST + len(strip) - 1} of {STRIP_CLIP}: {args.strip}")
