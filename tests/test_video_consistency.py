@@ -299,7 +299,7 @@ def test_cdc_matches_a_naive_tcvc_reimplementation() -> None:
     metrics = VideoConsistency()
     for frame, pair in zip(frames, geometry):
         metrics.update(frame, pair)
-        assert len(metrics._histograms) <= 4  # constant memory: the last four histograms only
+        assert metrics.histograms_kept <= 4  # constant memory: the last four histograms only
     assert metrics.summary()["cdc"] == pytest.approx(naive_cdc(frames), rel=1e-9)
     np.testing.assert_allclose(histograms(frames[0]).sum(axis=1), 1.0)
     # fewer than five frames leave dilation 4 without a pair: nan, as TCVC's mean of nothing

@@ -26,6 +26,7 @@ from lit_colorize.video.io import (  # noqa: E402
     VideoWriter,
     VideoWriteError,
     has_video_suffix,
+    next_pts,
     probe_video,
 )
 
@@ -170,20 +171,15 @@ def test_write_refuses_a_frame_of_the_wrong_size_or_a_pts_that_does_not_increase
     assert sorted(os.listdir(tmp_path)) == ["src.mkv"]
 
 
-def test_missing_and_duplicate_pts_become_strictly_increasing(tmp_path: Path) -> None:
-    """A frame without pts takes the previous + one nominal frame (1/10 s = 1 tick here in .avi's
-    1/10 time base would hide the rule, so .mkv's 1 ms ticks: 100); a repeated or earlier pts
-    takes the previous + 1 tick."""
-    source = make_video(tmp_path / "src.mkv")
-
-    class Scrambled(VideoReader):
-        def _decoded(self):
-            for frame, pts in zip(super()._decoded(), [0, None, 300, 300, 250]):
-                frame.pts = pts
-                yield frame
-
-    with Scrambled(source) as reader:
-        assert [frame.pts for frame in reader] == [0, 100, 300, 301, 302]
+def test_missing_and_duplicate_pts_become_strictly_increasing() -> None:
+    """A frame without pts takes the previous + one nominal frame (100 ticks: 1/10 s in .mkv's
+    1 ms ticks); a repeated or earlier pts takes the previous + 1 tick."""
+    previous, given = None, []
+    for pts in [0, None, 300, 300, 250]:
+        previous = next_pts(pts, previous, nominal=100)
+        given.append(previous)
+    assert given == [0, 100, 300, 301, 302]
+    assert next_pts(None, None, nominal=100) == 0
 
 
 # --- audio ----------------------------------------------------------------------------------

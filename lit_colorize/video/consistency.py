@@ -201,6 +201,11 @@ class VideoConsistency:
         self._previous = current
         self.frames += 1
 
+    @property
+    def histograms_kept(self) -> int:
+        """How many frames' histograms are held (at most 4, whatever the video's length)."""
+        return len(self._histograms)
+
     def cdc(self) -> float:
         """TCVC's CDC of this clip: ``mean_c Σ_d w_d · mean_t JS(h_c(t), h_c(t+d))``.
 

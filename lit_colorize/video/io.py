@@ -195,6 +195,17 @@ def _rgb(frame: Any, reformatter: Any) -> np.ndarray:
     return rgb.to_ndarray()
 
 
+def next_pts(pts: int | None, previous: int | None, nominal: int) -> int:
+    """The pts a decoded frame is given, so that the yielded ones strictly increase: a missing
+    pts is the previous one plus the nominal frame duration (0 for the first frame); a pts not
+    above the previous one becomes the previous one plus one tick."""
+    if pts is None:
+        return 0 if previous is None else previous + nominal
+    if previous is not None and pts <= previous:
+        return previous + 1
+    return pts
+
+
 class VideoReader:
     """Frames of one video file in presentation order, streamed: ``with VideoReader(p) as r:
     for frame in r: ...``. ``bad_packets`` counts the packets skipped because they failed to
@@ -262,12 +273,7 @@ class VideoReader:
         previous: int | None = None
         try:
             for frame in self._decoded():
-                pts = frame.pts
-                if pts is None:
-                    pts = 0 if previous is None else previous + nominal
-                elif previous is not None and pts <= previous:
-                    pts = previous + 1
-                previous = pts
+                pts = previous = next_pts(frame.pts, previous, nominal)
                 self.frames_read += 1
                 yield DecodedFrame(rgb=_rgb(frame, reformatter), pts=pts, time=float(pts * time_base))
         except av.error.FFmpegError as error:  # a read error of the file itself, not of one packet
