@@ -1,4 +1,4 @@
-"""Photos: a user's photo files and folders, for ``lit-colorize predict`` at full resolution."""
+"""Photos: a user's photo (and video) files and folders, for ``lit-colorize predict`` at full resolution."""
 
 from __future__ import annotations
 
@@ -16,6 +16,8 @@ class Photos(L.LightningDataModule):
     """Predict-only: every photo of ``inputs`` (files, or folders searched recursively), decoded
     at full resolution in the loader workers. Batches are lists of photos of any size; an
     unreadable file travels as an error item, so the writer reports it and the run goes on.
+    A video travels as an item without pixels: the writer streams it through the model
+    (decoding a whole video in a loader worker would hold it in memory).
 
     ``output_dir`` and ``output_suffix`` are the writer's (``lit-colorize predict`` sets them
     from ``--writer.*``): a folder search skips that folder and every file named like an

@@ -180,6 +180,20 @@ def test_frames_of_another_size_in_one_video_are_refused(colorizer) -> None:
         list(colorizer.colorize_frames(frames, batch_frames=2))
 
 
+def test_progress_lines_say_frames_rate_and_eta(capsys) -> None:
+    from lit_colorize.video.colorize import VideoProgress
+
+    progress = VideoProgress("film.mp4", total=10, lines_only=True, every_seconds=0.0)
+    for _ in range(4):
+        progress.advance()
+    progress.close()
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 4 and lines[-1].startswith("film.mp4: 4/10 frames, ")
+    assert " frames/s, ETA " in lines[-1] and lines[-1].endswith(" s")
+    VideoProgress("film.mp4", total=None, enabled=False).advance()
+    assert capsys.readouterr().err == ""
+
+
 # --- files ----------------------------------------------------------------------------------
 
 
