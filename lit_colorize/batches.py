@@ -29,6 +29,7 @@ class PreparedBatch(TypedDict):
     target_ab: Tensor  # ab at the output size (area-averaged when output_stride > 1)
     bins: Tensor  # (B, h, w) long: the ab bin of each output pixel, the class target
     index: NotRequired[Tensor]  # (B,) dataset index of each image, when the loader gives it (predict)
+    hints: NotRequired[Tensor]  # (B, 3, H, W) simulated hint ab and mask (user-guided models, training)
 
 
 class ColorizationDataModule(L.LightningDataModule):

@@ -20,6 +20,8 @@ from lit_colorize.chunked_head import chunked_head_cross_entropy
 from lit_colorize.color import join_lab, to_float_rgb, upsample_ab
 from lit_colorize.divergence import DivergenceGuard
 from lit_colorize.errors import ConfigError, check_temperature, check_temperatures
+from lit_colorize.hints import HintSampling, sample_hints
+from lit_colorize.hints import Location as HintLocation
 from lit_colorize.losses import ClassLossOptions, ClassTargets, LossOutput, class_targets, classification_loss
 from lit_colorize.losses import image_weights, rebalancing_weights, regression_loss
 from lit_colorize.metrics import EvaluationMetrics, PixelAccuracy
@@ -62,6 +64,9 @@ class ColorizationModule(L.LightningModule):
         gray_image_threshold: float | None = None,
         output_stride: int = 1,
         global_context: bool = False,
+        hints: bool = False,
+        hint_location: HintLocation = "uniform",
+        hint_stop_probability: float = 0.125,
         fused_head_loss: bool = True,
         channels_last: bool = True,
         compile: bool = False,
@@ -72,6 +77,10 @@ class ColorizationModule(L.LightningModule):
         ``gamut_classes``, ``gray_image_threshold`` (loss weight 0 for training images with no
         chroma above it); ``output_stride`` 2 or 4: logits at 1/2 or 1/4 of the input size;
         ``global_context``: Iizuka et al.'s global scene vector fused into the bottleneck.
+        ``hints``: user-guided colorization (Zhang et al. 2017): the network also sees color
+        hints, simulated from the truth while training (``hint_stop_probability`` p of the
+        geometric hint count, ``hint_location``; :mod:`lit_colorize.hints`); validation and
+        test run without hints, so their metrics are the automatic mode's.
 
         ``fused_head_loss``: the classification loss in chunks of pixels without the logits
         (``chunked_head``); off, ``F.cross_entropy`` over the full logits. ``channels_last``:
@@ -85,10 +94,12 @@ class ColorizationModule(L.LightningModule):
         self.save_hyperparameters()
         try:
             self.net = ColorizationNet(
-                head, grid_size, widths, activation, output_stride, decoding, gamut_classes, channels_last, global_context
+                head, grid_size, widths, activation, output_stride, decoding, gamut_classes, channels_last, global_context,
+                hints,
             )
         except ValueError as error:  # widths, activation, output_stride: the user's options
             raise ConfigError(str(error)) from error
+        self.hint_sampling = HintSampling(stop_probability=hint_stop_probability, location=hint_location) if hints else None
         self.loss_options = ClassLossOptions(grid_size, soft_targets, soft_sigma, gamut_classes, class_rebalancing)
         # Derived from the bin table when it is built (see on_color_table_built); saved with it.
         self.register_buffer("class_weights", torch.ones(grid_size * grid_size))
@@ -114,7 +125,8 @@ class ColorizationModule(L.LightningModule):
         self.render_settings = settings
 
     def forward(self, l_norm: Tensor) -> Tensor:
-        """Network-scaled L (B, 1, H, W) -> bin logits (B, K, H, W) or normalized ab (B, 2, H, W)."""
+        """Network-scaled L (B, 1, H, W), with hint ab and mask after it (B, 4, H, W) for a
+        user-guided model -> bin logits (B, K, H, W) or normalized ab (B, 2, H, W)."""
         return self.net(l_norm)
 
     def configure_model(self) -> None:
@@ -139,7 +151,15 @@ class ColorizationModule(L.LightningModule):
         """:meth:`prepare_batch` after the batch augmentation, applied to RGB so L and ab stay aligned."""
         if augmentation is not None:
             images = augmentation(to_float_rgb(images)).clamp_(0.0, 1.0)
-        return self.prepare_batch(images)
+        batch = self.prepare_batch(images)
+        if self.hint_sampling is not None:
+            hint_ab, mask = sample_hints(batch["ab"], self.hint_sampling)
+            batch["hints"] = torch.cat([hint_ab, mask], dim=1)
+        return batch
+
+    def network_input(self, batch: PreparedBatch) -> Tensor:
+        """L, and the batch's hints for a user-guided model (none outside training)."""
+        return self.net.network_input(batch["l"], batch.get("hints")) if self.net.hints else batch["l"]
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         """Lab and bins on the device; while training, first the DataModule's declared
@@ -165,14 +185,14 @@ class ColorizationModule(L.LightningModule):
         threshold = self.hparams.gray_image_threshold
         per_image = image_weights(batch["target_ab"], threshold) if self.training and threshold is not None else None
         if not self.is_classifier:
-            output = self(batch["l"])
+            output = self(self.network_input(batch))
             predicted = self.net.predicted_bins(output.detach())
             return LossOutput(regression_loss(output, batch["target_ab"], per_image), predicted, output)
         targets = self.class_targets(batch, per_image)
         if self.training and self.hparams.fused_head_loss:
-            features = self.net.body(batch["l"])
+            features = self.net.body(self.network_input(batch))
             return LossOutput(*chunked_head_cross_entropy(features, self.net.head.weight, self.net.head_bias(), *targets))
-        output = self(batch["l"])
+        output = self(self.network_input(batch))
         return LossOutput(classification_loss(output, targets), output.detach().argmax(dim=1), output)
 
     def class_targets(self, batch: PreparedBatch, per_image: Tensor | None = None) -> ClassTargets:

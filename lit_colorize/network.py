@@ -19,6 +19,7 @@ from lit_colorize.options import Decoding, Head
 from lit_colorize.unet import PRESETS, Activation, UNet
 
 DEFAULT_WORKING_SIZE = 256  # for a model whose training image size was never recorded
+HINT_CHANNELS = 3  # a user-guided model's extra input: hint ab (normalized, 0 = none) and the hint mask
 #: Buffers that moved into the network; checkpoints written before hold them at the top level.
 _MOVED_KEYS = ("color_table.", "class_of_bin", "train_image_size")
 
@@ -31,6 +32,10 @@ class ColorizationNet(UNet):
     the bin color table (classification), the class of each bin (``gamut_classes``: bins never
     seen in training map to the nearest seen one, and their logits are -inf) and the training
     images' shorter side, the scale at which predict shows it photos.
+
+    ``hints``: a user-guided network (Zhang et al. 2017) whose input is L plus the hint ab and
+    mask (:mod:`lit_colorize.hints`), 4 channels. Given L alone it sees "no hint anywhere", so
+    every automatic path (predict, the Colorizer, evaluate, export) works with it unchanged.
     """
 
     def __init__(
@@ -44,10 +49,13 @@ class ColorizationNet(UNet):
         gamut_classes: bool = False,
         channels_last: bool = True,
         global_context: bool = False,
+        hints: bool = False,
     ) -> None:
         self.is_classifier = head == "classification"
         num_bins = grid_size * grid_size
-        super().__init__(1, num_bins if self.is_classifier else 2, widths, activation, output_stride, global_context)
+        in_channels = 1 + (HINT_CHANNELS if hints else 0)
+        super().__init__(in_channels, num_bins if self.is_classifier else 2, widths, activation, output_stride, global_context)
+        self.hints = hints
         self.grid_size, self.decoding, self.gamut_classes, self.channels_last = grid_size, decoding, gamut_classes, channels_last
         self.color_table = ColorTable(grid_size) if self.is_classifier else None
         self.register_buffer("class_of_bin", torch.arange(num_bins))
@@ -61,8 +69,22 @@ class ColorizationNet(UNet):
         if self.compiled_body is None:
             self.compiled_body = torch.compile(self.features)
 
+    def network_input(self, l_norm: Tensor, hints: Tensor | None = None) -> Tensor:
+        """What the U-Net sees: L (B, 1, H, W), and for a user-guided model the hint ab and
+        mask (B, 3, H, W) after it, zeros (no hint) when ``hints`` is None."""
+        if not self.hints:
+            if hints is not None:
+                raise ValueError("this model was trained without hints (hints: false); it cannot take any")
+            return l_norm
+        if hints is None:
+            hints = l_norm.new_zeros(l_norm.shape[0], HINT_CHANNELS, *l_norm.shape[-2:])
+        return torch.cat([l_norm, hints.to(l_norm.dtype)], dim=1)
+
     def body(self, l_norm: Tensor) -> Tensor:
-        """The U-Net body's output, before the head: channels_last and compiled when so set."""
+        """The U-Net body's output, before the head: channels_last and compiled when so set.
+        Takes L alone (a user-guided model then sees no hint) or :meth:`network_input`'s result."""
+        if self.hints and l_norm.shape[1] == 1:
+            l_norm = self.network_input(l_norm)
         if self.channels_last:
             l_norm = l_norm.contiguous(memory_format=torch.channels_last)
         return (self.compiled_body or self.features)(l_norm)

@@ -1,0 +1,77 @@
+"""``hints: true`` on ColorizationModule (user-guided colorization, Zhang et al. 2017): 4 input
+channels, simulated hints while training, automatic mode without hints; ``hints: false`` is
+today's model, parameter for parameter."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from lit_colorize import ColorizationModule, Colorizer
+from lit_colorize.hints import place_hints
+from tests.helpers import fitted_module
+
+
+def parameter_count(module: torch.nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def test_without_hints_the_model_is_unchanged() -> None:
+    """Same keys, shapes and parameter count as before the option existed (35,748 for
+    8-16-32 with 324 bins: the README's hand count)."""
+    default, explicit = ColorizationModule(), ColorizationModule(hints=False)
+    assert parameter_count(default) == parameter_count(explicit) == 35_748
+    assert {k: v.shape for k, v in default.state_dict().items()} == {k: v.shape for k, v in explicit.state_dict().items()}
+    assert explicit.net.encoders[0][0].in_channels == 1
+
+
+@pytest.mark.parametrize("head", ["classification", "regression"])
+def test_hints_add_three_input_channels_to_the_first_convolution_only(head: str) -> None:
+    """Hand count: the first 3x3 convolution gains 3 input channels, 3 * 8 * 3 * 3 = 216 weights."""
+    plain, guided = ColorizationModule(head=head), ColorizationModule(head=head, hints=True)
+    assert parameter_count(guided) - parameter_count(plain) == 3 * 8 * 3 * 3
+    assert guided.net.encoders[0][0].in_channels == 4
+
+
+def test_a_guided_model_without_hints_sees_no_hint_anywhere() -> None:
+    torch.manual_seed(0)
+    model = ColorizationModule(hints=True).eval()
+    l_norm = torch.rand(2, 1, 32, 32)
+    no_hints = torch.zeros(2, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(model(l_norm), model(torch.cat([l_norm, no_hints], dim=1)))
+        hint_ab, mask = place_hints(32, 32, [(10, 12, 60.0, -40.0, 5)])
+        hinted = model(torch.cat([l_norm, torch.cat([hint_ab, mask], 1).expand(2, -1, -1, -1)], dim=1))
+    assert not torch.allclose(hinted, model(l_norm))  # an untrained network already reacts to a hint
+    with pytest.raises(ValueError, match="trained without hints"):
+        ColorizationModule().net.network_input(l_norm, no_hints)
+
+
+def test_training_batches_carry_simulated_hints_and_the_loss_depends_on_them() -> None:
+    torch.manual_seed(0)
+    model = ColorizationModule(hints=True, fused_head_loss=False)
+    images = torch.randint(0, 256, (4, 3, 32, 32), dtype=torch.uint8)
+    batch = model.prepare_training_batch(images, None)
+    hints = batch["hints"]
+    assert hints.shape == (4, 3, 32, 32)
+    mask = hints[:, 2:]
+    assert set(mask.unique().tolist()) <= {0.0, 1.0}
+    assert bool((hints[:, :2][mask.expand(-1, 2, -1, -1) == 0] == 0).all())  # no hint: ab 0
+    model.train()
+    with_hints = model.compute_loss(batch).loss
+    without = model.compute_loss({k: v for k, v in batch.items() if k != "hints"}).loss
+    assert torch.isfinite(with_hints) and with_hints != without
+    assert "hints" not in model.prepare_batch(images)  # validation and test: automatic mode
+
+
+def test_a_guided_model_trains_and_colorizes_photos_without_hints(tmp_path: Path) -> None:
+    """The Lightning loop with simulated hints, then the automatic paths of a guided checkpoint."""
+    module, _, trainer = fitted_module(tmp_path, widths=(8, 16, 32), hints=True)
+    path = tmp_path / "guided.ckpt"
+    trainer.save_checkpoint(path)
+    colorizer = Colorizer.from_checkpoint(path)
+    assert colorizer.module.net.hints and colorizer.module.hparams.hint_location == "uniform"
+    photo = torch.randint(0, 256, (3, 37, 51), dtype=torch.uint8)
+    assert colorizer.colorize(photo).shape == (3, 37, 51)
