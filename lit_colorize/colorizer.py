@@ -23,9 +23,12 @@ from torch import Tensor
 from lit_colorize.errors import CheckpointError, check_temperature
 from lit_colorize.imageio import pillow_pixels, read_image
 from lit_colorize.bins import MissingColorTableError, require_color_table
+from lit_colorize.color import lab_to_rgb
+from lit_colorize.fullres import full_resolution_l, network_input, working_size
 from lit_colorize.module import ColorizationModule
 from lit_colorize.network import upgrade_state_dict
 from lit_colorize.pretrained import pretrained_checkpoint
+from lit_colorize.user_hints import HintError, parse_hints, working_hints, working_position
 
 ImageLike = Union[str, Path, Image.Image, np.ndarray, Tensor]
 # A float image this far outside [0, 1] is on another scale (0..255, say), not resampling overshoot.
@@ -181,16 +184,71 @@ class Colorizer:
         return cls.from_checkpoint(pretrained_checkpoint(), device, working_size)
 
     @torch.no_grad()
-    def colorize(self, image: ImageLike | Sequence[ImageLike], temperature: float = 0.8) -> Any:
-        """``temperature``: 0 (each bin's mode) to 10, 1 its mean; ValueError otherwise, NaN included."""
+    def colorize(
+        self, image: ImageLike | Sequence[ImageLike], temperature: float = 0.8, hints: Sequence[dict] | None = None
+    ) -> Any:
+        """``temperature``: 0 (each bin's mode) to 10, 1 its mean; ValueError otherwise, NaN included.
+        ``hints`` (a model trained with ``hints: true``): colors to impose, e.g.
+        ``[{"x": 120, "y": 45, "color": "#2a6fdb"}, {"x": 300, "y": 210, "color": (40, 90, 30), "size": 7}]``,
+        in the photo's pixels (:mod:`lit_colorize.user_hints`); :class:`HintError` for a bad one."""
         temperature = check_temperature(temperature)
         if isinstance(image, (list, tuple)):
-            return [self.colorize(one, temperature) for one in image]
+            return [self.colorize(one, temperature, hints) for one in image]
         rgb, alpha = _as_rgb_alpha(image)
-        colored = self.module.net.colorize_photo(rgb.to(self.device), [temperature], self.working_size)[0].cpu()
+        checked = self._checked_hints(hints, image, rgb)
+        colored = self.module.net.colorize_photo(rgb.to(self.device), [temperature], self.working_size, checked)[0].cpu()
         if alpha is not None:
             colored = torch.cat([colored, alpha], dim=0)
         return _like(image, colored)
+
+    def _checked_hints(self, hints: Sequence[dict] | None, image: ImageLike, rgb: Tensor) -> list:
+        name = str(image) if isinstance(image, (str, Path)) else f"the {type(image).__name__} image"
+        if hints and not self.module.net.hints:
+            raise HintError(
+                f"{name}: {len(hints)} hint(s) given, but this model was trained without hints (hints: false); "
+                "train one with hints: true (configs/model/...) or leave the hints out"
+            )
+        return parse_hints(hints, name, *rgb.shape[-2:])
+
+    @torch.no_grad()
+    def suggest(
+        self, image: ImageLike, x: float, y: float, k: int = 6, temperature: float = 0.8, hints: Sequence[dict] | None = None
+    ) -> list[dict[str, Any]]:
+        """The ``k`` colors the model finds most probable at pixel (``x``, ``y``) of the photo,
+        most probable first: ``{"color": "#rrggbb", "rgb": (r, g, b), "probability": p, "bin": i}``.
+        Each is its bin's color (the table's mode-to-mean interpolation at ``temperature``) shown
+        at that pixel's own L, as the colorized photo would show it. A classification model's
+        predicted distribution gives this for free; ideepcolor shows such a palette by each click."""
+        temperature = check_temperature(temperature)
+        net = self.module.net
+        if not net.is_classifier:
+            raise ValueError("suggestions need a classification model (a distribution over bins); this one regresses ab")
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise ValueError(f"k must be a whole number of colors, 1 or more, got {k!r}")
+        rgb, _ = _as_rgb_alpha(image)
+        rgb = rgb.to(self.device)
+        checked = self._checked_hints(hints, image, rgb)
+        height, width = rgb.shape[-2:]
+        name = str(image) if isinstance(image, (str, Path)) else "the image"
+        parse_hints([{"x": x, "y": y, "color": "#000000"}], name, height, width)  # the same bounds as a hint's
+        lightness = full_resolution_l(rgb)
+        short_side = int(self.working_size or net.predict_short_side)
+        l_norm = network_input(lightness, working_size(height, width, short_side, net.size_multiple))
+        channels = working_hints(checked, (height, width), tuple(l_norm.shape[-2:]), l_norm.device) if checked else None
+        logits = net(net.network_input(l_norm, channels) if net.hints else l_norm)[0].float()
+        out_h, out_w = logits.shape[-2:]
+        row = min(max(round(working_position(y, height, out_h)), 0), out_h - 1)
+        column = min(max(round(working_position(x, width, out_w)), 0), out_w - 1)
+        probabilities = torch.softmax(logits[:, row, column], dim=0)
+        top = probabilities.topk(min(k, len(probabilities)))
+        ab = net.color_table.bin_colors(temperature)[top.indices]  # (k, 2)
+        pixel_l = lightness[min(max(round(y), 0), height - 1), min(max(round(x), 0), width - 1)]
+        lab = torch.cat([pixel_l.expand(len(ab), 1), ab.to(pixel_l.dtype)], dim=1).T[:, :, None]  # (3, k, 1)
+        colors = lab_to_rgb(lab)[:, :, 0].T.mul(255).round().to(torch.uint8).cpu().tolist()
+        return [
+            {"color": "#{:02x}{:02x}{:02x}".format(*color), "rgb": tuple(color), "probability": float(p), "bin": int(i)}
+            for color, p, i in zip(colors, top.values.tolist(), top.indices.tolist())
+        ]
 
     def colorize_frames(
         self, frames: Iterable[np.ndarray], temperature: float = 0.8, temporal_consistency: bool = True, batch_frames: int = 8

@@ -17,6 +17,7 @@ from lit_colorize.color import denormalize_ab, join_lab, upsample_ab
 from lit_colorize.fullres import colorize_full_resolution
 from lit_colorize.options import Decoding, Head
 from lit_colorize.unet import PRESETS, Activation, UNet
+from lit_colorize.user_hints import UserHint, working_hints
 
 DEFAULT_WORKING_SIZE = 256  # for a model whose training image size was never recorded
 HINT_CHANNELS = 3  # a user-guided model's extra input: hint ab (normalized, 0 = none) and the hint mask
@@ -129,9 +130,12 @@ class ColorizationNet(UNet):
         return output.argmax(dim=1) if self.is_classifier else ab_to_bin(self.decode(output, 1.0), self.grid_size)
 
     @torch.no_grad()
-    def predict_ab(self, l_norm: Tensor, temperatures: Sequence[float]) -> list[Tensor]:
+    def predict_ab(self, l_norm: Tensor, temperatures: Sequence[float], hints: Tensor | None = None) -> list[Tensor]:
         """L (B, 1, H, W) -> ab (B, 2, H, W) in ab units, one per temperature (one forward).
-        Mode/mean decoding needs only each pixel's most likely bin: no (B, K, H, W) logits."""
+        Mode/mean decoding needs only each pixel's most likely bin: no (B, K, H, W) logits.
+        ``hints``: a user-guided model's hint channels (B, 3, H, W) (:meth:`network_input`)."""
+        if hints is not None:
+            l_norm = self.network_input(l_norm, hints)
         if self.is_classifier and self.decoding == "mode_mean":
             bins = chunked_head_argmax(self.body(l_norm), self.head.weight, self.head_bias())
             return [self.color_table.decode_bins(bins, t) for t in temperatures]
@@ -145,11 +149,22 @@ class ColorizationNet(UNet):
         return torch.stack([join_lab(l_norm, upsample_ab(ab, size)) for ab in self.predict_ab(l_norm, temperatures)], dim=1)
 
     @torch.no_grad()
-    def colorize_photo(self, rgb: Tensor, temperatures: Sequence[float], working_size: int | None = None) -> list[Tensor]:
+    def colorize_photo(
+        self, rgb: Tensor, temperatures: Sequence[float], working_size: int | None = None, hints: Sequence[UserHint] = ()
+    ) -> list[Tensor]:
         """A photo of any size (uint8 RGB (3, H, W), color or gray) -> uint8 RGB (3, H, W) per
-        temperature: ab predicted at the working size, joined with the photo's own L."""
+        temperature: ab predicted at the working size, joined with the photo's own L.
+        ``hints`` (a user-guided model): checked hints in the photo's pixels (:mod:`lit_colorize.user_hints`)."""
         short_side = int(working_size or self.predict_short_side)
-        return colorize_full_resolution(rgb, self.predict_ab, temperatures, short_side, self.size_multiple)
+        predict = self.predict_ab
+        if hints:
+            photo_size = tuple(rgb.shape[-2:])
+
+            def predict(l_norm: Tensor, temperatures: Sequence[float]) -> list[Tensor]:
+                channels = working_hints(hints, photo_size, tuple(l_norm.shape[-2:]), l_norm.device)
+                return self.predict_ab(l_norm, temperatures, channels)
+
+        return colorize_full_resolution(rgb, predict, temperatures, short_side, self.size_multiple)
 
     def for_export(self) -> ColorizationNet:
         """A float32, contiguous, uncompiled copy: ONNX has no memory formats (channels_last
