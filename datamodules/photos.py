@@ -19,7 +19,8 @@ class Photos(L.LightningDataModule):
     A video travels as an item without pixels: the writer streams it through the model
     (decoding a whole video in a loader worker would hold it in memory).
 
-    ``output_dir`` and ``output_suffix`` are the writer's (``lit-colorize predict`` sets them
+    ``hints``: a JSON file mapping photo paths to color hints (a user-guided model; a photo's
+    ``<name>.hints.json`` beside it is read too). ``output_dir`` and ``output_suffix`` are the writer's (``lit-colorize predict`` sets them
     from ``--writer.*``): a folder search skips that folder and every file named like an
     output or a temporary file of predict, so outputs are never read back as photos.
     """
@@ -31,6 +32,7 @@ class Photos(L.LightningDataModule):
         num_workers: int = 0,
         output_dir: str | Path | None = None,
         output_suffix: str = DEFAULT_SUFFIX,
+        hints: str | Path | None = None,
     ) -> None:
         check_loader_options(batch_size, num_workers)
         super().__init__()
@@ -45,7 +47,7 @@ class Photos(L.LightningDataModule):
             )
         if not self.hparams.inputs:
             raise PredictSetupError("no inputs: pass photo files or folders with --data.inputs '[photo.jpg, folder/]'")
-        self.dataset = PhotoDataset(self.hparams.inputs, self.hparams.output_dir, self.hparams.output_suffix)
+        self.dataset = PhotoDataset(self.hparams.inputs, self.hparams.output_dir, self.hparams.output_suffix, self.hparams.hints)
 
     def predict_dataloader(self) -> DataLoader:
         if self.dataset is None:

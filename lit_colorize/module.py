@@ -253,11 +253,21 @@ class ColorizationModule(L.LightningModule):
         DataModule's images at their own size, named ``<loader>-<index in the set>``."""
         temperatures, working_size = list(self.render_settings.temperatures), self.render_settings.working_size
         if is_photo_batch(batch):
-            return [colorize_item(item, lambda rgb: self.net.colorize_photo(rgb, temperatures, working_size), temperatures) for item in batch]
+            return [self._predict_photo(item, temperatures, working_size) for item in batch]
         rgb = self.net.colorize(batch["l"], temperatures).mul(255).round_().to(torch.uint8).cpu()
         first = batch_idx * len(rgb)  # without the loader's indices: exact for all but a last, shorter batch
         indices = batch["index"].tolist() if "index" in batch else range(first, first + len(rgb))
         return [ColorizedPhoto(PhotoItem(f"{dataloader_idx}-{i:06d}"), temperatures, list(images)) for i, images in zip(indices, rgb)]
+
+    def _predict_photo(self, item: PhotoItem, temperatures: list[float], working_size: int | None) -> ColorizedPhoto:
+        if item.hints and not self.net.hints:
+            reason = (
+                f"{len(item.hints)} hint(s) given (first at x={item.hints[0].x:g}, y={item.hints[0].y:g}), but this "
+                "model was trained without hints (hints: false); use a model trained with hints: true, or remove them"
+            )
+            return ColorizedPhoto(PhotoItem(item.path, item.relative_dir, error=reason))
+        hints = item.hints or ()
+        return colorize_item(item, lambda rgb: self.net.colorize_photo(rgb, temperatures, working_size, hints), temperatures)
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Refuse, with the fix, a classification checkpoint without a bin color table, except

@@ -8,6 +8,7 @@ run over a folder reports it by path and goes on with the rest.
 from __future__ import annotations
 
 import errno
+import json
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -17,8 +18,11 @@ from torch.utils.data import Dataset
 
 from lit_colorize.imageio import ImageReadError, read_image
 from lit_colorize.files import IMAGE_SUFFIXES, VIDEO_SUFFIXES, has_image_suffix, has_video_suffix, walk_files
-from lit_colorize.outputs import DEFAULT_SUFFIX, OutputNames
+from lit_colorize.outputs import DEFAULT_SUFFIX, OutputNames, PredictSetupError
 from lit_colorize.prediction import PhotoItem
+from lit_colorize.user_hints import HintError, parse_hints
+
+HINTS_SIDECAR = ".hints.json"  # photo.jpg's hints, found beside it: photo.hints.json
 
 
 @dataclass(frozen=True)
@@ -96,14 +100,51 @@ def _search_folder(root: Path, skip_dirs: list[Path], own: OutputNames) -> list[
     return sorted(sources, key=lambda source: source.path)
 
 
+def read_hints_file(path: str | Path) -> dict[Path, list]:
+    """``--data.hints FILE.json``: ``{"photo path": [hint, ...], ...}``, paths relative to the
+    current folder like every path on the command line; keyed by resolved path."""
+    path = Path(path).expanduser()
+    try:
+        mapping = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise PredictSetupError(f"hints file {path} not found; give a JSON file mapping photo paths to lists of hints") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise PredictSetupError(f"cannot read hints file {path}: {error}") from None
+    if not isinstance(mapping, dict) or not all(isinstance(v, list) for v in mapping.values()):
+        raise PredictSetupError(
+            f"hints file {path} must map photo paths to lists of hints, e.g. "
+            '{"photo.jpg": [{"x": 120, "y": 45, "color": "#2a6fdb"}]}'
+        )
+    return {Path(photo).expanduser().resolve(): hints for photo, hints in mapping.items()}
+
+
+def sidecar_hints(photo: Path) -> list | None:
+    """The hints of ``photo.hints.json`` beside ``photo.jpg``, when it exists."""
+    sidecar = photo.with_name(photo.stem + HINTS_SIDECAR)
+    if not sidecar.is_file():
+        return None
+    try:
+        hints = json.loads(sidecar.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise HintError(f"{photo}: cannot read its hints file {sidecar}: {error}") from None
+    return hints
+
+
 class PhotoDataset(Dataset):
     """Decodes each photo at full resolution (torchvision.io or Pillow; EXIF orientation,
-    alpha kept); unreadable files give an item with ``error`` set."""
+    alpha kept); unreadable files give an item with ``error`` set. A photo's hints come from
+    ``hints_file`` (``--data.hints``) or its sidecar ``<name>.hints.json``, checked against its
+    size; bad hints make that photo's error."""
 
     def __init__(
-        self, inputs: Sequence[str | Path], output_dir: str | Path | None = None, suffix: str = DEFAULT_SUFFIX
+        self,
+        inputs: Sequence[str | Path],
+        output_dir: str | Path | None = None,
+        suffix: str = DEFAULT_SUFFIX,
+        hints_file: str | Path | None = None,
     ) -> None:
         self.photos = find_photos(inputs, output_dir, suffix)
+        self.hints = read_hints_file(hints_file) if hints_file is not None else {}
 
     def __len__(self) -> int:
         return len(self.photos)
@@ -117,9 +158,13 @@ class PhotoDataset(Dataset):
             return PhotoItem(str(path), relative_dir, is_video=True)
         try:
             decoded = read_image(path)
+            raw = self.hints.get(path.resolve())
+            hints = parse_hints(raw if raw is not None else sidecar_hints(path), str(path), *decoded.rgb.shape[-2:])
         except ImageReadError as error:
             return PhotoItem(str(path), relative_dir, error=str(error))
-        return PhotoItem(str(path), relative_dir, decoded.rgb, decoded.alpha)
+        except HintError as error:  # the writer prefixes the photo's path itself
+            return PhotoItem(str(path), relative_dir, error=str(error).removeprefix(f"{path}: "))
+        return PhotoItem(str(path), relative_dir, decoded.rgb, decoded.alpha, hints=hints or None)
 
 
 def collate_photos(items: list[PhotoItem]) -> list[PhotoItem]:

@@ -48,6 +48,7 @@ class PhotoItem:
     error: str | None = None
     outputs_exist: bool = False  # set by the writer: every output is there already, nothing to compute
     is_video: bool = False
+    hints: list | None = None  # checked hints (lit_colorize.user_hints.UserHint) for a user-guided model
 
 
 @dataclass

@@ -34,7 +34,7 @@ class HintError(UserError, ValueError):
     """A hint that cannot be used; the message names the photo and the hint."""
 
 
-@dataclass(frozen=True)
+@dataclass  # not frozen: Lightning's batch transfer rebuilds the dataclasses it meets
 class UserHint:
     """One checked hint: where (photo pixels), its color and its ab (ab units), its side (photo
     pixels; None: :data:`DEFAULT_WORKING_SIDE` working pixels)."""

@@ -129,3 +129,42 @@ def test_suggest_refuses_a_pixel_outside_and_a_regression_model(photo: Path) -> 
     regression = ColorizationModule(head="regression").eval()
     with pytest.raises(ValueError, match="classification model"):
         Colorizer(regression).suggest(np.zeros((16, 16, 3), np.uint8), 1, 1)
+
+
+# --- lit-colorize predict: sidecar files and --data.hints ------------------------------------
+
+
+def test_predict_reads_sidecar_and_mapped_hints_and_fails_bad_ones_alone(tmp_path: Path, capsys) -> None:
+    """A guided checkpoint; one photo with a sidecar, one named in --data.hints, one whose hint
+    lies outside it (fails alone, named), one without hints (automatic)."""
+    import json
+
+    from tests.helpers import fitted_module
+    from tests.test_predict_faults import files_under, make_photos, predict_args, run_in_process
+
+    _, _, trainer = fitted_module(tmp_path / "run", widths=(8, 16, 32), hints=True)
+    checkpoint = tmp_path / "guided.ckpt"
+    trainer.save_checkpoint(checkpoint)
+    photos = make_photos(tmp_path / "in", ["a.png", "b.png", "c.png", "d.png"])
+    (tmp_path / "in" / "a.hints.json").write_text(json.dumps([{"x": 5, "y": 5, "color": "#ff0000", "size": 4}]))
+    (tmp_path / "in" / "c.hints.json").write_text(json.dumps([{"x": 500, "y": 5, "color": "#ff0000"}]))
+    mapping = tmp_path / "hints.json"
+    mapping.write_text(json.dumps({str(photos[1]): [{"x": 10, "y": 3, "color": [20, 200, 40]}]}))
+    out = tmp_path / "out"
+    status = run_in_process(predict_args(checkpoint, [tmp_path / "in"], out, "--data.hints", str(mapping)))
+    printed = capsys.readouterr().out
+    assert status == 1 and "wrote 3 images" in printed
+    assert f"FAILED {photos[2]}: hint 1 ({{'x': 500, 'y': 5, 'color': '#ff0000'}}) lies outside the 56x42 photo" in printed
+    assert files_under(out) == {"a_colorized_T0.8.png", "b_colorized_T0.8.png", "d_colorized_T0.8.png"}
+
+
+def test_predict_refuses_hints_for_a_model_trained_without_them(checkpoint: Path, tmp_path: Path, capsys) -> None:
+    import json
+
+    from tests.test_predict_faults import make_photos, predict_args, run_in_process
+
+    (photo,) = make_photos(tmp_path / "in", ["a.png"])
+    (tmp_path / "in" / "a.hints.json").write_text(json.dumps([{"x": 5, "y": 5, "color": "#ff0000"}]))
+    status = run_in_process(predict_args(checkpoint, [photo], tmp_path / "out"))
+    assert status == 1
+    assert f"FAILED {photo}: 1 hint(s) given (first at x=5, y=5), but this model was trained without hints" in capsys.readouterr().out
