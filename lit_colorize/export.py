@@ -5,7 +5,10 @@ PyTorch only has to convert RGB to L before and join L with ab after. Input ``l`
 1, H, W), L*/100 in [0, 1], H and W multiples of the U-Net's ``size_multiple``; output
 ``ab``: float (B, 2, H, W) in CIE ab units (H/s x W/s for a model trained with
 ``output_stride`` s: upsample it before joining it with L). T is fixed at export
-(``--temperature``) or, when left out, a second input ``temperature`` (a float scalar).
+(``--temperature``) or, when left out, an input ``temperature`` (a float scalar). A model
+trained with hints (``hints: true``) takes ``hints`` after ``l``: float (B, 3, H, W), the hint
+ab as (ab + 128) / 255 and the hint mask (0 and 0 where there is no hint;
+``lit_colorize.user_hints.working_hints`` builds it).
 The README's "Export to ONNX" runs such a graph with onnxruntime, numpy and scikit-image.
 """
 
@@ -43,14 +46,21 @@ class LToAb(nn.Module):
         return self.net.decode(self.net(l_norm), temperature)
 
 
+class HintedLToAb(LToAb):
+    """A user-guided model's graph: L (B, 1, H, W) and its hint channels (B, 3, H, W) -> ab."""
+
+    def forward(self, l_norm: Tensor, hints: Tensor, temperature: Tensor) -> Tensor:
+        return self.net.decode(self.net(self.net.network_input(l_norm, hints)), temperature)
+
+
 class FixedTemperature(nn.Module):
     def __init__(self, inner: LToAb, temperature: float) -> None:
         super().__init__()
         self.inner = inner
         self.register_buffer("temperature", torch.tensor(float(temperature)))
 
-    def forward(self, l_norm: Tensor) -> Tensor:
-        return self.inner(l_norm, self.temperature)
+    def forward(self, *inputs: Tensor) -> Tensor:
+        return self.inner(*inputs, self.temperature)
 
 
 def export_onnx(
@@ -77,15 +87,23 @@ def export_onnx(
     multiple = module.net.size_multiple
     height, width = (max(multiple, s // multiple * multiple) for s in example_size)
     example = torch.rand(1, 1, height, width)
-    graph = LToAb(module).eval()
+    hinted = module.net.hints
+    graph = (HintedLToAb if hinted else LToAb)(module).eval()
     rows, columns = Dim("rows"), Dim("columns")
     l_shape = {0: Dim("batch"), 2: multiple * rows, 3: multiple * columns}
+    inputs = {"l_norm": (example, l_shape)}
+    if hinted:
+        inputs["hints"] = (torch.zeros(1, 3, height, width), l_shape)
+    names = ["l", "hints"] if hinted else ["l"]
     if temperature is None:
-        model, args, names = graph, (example, torch.tensor(0.8)), ["l", "temperature"]
-        dynamic_shapes = {"l_norm": l_shape, "temperature": {}}
+        inputs["temperature"] = (torch.tensor(0.8), {})
+        model, names = graph, [*names, "temperature"]
     else:
-        model, args, names = FixedTemperature(graph, temperature).eval(), (example,), ["l"]
-        dynamic_shapes = {"l_norm": l_shape}
+        model = FixedTemperature(graph, temperature).eval()
+    args = tuple(value for value, _ in inputs.values())
+    dynamic_shapes = {name: shape for name, (_, shape) in inputs.items()}
+    if temperature is not None:  # FixedTemperature takes *inputs: shapes by position
+        dynamic_shapes = {"inputs": tuple(dynamic_shapes.values())}
     output.parent.mkdir(parents=True, exist_ok=True)
     with torch.no_grad():
         program = torch.onnx.export(
@@ -117,7 +135,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     # Errors of the user's files (lit_colorize.errors) end the command with one line, in cli.main.
     module = module_from_checkpoint(args.ckpt_path or pretrained_checkpoint())
     export_onnx(module, output, args.temperature, opset=args.opset)
-    takes = "l" if args.temperature is not None else "l, temperature"
+    takes = ", ".join(["l", *(["hints"] if module.net.hints else []), *([] if args.temperature is not None else ["temperature"])])
     print(
         f"wrote {output}: inputs ({takes}) -> ab; H and W multiples of {module.net.size_multiple}; "
         f"trained on images of short side {module.net.predict_short_side} (run it at about that size)"

@@ -75,3 +75,31 @@ def test_a_guided_model_trains_and_colorizes_photos_without_hints(tmp_path: Path
     assert colorizer.module.net.hints and colorizer.module.hparams.hint_location == "uniform"
     photo = torch.randint(0, 256, (3, 37, 51), dtype=torch.uint8)
     assert colorizer.colorize(photo).shape == (3, 37, 51)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("temperature", [None, 0.8], ids=["T-input", "T-fixed"])
+def test_onnx_export_of_a_guided_model_takes_the_hints(tmp_path: Path, temperature: float | None) -> None:
+    """The graph's inputs are l, hints (and temperature); onnxruntime agrees with PyTorch with
+    hints and without (all-zero hint channels)."""
+    onnxruntime = pytest.importorskip("onnxruntime", reason="onnxruntime is a dev dependency: pip install -e .[dev]")
+    import numpy as np
+
+    from lit_colorize.export import export_onnx
+
+    torch.manual_seed(0)
+    module = ColorizationModule(hints=True, widths=(8, 16, 32)).eval()
+    module.net.color_table.built.fill_(True)
+    path = export_onnx(module, tmp_path / "guided.onnx", temperature)
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    assert [i.name for i in session.get_inputs()] == ["l", "hints"] + (["temperature"] if temperature is None else [])
+    l_norm = torch.rand(2, 1, 40, 56)
+    hint_ab, mask = place_hints(40, 56, [(10, 12, 60.0, -40.0, 5), (30, 40, -20.0, 50.0, 3)])
+    for hints in (torch.cat([hint_ab, mask], 1).expand(2, -1, -1, -1), torch.zeros(2, 3, 40, 56)):
+        feeds = {"l": l_norm.numpy(), "hints": hints.contiguous().numpy()}
+        t = 0.8 if temperature is None else temperature
+        if temperature is None:
+            feeds["temperature"] = np.array(t, dtype=np.float32)
+        (ab,) = session.run(None, feeds)
+        expected = module.net.predict_ab(l_norm, [t], hints)[0].numpy()
+        np.testing.assert_allclose(ab, expected, atol=1e-3, rtol=0)
