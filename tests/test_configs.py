@@ -22,6 +22,7 @@ OWN_TRAINER = {
     "landscape": {"max_epochs": 30, "log_every_n_steps": 20},
     "landscape_bsds500": {"max_epochs": 30, "log_every_n_steps": 20},
     "recipe": {"max_epochs": 50, "log_every_n_steps": 20},
+    "hints": {"max_epochs": 50, "log_every_n_steps": 20},
 }
 LANDSCAPE_ROOTS = ["../shared/data/landscape"]
 BSDS500_ROOTS = ["../shared/data/landscape", "../shared/data/photos/bsds500"]
@@ -68,6 +69,13 @@ def test_landscape_bsds500_is_landscape_plus_its_roots() -> None:
     assert landscape["data"]["init_args"].pop("roots") == LANDSCAPE_ROOTS
     assert bsds500["data"]["init_args"].pop("roots") == BSDS500_ROOTS
     assert bsds500 == landscape
+
+
+def test_the_hint_model_is_the_recipe_with_hints() -> None:
+    """The same budget as the shipped model, so the hint benchmark compares like with like."""
+    hints, recipe = job("hints"), job("recipe")
+    assert hints["model"]["init_args"].pop("hints") is True and recipe["model"]["init_args"].pop("hints") is False
+    assert hints == recipe
 
 
 def test_the_recipe_trains_on_every_photo_but_bsds500_test_and_holds_out_landscape() -> None:
