@@ -6,6 +6,7 @@ times and sound kept; existing files and bad videos handled as for photos)."""
 from __future__ import annotations
 
 import subprocess
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -174,10 +175,35 @@ def test_frames_are_colorized_lazily_as_a_stream(colorizer) -> None:
     assert len(first) == 4 and first[0].shape == (40, 56, 3) and len(pulled) == 6
 
 
-def test_frames_of_another_size_in_one_video_are_refused(colorizer) -> None:
+@pytest.mark.parametrize("batch_frames", [1, 2])
+def test_frames_of_another_size_in_one_video_are_refused(colorizer, batch_frames: int) -> None:
+    """Within a batch or across batches alike."""
     frames = [np.zeros((40, 56, 3), np.uint8), np.zeros((40, 58, 3), np.uint8)]
-    with pytest.raises(ValueError, match="must all be uint8 RGB"):
-        list(colorizer.colorize_frames(frames, batch_frames=2))
+    with pytest.raises(ValueError, match=r"frame 1 is uint8 \(40, 58, 3\); .* like the first"):
+        list(colorizer.colorize_frames(frames, batch_frames=batch_frames))
+
+
+def test_a_video_whose_size_changes_midway_fails_with_one_line(colorizer, tmp_path: Path) -> None:
+    """A real file whose stream switches resolution (MJPEG frames of two sizes in Matroska):
+    a VideoReadError naming it, and no output."""
+    source = tmp_path / "switch.mkv"
+    with av.open(str(source), "w") as container:
+        stream = container.add_stream("mjpeg", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuvj420p"
+        smaller = av.CodecContext.create("mjpeg", "w")  # JPEG packets of another size, same stream
+        smaller.width, smaller.height, smaller.pix_fmt, smaller.time_base = 48, 32, "yuvj420p", Fraction(1, 10)
+        for index in range(6):
+            encoder, size = (stream, (48, 64)) if index < 3 else (smaller, (32, 48))
+            frame = av.VideoFrame.from_ndarray(np.full((*size, 3), 40 * index, np.uint8), format="rgb24")
+            frame = frame.reformat(format="yuvj420p")
+            frame.pts, frame.time_base = index, Fraction(1, 10)
+            for packet in encoder.encode(frame):
+                packet.stream, packet.pts, packet.dts, packet.time_base = stream, index, index, Fraction(1, 10)
+                container.mux(packet)
+    assert [decoded.rgb.shape[:2] for decoded in VideoReader(source)] == [(48, 64)] * 3 + [(32, 48)] * 3
+    with pytest.raises(VideoReadError, match=r"its frame size changes \(frame 3 is uint8 \(32, 48, 3\)"):
+        colorizer.colorize_video(source, tmp_path / "out.mp4", progress=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["switch.mkv"]
 
 
 def test_progress_lines_say_frames_rate_and_eta(capsys) -> None:

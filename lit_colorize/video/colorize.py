@@ -24,11 +24,15 @@ from torch import Tensor
 from lit_colorize.errors import check_temperatures
 from lit_colorize.fullres import full_resolution_l, network_input, render, working_size
 from lit_colorize.network import ColorizationNet
-from lit_colorize.video.io import VideoInfo, VideoReader, VideoWriter, probe_video
+from lit_colorize.video.io import VideoInfo, VideoReader, VideoReadError, VideoWriter, probe_video
 from lit_colorize.video.stabilize import StabilizerSettings, TemporalStabilizer
 
 DEFAULT_BATCH_FRAMES = 8  # frames per network call: enough to fill a GPU at working sizes, little memory
 DEFAULT_CRF = 18  # x264's "visually lossless" end of its scale
+
+
+class FrameSizeError(ValueError):
+    """A frame of another size or kind than the video's first (one output video has one size)."""
 
 
 def stabilizer_size(height: int, width: int, flow_short_side: int, network_short_side: int) -> tuple[int, int]:
@@ -63,6 +67,8 @@ class FrameColorizer:
         self.stabilizer_settings = stabilizer or StabilizerSettings()
         self.batch_frames = batch_frames
         self._stabilizer: TemporalStabilizer | None = None
+        self._size: tuple[int, ...] | None = None
+        self._checked = 0  # frames of this video checked so far
 
     @property
     def cuts(self) -> list[int]:
@@ -77,6 +83,7 @@ class FrameColorizer:
     def __call__(self, frames: Iterable[np.ndarray]) -> Iterator[list[np.ndarray]]:
         stabilizer = TemporalStabilizer(self.stabilizer_settings) if self.temporal_consistency else None
         self._stabilizer = stabilizer
+        self._size, self._checked = None, 0
         batch: list[np.ndarray] = []
         for frame in frames:
             batch.append(frame)
@@ -87,10 +94,16 @@ class FrameColorizer:
             yield from self._colorize_batch(batch, stabilizer)
 
     def _colorize_batch(self, frames: list[np.ndarray], stabilizer: TemporalStabilizer | None) -> Iterator[list[np.ndarray]]:
-        height, width = frames[0].shape[:2]
+        if self._size is None:
+            self._size = tuple(frames[0].shape)
+        height, width = self._size[:2]
         for frame in frames:
             if frame.ndim != 3 or frame.shape != (height, width, 3) or frame.dtype != np.uint8:
-                raise ValueError(f"video frames must all be uint8 RGB ({height}, {width}, 3), got {frame.dtype} {frame.shape}")
+                raise FrameSizeError(
+                    f"frame {self._checked} is {frame.dtype} {frame.shape}; video frames must all be uint8 RGB "
+                    f"({height}, {width}, 3) like the first"
+                )
+            self._checked += 1
         device = self.device
         lightness = [full_resolution_l(torch.from_numpy(frame).to(device).permute(2, 0, 1)) for frame in frames]
         size = working_size(height, width, self.short_side, self.net.size_multiple)
@@ -217,14 +230,20 @@ def colorize_video(
                     times.append(decoded.pts)
                     yield decoded.rgb
 
-            for images in colorizer(frames()):
-                pts = times.popleft()
-                for writer, image in zip(writers, images):
-                    writer.write(image, pts)
-                report.frames += 1
-                bar.advance()
-                if on_frame is not None:
-                    on_frame(report.frames)
+            try:
+                for images in colorizer(frames()):
+                    pts = times.popleft()
+                    for writer, image in zip(writers, images):
+                        writer.write(image, pts)
+                    report.frames += 1
+                    bar.advance()
+                    if on_frame is not None:
+                        on_frame(report.frames)
+            except FrameSizeError as error:  # a stream that changes resolution midway
+                raise VideoReadError(
+                    f"{source}: its frame size changes ({error}); split it where the size changes, "
+                    "or scale it to one size first"
+                ) from None
             report.bad_packets = reader.bad_packets
     finally:
         bar.close()
