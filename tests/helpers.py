@@ -8,6 +8,8 @@ import os
 import shutil
 import sys
 import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from unittest import mock
@@ -160,3 +162,14 @@ class HostReadProbe:
             return original(tensor, *args, **kwargs)
 
         return read
+
+
+@contextmanager
+def no_device_waits() -> Iterator[None]:
+    """torch's sync debug mode: any device-to-host wait inside raises (CUDA tests only)."""
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        yield
+    finally:
+        torch.cuda.set_sync_debug_mode("default")

@@ -18,7 +18,7 @@ from lit_colorize.chunked_head import chunked_head_cross_entropy
 from lit_colorize.module import ColorizationModule
 from lit_colorize.precision import default_precision
 from tests.conftest import requires_cuda
-from tests.helpers import quick_trainer, tiny_toyshapes
+from tests.helpers import no_device_waits, quick_trainer, tiny_toyshapes
 
 
 @pytest.fixture(autouse=True)
@@ -65,17 +65,6 @@ def test_fit_on_the_gpu_with_the_default_precision_then_predict_like_the_cpu(tmp
     on_gpu = module.eval().net.colorize(l_norm, [0.0, 0.8]).cpu()
     on_cpu = module.cpu().net.colorize(l_norm.cpu(), [0.0, 0.8])
     assert (on_gpu - on_cpu).abs().gt(1 / 255).float().mean() < 1e-3  # bins may flip only at near-ties
-
-
-@contextmanager
-def no_device_waits() -> Iterator[None]:
-    """torch's sync debug mode: any device-to-host wait inside raises."""
-    torch.cuda.synchronize()
-    torch.cuda.set_sync_debug_mode("error")
-    try:
-        yield
-    finally:
-        torch.cuda.set_sync_debug_mode("default")
 
 
 @requires_cuda

@@ -5,8 +5,6 @@ clipped-normal placement, and hand-built masks for explicit hints."""
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -27,7 +25,7 @@ from lit_colorize.hints import (
     smallest_cap,
 )
 from tests.conftest import requires_cuda
-from tests.helpers import HostReadProbe
+from tests.helpers import HostReadProbe, no_device_waits
 
 GRAY = 128 / 255
 
@@ -319,21 +317,11 @@ def test_bad_arguments_of_the_functions() -> None:
         sample_hints(torch.zeros(1, 3, 8, 8), HintSampling())
 
 
-@contextmanager
-def _no_device_waits() -> Iterator[None]:
-    torch.cuda.synchronize()
-    torch.cuda.set_sync_debug_mode("error")
-    try:
-        yield
-    finally:
-        torch.cuda.set_sync_debug_mode("default")
-
-
 @requires_cuda
 def test_hints_are_drawn_on_the_gpu_without_waiting_for_it_and_match_the_naive_oracle() -> None:
     ab = _truth(8, 40, 48).cuda()
     sampling = HintSampling(stop_probability=0.2)
-    with _no_device_waits():
+    with no_device_waits():
         hint, mask = sample_hints(ab, sampling, _generator(13, "cuda"))
         automatic = sample_hints(ab, sampling)  # the device's default generator
     assert hint.device.type == mask.device.type == automatic[0].device.type == "cuda"
