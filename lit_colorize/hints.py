@@ -300,6 +300,12 @@ def sample_hints(
     return _reveal(ab, patches, max(sampling.patch_sizes))
 
 
+def sweep_sampling(patch: int = SWEEP_PATCH, location: Location = "normal") -> HintSampling:
+    """The sampler of :func:`random_hints_from_truth` (fixed patch side, the count given):
+    :func:`draw_patches` with it and the same generator draws the same patches, to show them."""
+    return HintSampling(patch_sizes=(patch,), location=location, stop_probability=1.0, max_hints=1)
+
+
 def random_hints_from_truth(
     ab: Tensor,
     count: int,
@@ -312,7 +318,7 @@ def random_hints_from_truth(
     :data:`SWEEP_COUNTS`). Their sweep places patches by the training sampler's default,
     ``"normal"``, so that is the default here too, to compare with their curve."""
     _check_ab(ab)
-    sampling = HintSampling(patch_sizes=(patch,), location=location, stop_probability=1.0, max_hints=1)
+    sampling = sweep_sampling(patch, location)
     batch, _, height, width = ab.shape
     patches = draw_patches(batch, height, width, sampling, count=count, generator=generator, device=ab.device)
     return _reveal(ab, patches, patch)

@@ -88,6 +88,27 @@ def test_video_benchmark_small_run(shared_data: Path, tmp_path: Path) -> None:
     assert not strip.exists()  # the strip's frames (120-124 of the pancake clip) were not in this run
 
 
+def test_hints_benchmark_small_run(shared_data: Path, tmp_path: Path) -> None:
+    """A briefly trained guided model on a few held-out photos: the tables, the verdicts, the picture."""
+    from tests.helpers import fitted_module
+
+    _, _, trainer = fitted_module(tmp_path / "run", widths=(8, 16, 32), hints=True)
+    checkpoint = tmp_path / "guided.ckpt"
+    trainer.save_checkpoint(checkpoint)
+    picture = tmp_path / "hints.png"
+    result = subprocess.run(
+        [sys.executable, "-m", "benchmarks.hints", "--hint_ckpt", str(checkpoint), "--every", "400",
+         "--patches", "6", "2", "--picture", str(picture)],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = result.stdout
+    assert "3 held-out photos" in out and out.count("no hints (same budget)") == 3 and "Zhang et al. 2017" in out
+    assert out.count("MET   ") + out.count("MISSED ") == 5
+    with Image.open(picture) as image:  # gray | automatic | 1, 5, 20 hints | truth, side by side
+        assert image.size[0] == 6 * image.size[1]
+
+
 def test_gpu_check_script_cpu_path() -> None:
     """benchmarks/gpu_check.sh end to end on the CPU: GPU tests (skipped here) and the bf16 throughput run."""
     result = subprocess.run(
