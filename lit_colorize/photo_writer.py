@@ -207,8 +207,9 @@ class ColorizedPhotoWriter(BasePredictionWriter):
             return
         for _, path in jobs:
             self._claimed[path] = source
-            path.parent.mkdir(parents=True, exist_ok=True)
         try:
+            for _, path in jobs:
+                path.parent.mkdir(parents=True, exist_ok=True)
             report = colorize_video(
                 pl_module.net,
                 source,
