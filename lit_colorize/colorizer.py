@@ -230,7 +230,11 @@ class Colorizer:
         checked = self._checked_hints(hints, image, rgb)
         height, width = rgb.shape[-2:]
         name = str(image) if isinstance(image, (str, Path)) else "the image"
-        parse_hints([{"x": x, "y": y, "color": "#000000"}], name, height, width)  # the same bounds as a hint's
+        inside = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (x, y)) and (
+            -0.5 <= x < width - 0.5 and -0.5 <= y < height - 0.5
+        )
+        if not inside:  # the same bounds as a hint's
+            raise HintError(f"{name}: pixel (x={x!r}, y={y!r}) lies outside the {width}x{height} photo")
         lightness = full_resolution_l(rgb)
         short_side = int(self.working_size or net.predict_short_side)
         l_norm = network_input(lightness, working_size(height, width, short_side, net.size_multiple))
