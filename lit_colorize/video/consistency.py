@@ -26,7 +26,7 @@ try:
 except ImportError:  # pragma: no cover - depends on the environment
     raise ImportError("video needs OpenCV: pip install -e '.[video]' (opencv-python-headless)") from None
 
-from lit_colorize.video.flow import PairGeometry, check_rgb_u8, lab_f, linear_xyz_normalized, warp_with_maps
+from lit_colorize.video.flow import PairGeometry, check_rgb_u8, lab_of, warp_with_maps
 
 CDC_DILATIONS: tuple[int, ...] = (1, 2, 4)
 CDC_WEIGHTS: tuple[float, ...] = (1 / 3, 1 / 3, 1 / 3)
@@ -39,19 +39,8 @@ def to_float_rgb(rgb: np.ndarray) -> np.ndarray:
 
 
 def ab_channels(rgb: np.ndarray) -> np.ndarray:
-    """uint8 RGB ``(H, W, 3)`` -> CIE a*, b* float32 ``(H, W, 2)`` in ab units.
-
-    The constants of :func:`lit_colorize.color.rgb_to_lab` (kornia) in numpy: no torch on this
-    path, and ``cv2.cvtColor`` on float32 is up to 0.45 ab units off it (OpenCV approximates
-    the sRGB curve with a spline); here the uint8 input makes the sRGB curve an exact lookup.
-    """
-    f = lab_f(linear_xyz_normalized(rgb))
-    ab = np.empty(rgb.shape[:2] + (2,), dtype=np.float32)
-    np.subtract(f[..., 0], f[..., 1], out=ab[..., 0])
-    np.subtract(f[..., 1], f[..., 2], out=ab[..., 1])
-    ab[..., 0] *= 500.0
-    ab[..., 1] *= 200.0
-    return ab
+    """uint8 RGB ``(H, W, 3)`` -> CIE a*, b* float32 ``(H, W, 2)`` in ab units (the project's Lab)."""
+    return np.ascontiguousarray(lab_of(rgb)[1:].transpose(1, 2, 0))
 
 
 def _check_pair(rgb_t: np.ndarray, rgb_t1: np.ndarray, geometry: PairGeometry) -> None:

@@ -21,11 +21,14 @@ from functools import cached_property
 from typing import Literal
 
 import numpy as np
+import torch
 
 try:
     import cv2
 except ImportError:  # pragma: no cover - depends on the environment
     raise ImportError("video needs OpenCV: pip install -e '.[video]' (opencv-python-headless)") from None
+
+from lit_colorize.color import rgb_to_lab
 
 Preset = Literal["ultrafast", "fast", "medium"]
 
@@ -35,34 +38,6 @@ _PRESETS: dict[str, int] = {
     "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM,
 }
 
-# sRGB -> CIE XYZ (D65), the constants of kornia.color.rgb_to_lab (lit_colorize.color), so the
-# gray frame here is the L* the colorizer sees.
-_RGB_TO_XYZ = np.array(
-    [[0.412453, 0.357580, 0.180423], [0.212671, 0.715160, 0.072169], [0.019334, 0.119193, 0.950227]]
-)
-_D65_WHITE = np.array([0.95047, 1.0, 1.08883])
-_LAB_EPSILON = 0.008856
-
-
-def _srgb_to_linear_table() -> np.ndarray:
-    """The 256 uint8 sRGB levels, linearised exactly (a lookup replaces a power per pixel)."""
-    v = np.arange(256, dtype=np.float64) / 255.0
-    return np.where(v > 0.04045, ((v + 0.055) / 1.055) ** 2.4, v / 12.92).astype(np.float32)
-
-
-_SRGB_TO_LINEAR = _srgb_to_linear_table()
-
-
-def lab_f(t: np.ndarray) -> np.ndarray:
-    """CIE Lab's companding f(t) of float32 ``t`` (cube root above 0.008856, linear below),
-    kornia's constants. ``cv2.pow`` takes the cube root: within 2e-7 of ``np.cbrt``, 7× faster."""
-    out = cv2.pow(np.maximum(t, np.float32(_LAB_EPSILON)), 1.0 / 3.0)
-    low = t <= _LAB_EPSILON
-    if low.any():
-        out[low] = 7.787 * t[low] + 4.0 / 29.0
-    return out
-
-
 def check_rgb_u8(rgb: np.ndarray, name: str = "rgb") -> None:
     if not isinstance(rgb, np.ndarray) or rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
         raise ValueError(
@@ -71,27 +46,20 @@ def check_rgb_u8(rgb: np.ndarray, name: str = "rgb") -> None:
         )
 
 
-def linear_xyz_normalized(rgb: np.ndarray) -> np.ndarray:
-    """uint8 RGB ``(H, W, 3)`` -> XYZ divided by the D65 white, float32 ``(H, W, 3)``."""
+def lab_of(rgb: np.ndarray) -> np.ndarray:
+    """uint8 RGB ``(H, W, 3)`` -> CIE Lab float32 ``(3, H, W)``, by the project's one conversion
+    (:func:`lit_colorize.color.rgb_to_lab`), so the L* here is the L* the colorizer sees."""
     check_rgb_u8(rgb)
-    linear = _SRGB_TO_LINEAR[rgb]
-    matrix = (_RGB_TO_XYZ / _D65_WHITE[:, None]).astype(np.float32)
-    return cv2.transform(linear, matrix)
+    return rgb_to_lab(torch.from_numpy(rgb).permute(2, 0, 1)).numpy()
 
 
 def to_gray_u8(rgb: np.ndarray) -> np.ndarray:
     """uint8 RGB ``(H, W, 3)`` -> uint8 gray ``(H, W)``: CIE L* × 2.55, rounded.
 
     L* rather than luma (``COLOR_RGB2GRAY``) because the colorizer keeps L*: flow estimated on it
-    is the same for the input video and for every colorization of it. Computed exactly (sRGB
-    lookup, kornia's matrix and white point) rather than with ``cv2.cvtColor(COLOR_RGB2Lab)``,
-    whose uint8 L channel is L* × 255/100 too but up to 1.3 levels off the exact value.
+    is the same for the input video and for every colorization of it.
     """
-    check_rgb_u8(rgb)
-    linear = _SRGB_TO_LINEAR[rgb]
-    y = cv2.transform(linear, _RGB_TO_XYZ[1:2].astype(np.float32))
-    lightness = 116.0 * lab_f(y) - 16.0
-    return np.clip(np.rint(lightness * 2.55), 0, 255).astype(np.uint8)
+    return np.clip(np.rint(lab_of(rgb)[0] * 2.55), 0, 255).astype(np.uint8)
 
 
 def _check_gray(gray: np.ndarray, name: str) -> None:
