@@ -175,6 +175,11 @@ def _run(argv: list[str], cli_args: list[str] | None) -> None:
 
         export_main(argv[1:])
         return
+    if argv[:1] == ["serve"]:
+        from lit_colorize.app.serve import main as serve_main
+
+        serve_main(argv[1:])
+        return
     if argv[:1] == ["evaluate"]:
         from lit_colorize.evaluation import main as evaluate_main
 

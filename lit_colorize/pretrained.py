@@ -19,14 +19,17 @@ from lit_colorize.atomic import atomic_write
 from lit_colorize.errors import CheckpointError
 
 PRETRAINED_NAME = "landscape64_v1.ckpt"
+#: The same recipe trained with color hints (configs/hints.yaml): takes hints, and colorizes
+#: without them too. The web page's default, so that a click can set a color.
+PRETRAINED_HINTS_NAME = "landscape64_hints_v1.ckpt"
 #: What a shipped checkpoint keeps of a training one: enough for Lightning and for Colorizer.
 SHIPPED_KEYS = ("state_dict", "hyper_parameters", "pytorch-lightning_version", "epoch", "global_step")
 MAX_SHIPPED_BYTES = 10 * 1024 * 1024
 
 
-def pretrained_checkpoint() -> Path:
-    """The path of the shipped checkpoint; CheckpointError if this installation lacks it."""
-    resource = files("lit_colorize") / "weights" / PRETRAINED_NAME
+def pretrained_checkpoint(name: str = PRETRAINED_NAME) -> Path:
+    """The path of a shipped checkpoint; CheckpointError if this installation lacks it."""
+    resource = files("lit_colorize") / "weights" / name
     with as_file(resource) as path:  # a real file for an installed package (no zip import here)
         if not path.is_file():
             raise CheckpointError(
@@ -34,6 +37,14 @@ def pretrained_checkpoint() -> Path:
                 "or pass --ckpt_path to a checkpoint of your own"
             )
         return Path(path)
+
+
+def default_serve_checkpoint() -> Path:
+    """The web page's model: the shipped hint model, or the automatic one where it is absent."""
+    try:
+        return pretrained_checkpoint(PRETRAINED_HINTS_NAME)
+    except CheckpointError:
+        return pretrained_checkpoint()
 
 
 def slim_checkpoint(checkpoint: dict[str, Any]) -> dict[str, Any]:

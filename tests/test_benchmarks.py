@@ -109,6 +109,20 @@ def test_hints_benchmark_small_run(shared_data: Path, tmp_path: Path) -> None:
         assert image.size[0] == 6 * image.size[1]
 
 
+def test_serve_load_test(shared_data: Path) -> None:
+    """The issue's load test, in full: 50 colorizations over HTTP, 4 at a time, against the real command."""
+    result = subprocess.run(
+        [sys.executable, "-m", "benchmarks.serve_load", "--requests", "50", "--parallel", "4"],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    out = result.stdout
+    assert "50 of 50 colorizations" in out and "errors: 0" in out
+    for kind in ("upload", "colorize", "suggest", "all three"):
+        assert f"{kind:10s}    50   p50" in out
+    assert out.count("MET     ") == 2
+
+
 def test_gpu_check_script_cpu_path() -> None:
     """benchmarks/gpu_check.sh end to end on the CPU: GPU tests (skipped here) and the bf16 throughput run."""
     result = subprocess.run(

@@ -1,0 +1,128 @@
+"""The web page's photos: uploaded bytes decoded in memory, bounded, and kept for a while.
+
+Nothing from an upload touches the disk or names a path: the bytes are decoded by Pillow from
+memory (its header first, so an oversized photo is refused before its pixels are), and the
+photo is kept in a small in-memory store under a random id until newer photos push it out.
+"""
+
+from __future__ import annotations
+
+import io
+import secrets
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from lit_colorize.errors import UserError
+from lit_colorize.fullres import full_resolution_l, render
+from lit_colorize.imageio import pillow_pixels
+
+#: The longest side of the photo the page shows and re-colorizes on every change; the download
+#: is computed at the photo's own size.
+PREVIEW_SIDE = 1024
+
+
+class UploadError(UserError, ValueError):
+    """An upload the page cannot use; ``status`` is the HTTP status to answer with."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass
+class Photo:
+    """A decoded upload: uint8 RGB (H, W, 3) at full size and at preview size, and whether it
+    had color (the page says it was taken to gray)."""
+
+    rgb: np.ndarray
+    preview: np.ndarray
+    had_color: bool
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height), as the page and hints count pixels."""
+        return self.rgb.shape[1], self.rgb.shape[0]
+
+    @property
+    def preview_scale(self) -> float:
+        return self.preview.shape[1] / self.rgb.shape[1]
+
+
+def decode_upload(data: bytes, max_pixels: int) -> Photo:
+    """Uploaded bytes -> a :class:`Photo`; :class:`UploadError` for anything that is not a
+    readable image or has more than ``max_pixels`` pixels."""
+    if not data:
+        raise UploadError("the upload is empty; choose a photo (JPEG, PNG, WebP, TIFF, BMP, GIF)")
+    try:
+        with Image.open(io.BytesIO(data)) as image:  # the header only, so far
+            width, height = image.size
+            if width * height > max_pixels:
+                raise UploadError(
+                    f"the photo has {width}x{height} = {width * height / 1e6:.1f} megapixels, more than this server's "
+                    f"{max_pixels / 1e6:.1f}; scale it down, or start the server with a larger --max_megapixels",
+                    status=413,
+                )
+            image.load()
+            rgb, _ = pillow_pixels(ImageOps.exif_transpose(image))
+    except UploadError:
+        raise
+    except UnidentifiedImageError:
+        raise UploadError("the file is not an image; choose a photo (JPEG, PNG, WebP, TIFF, BMP, GIF)", status=415) from None
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
+        raise UploadError(f"the image cannot be read ({error}); it may be truncated or corrupt", status=415) from None
+    return Photo(rgb, _preview(rgb), _has_color(rgb))
+
+
+def _preview(rgb: np.ndarray) -> np.ndarray:
+    height, width = rgb.shape[:2]
+    scale = PREVIEW_SIDE / max(height, width)
+    if scale >= 1:
+        return rgb
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    return np.array(Image.fromarray(rgb).resize(size, Image.Resampling.LANCZOS))
+
+
+def _has_color(rgb: np.ndarray) -> bool:
+    channels = rgb.reshape(-1, 3)
+    return bool((channels != channels[:, :1]).any())
+
+
+def gray_version(rgb: np.ndarray) -> np.ndarray:
+    """The photo as the model sees it: its CIE L* alone, shown as neutral gray (a = b = 0)."""
+    tensor = torch.from_numpy(rgb).permute(2, 0, 1)
+    neutral = torch.zeros(2, 1, 1)
+    return render(full_resolution_l(tensor), neutral).permute(1, 2, 0).numpy()
+
+
+class PhotoStore:
+    """The last ``max_photos`` uploads, by random id, oldest dropped first; thread-safe."""
+
+    def __init__(self, max_photos: int = 8) -> None:
+        self.max_photos = max_photos
+        self._photos: OrderedDict[str, Photo] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def add(self, photo: Photo) -> str:
+        photo_id = secrets.token_urlsafe(12)
+        with self._lock:
+            self._photos[photo_id] = photo
+            while len(self._photos) > self.max_photos:
+                self._photos.popitem(last=False)
+        return photo_id
+
+    def get(self, photo_id: str) -> Photo:
+        with self._lock:
+            photo = self._photos.get(photo_id)
+            if photo is None:
+                raise UploadError("this photo is no longer on the server (it keeps the last few uploads); upload it again", 404)
+            self._photos.move_to_end(photo_id)
+            return photo
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._photos)

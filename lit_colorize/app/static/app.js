@@ -1,0 +1,352 @@
+// lit-colorize's page: one photo, its gray input, the result, hints placed by clicking.
+// Coordinates are always the photo's own pixels (0 at the top-left pixel's centre), as the
+// command line's hint files give them; the server maps them to its preview and working sizes.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+const state = {
+  model: null,        // GET /api/model
+  photo: null,        // the upload's {id, width, height, ...}
+  name: "photo",      // the chosen file's name without extension, for the downloads' names
+  hints: [],          // [{x, y, color, size?}]
+  editing: null,      // index of the hint the picker edits, or null
+  renderSeq: 0,       // later requests win over slower earlier ones
+  resultUrl: null,
+};
+
+function temperature() { return Number($("temperature").value); }
+
+function showError(message) {
+  $("error").textContent = message;
+  $("error").hidden = !message;
+}
+
+async function api(path, options = {}) {
+  const response = await fetch(path, options);
+  if (!response.ok) {
+    let message = `${response.status} ${response.statusText}`;
+    try { message = (await response.json()).error || message; } catch (_) { /* not JSON */ }
+    throw new Error(message);
+  }
+  return response;
+}
+
+function postJson(path, body) {
+  return api(path, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
+}
+
+function hintsForServer() {
+  return state.hints.map(({ x, y, color, size }) => (size ? { x, y, color, size } : { x, y, color }));
+}
+
+// ---- loading a photo --------------------------------------------------------------------
+async function loadPhoto(file) {
+  showError("");
+  if (!file) return;
+  if (state.model && file.size > state.model.max_upload_bytes) {
+    showError(`${file.name} is ${(file.size / 2 ** 20).toFixed(1)} MiB, over this server's ` +
+              `${(state.model.max_upload_bytes / 2 ** 20).toFixed(0)} MiB limit; choose a smaller photo`);
+    return;
+  }
+  $("status").textContent = `Reading ${file.name}…`;
+  try {
+    const response = await api("/api/photos", { method: "POST", body: file });
+    const photo = await response.json();
+    state.photo = photo;
+    state.name = file.name.replace(/\.[^.]*$/, "") || "photo";
+    state.hints = [];
+    closePicker();
+    $("gray").src = `/api/photos/${photo.id}/gray.png`;
+    $("before").src = $("gray").src;
+    $("input-note").textContent = `${photo.width}×${photo.height}` + (photo.had_color ? ", color taken to gray" : "");
+    $("panels").hidden = false;
+    $("hints").hidden = false;
+    for (const control of document.querySelectorAll("#toolbar [disabled]")) control.disabled = false;
+    renderHints();
+    await colorize();
+  } catch (error) {
+    showError(`${file.name}: ${error.message}`);
+    $("status").textContent = state.photo ? "The previous photo is still loaded." : "Choose or drop a photo.";
+  }
+}
+
+// ---- the result -------------------------------------------------------------------------
+async function colorize() {
+  if (!state.photo) return;
+  const seq = ++state.renderSeq;
+  const started = performance.now();
+  try {
+    const response = await postJson(`/api/photos/${state.photo.id}/colorize`,
+                                    { temperature: temperature(), hints: hintsForServer() });
+    const blob = await response.blob();
+    if (seq !== state.renderSeq) return;
+    const url = URL.createObjectURL(blob);
+    await new Promise((resolve, reject) => {
+      $("result").onload = resolve;
+      $("result").onerror = () => reject(new Error("the result could not be shown"));
+      $("result").src = url;
+    });
+    if (state.resultUrl) URL.revokeObjectURL(state.resultUrl);
+    state.resultUrl = url;
+    const serverMs = response.headers.get("X-Colorize-Ms");
+    const total = Math.round(performance.now() - started);
+    const hintsNote = state.hints.length ? `, ${state.hints.length} hint${state.hints.length > 1 ? "s" : ""}` : "";
+    $("status").textContent = `Colorized at T=${temperature().toFixed(2)}${hintsNote} in ${serverMs} ms on the server ` +
+      `(${total} ms with the round trip); shown at ${state.photo.preview_width}×${state.photo.preview_height}, ` +
+      `downloads at ${state.photo.width}×${state.photo.height}.`;
+    $("result").dataset.version = String(seq);
+    showError("");
+  } catch (error) {
+    if (seq === state.renderSeq) showError(error.message);
+  }
+}
+
+let colorizeTimer = null;
+function colorizeSoon() {
+  clearTimeout(colorizeTimer);
+  colorizeTimer = setTimeout(colorize, 60);
+}
+
+$("temperature").addEventListener("input", () => {
+  $("temperature-value").textContent = temperature().toFixed(2);
+  colorizeSoon();
+});
+for (const preset of document.querySelectorAll("[data-temperature]")) {
+  preset.addEventListener("click", () => {
+    $("temperature").value = preset.dataset.temperature;
+    $("temperature").dispatchEvent(new Event("input"));
+  });
+}
+$("compare").addEventListener("input", () => {
+  $("before").style.clipPath = `inset(0 ${100 - Number($("compare").value)}% 0 0)`;
+});
+
+async function download() {
+  if (!state.photo) return;
+  const button = $("download");
+  button.disabled = true;
+  $("status").textContent = `Colorizing ${state.photo.width}×${state.photo.height} at full size…`;
+  try {
+    const response = await postJson(`/api/photos/${state.photo.id}/download`,
+                                    { temperature: temperature(), hints: hintsForServer() });
+    saveBlob(await response.blob(), `${state.name}_colorized_T${temperature()}.png`);
+    $("status").textContent = `Downloaded ${state.photo.width}×${state.photo.height}.`;
+  } catch (error) {
+    showError(error.message);
+  } finally {
+    button.disabled = false;
+  }
+}
+$("download").addEventListener("click", download);
+
+function saveBlob(blob, name) {
+  const link = document.createElement("a");
+  link.href = URL.createObjectURL(blob);
+  link.download = name;
+  document.body.appendChild(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(link.href), 10000);
+}
+
+// ---- hints ------------------------------------------------------------------------------
+function photoPoint(event) {
+  const box = $("result").getBoundingClientRect();
+  const u = Math.min(Math.max((event.clientX - box.left) / box.width, 0), 0.9999);
+  const v = Math.min(Math.max((event.clientY - box.top) / box.height, 0), 0.9999);
+  return { x: Math.floor(u * state.photo.width), y: Math.floor(v * state.photo.height) };
+}
+
+function renderHints() {
+  const dots = $("hint-dots");
+  dots.replaceChildren();
+  state.hints.forEach((hint, index) => {
+    const dot = document.createElement("div");
+    dot.className = "dot";
+    dot.dataset.index = String(index);
+    dot.title = `hint ${index + 1}: ${hint.color} at (${hint.x}, ${hint.y})`;
+    dot.style.left = `${((hint.x + 0.5) / state.photo.width) * 100}%`;
+    dot.style.top = `${((hint.y + 0.5) / state.photo.height) * 100}%`;
+    dot.style.background = hint.color;
+    if (index === state.editing) dot.classList.add("pending");
+    dot.addEventListener("pointerdown", (event) => startDrag(event, index));
+    dots.appendChild(dot);
+  });
+  const list = $("hints-list");
+  list.replaceChildren();
+  state.hints.forEach((hint, index) => {
+    const item = document.createElement("li");
+    const color = document.createElement("input");
+    color.type = "color";
+    color.value = hint.color;
+    color.setAttribute("aria-label", `hint ${index + 1}'s color`);
+    color.addEventListener("change", () => { hint.color = color.value; renderHints(); colorize(); });
+    const where = document.createElement("span");
+    where.textContent = `x ${hint.x}, y ${hint.y}` + (hint.size ? `, side ${hint.size} px` : "");
+    const remove = document.createElement("button");
+    remove.type = "button";
+    remove.textContent = "Remove";
+    remove.addEventListener("click", () => removeHint(index));
+    item.append(color, where, remove);
+    list.appendChild(item);
+  });
+  $("hint-count").textContent = state.hints.length ? `(${state.hints.length})` : "";
+  const supported = state.model && state.model.hints;
+  $("hint-help").textContent = supported ? "click to add a hint, drag a dot to move it"
+    : "click to see the model's likely colors (this model takes no hints)";
+}
+
+function removeHint(index) {
+  state.hints.splice(index, 1);
+  closePicker();
+  renderHints();
+  colorize();
+}
+
+async function openPicker(point, index, event) {
+  state.editing = index;
+  state.pickPoint = point;
+  renderHints();
+  const picker = $("picker");
+  picker.hidden = false;
+  picker.style.left = `${Math.min(event.pageX + 12, document.documentElement.scrollWidth - picker.offsetWidth - 8)}px`;
+  picker.style.top = `${event.pageY + 12}px`;
+  $("picker-title").textContent = `Pixel (${point.x}, ${point.y}): the model's likely colors`;
+  $("picker-remove").hidden = index === null;
+  const current = index === null ? null : state.hints[index];
+  $("picker-color").value = current ? current.color : "#808080";
+  $("picker-size").value = current && current.size ? current.size : "";
+  const palette = $("palette");
+  palette.replaceChildren();
+  palette.dataset.state = "loading";
+  if (!state.model.suggestions) { palette.dataset.state = "none"; return; }
+  const others = hintsForServer().filter((_, i) => i !== index);
+  try {
+    const response = await postJson(`/api/photos/${state.photo.id}/suggest`,
+                                    { x: point.x, y: point.y, k: 6, temperature: temperature(), hints: others });
+    for (const suggestion of await response.json()) {
+      const swatch = document.createElement("button");
+      swatch.type = "button";
+      swatch.className = "swatch";
+      swatch.style.background = suggestion.color;
+      swatch.dataset.color = suggestion.color;
+      swatch.textContent = `${Math.round(suggestion.probability * 100)}%`;
+      swatch.title = `${suggestion.color}, probability ${(suggestion.probability * 100).toFixed(1)}%`;
+      swatch.addEventListener("click", () => chooseColor(suggestion.color));
+      palette.appendChild(swatch);
+    }
+    palette.dataset.state = "ready";
+  } catch (error) {
+    showError(error.message);
+  }
+}
+
+function closePicker() {
+  $("picker").hidden = true;
+  state.editing = null;
+  if (state.photo) renderHints();
+}
+
+function chooseColor(color) {
+  if (!state.model.hints) {
+    showError("this model was trained without hints; start the server with a hint model (--ckpt_path) to set colors");
+    return;
+  }
+  const size = Number($("picker-size").value) || undefined;
+  if (state.editing === null) {
+    state.hints.push({ ...state.pickPoint, color, ...(size ? { size } : {}) });
+  } else {
+    Object.assign(state.hints[state.editing], { color, size });
+  }
+  closePicker();
+  colorize();
+}
+
+$("picker-apply").addEventListener("click", () => chooseColor($("picker-color").value));
+$("picker-remove").addEventListener("click", () => removeHint(state.editing));
+$("picker-close").addEventListener("click", closePicker);
+
+$("stage").addEventListener("click", (event) => {
+  if (!state.photo || event.target.classList.contains("dot") || state.justDragged) return;
+  openPicker(photoPoint(event), null, event);
+});
+
+function startDrag(event, index) {
+  event.preventDefault();
+  event.stopPropagation();
+  const dot = event.target;
+  const start = { x: event.clientX, y: event.clientY };
+  let moved = false;
+  dot.setPointerCapture(event.pointerId);
+  const onMove = (move) => {
+    if (!moved && Math.hypot(move.clientX - start.x, move.clientY - start.y) < 4) return;
+    moved = true;
+    Object.assign(state.hints[index], photoPoint(move));
+    const box = $("result").getBoundingClientRect();
+    dot.style.left = `${((move.clientX - box.left) / box.width) * 100}%`;
+    dot.style.top = `${((move.clientY - box.top) / box.height) * 100}%`;
+  };
+  const onUp = (up) => {
+    dot.removeEventListener("pointermove", onMove);
+    dot.removeEventListener("pointerup", onUp);
+    if (moved) {
+      state.justDragged = true;
+      setTimeout(() => { state.justDragged = false; }, 0);
+      renderHints();
+      colorize();
+    } else {
+      openPicker({ x: state.hints[index].x, y: state.hints[index].y }, index, up);
+    }
+  };
+  dot.addEventListener("pointermove", onMove);
+  dot.addEventListener("pointerup", onUp);
+}
+
+$("save-hints").addEventListener("click", () => {
+  const text = JSON.stringify(hintsForServer(), null, 2) + "\n";
+  saveBlob(new Blob([text], { type: "application/json" }), `${state.name}.hints.json`);
+});
+
+$("load-hints").addEventListener("change", async (event) => {
+  const file = event.target.files[0];
+  event.target.value = "";
+  if (!file) return;
+  try {
+    const loaded = JSON.parse(await file.text());
+    if (!Array.isArray(loaded)) throw new Error("a hints file is a JSON list of {x, y, color[, size]}");
+    const previous = state.hints;
+    state.hints = loaded.map((hint) => ({ ...hint }));
+    const seq = state.renderSeq + 1;
+    await colorize();
+    if (Number($("result").dataset.version) !== seq) state.hints = previous;  // the server refused them
+    renderHints();
+  } catch (error) {
+    showError(`${file.name}: ${error.message}`);
+  }
+});
+
+$("clear-hints").addEventListener("click", () => { state.hints = []; closePicker(); colorize(); });
+
+// ---- choosing and dropping files --------------------------------------------------------
+$("file").addEventListener("change", (event) => {
+  loadPhoto(event.target.files[0]);
+  event.target.value = "";
+});
+document.addEventListener("dragover", (event) => { event.preventDefault(); document.body.classList.add("dragging"); });
+document.addEventListener("dragleave", () => document.body.classList.remove("dragging"));
+document.addEventListener("drop", (event) => {
+  event.preventDefault();
+  document.body.classList.remove("dragging");
+  loadPhoto(event.dataTransfer.files[0]);
+});
+document.addEventListener("keydown", (event) => { if (event.key === "Escape") closePicker(); });
+
+(async () => {
+  try {
+    state.model = await (await api("/api/model")).json();
+    $("model-name").textContent = `model: ${state.model.name}` + (state.model.hints ? " (takes color hints)" : "");
+    document.body.dataset.ready = "true";
+  } catch (error) {
+    showError(`the server did not answer: ${error.message}`);
+  }
+})();
