@@ -10,7 +10,9 @@ Their patch is 6x6 at a 256 px network input. This project's models see 64 px, w
 patch covers 16 times the share of the image: the sweep runs with 6x6 as they did, and with
 2x2, about the same share of the image as theirs (``--patches 6 2``).
 
-Rows: the hint model at each N; the hint-free model (same recipe and budget) at N = 0. Also
+Rows: the hint model at each N; the hint-free model (same recipe and budget) at N = 0; two
+ceilings that no number of hints can pass through this network's output: the truth's own ab
+at the output resolution, and that ab put in its bin and decoded as the model's bins are. Also
 the share of pixels whose true bin is among the model's top 6 suggestions (``suggest``).
 
     python benchmarks/hints.py --hint_ckpt logs/lit-colorize/<run>/checkpoints/last.ckpt \\
@@ -77,6 +79,34 @@ def sweep(net, paths: list[Path], counts: tuple[int, ...], patch: int, temperatu
                 ab = net.predict_ab(l_norm, [temperature], hints)[0][0]
             rows[n].update(render(truth.lightness, ab), truth, truth_cf)
     return {n: scores.summary() for n, scores in rows.items()}
+
+
+def ceilings(net, paths: list[Path], temperature: float) -> dict[str, dict[str, float]]:
+    """What any number of perfect hints could reach at most, through this network's output:
+    "output", the truth's own ab at the output resolution (its logits are 1/``output_stride``
+    of the working size), upsampled as predict does; "bins", that ab put in its bin and decoded
+    at ``temperature`` as the model's most likely bin is (a classifier's output is one of its
+    bins' colors per pixel)."""
+    from lit_colorize.bins import ab_to_bin
+    from lit_colorize.evaluation import RowScores, Truth
+    from lit_colorize.fullres import network_input, render, working_size
+    from lit_colorize.imageio import load_rgb
+    from lit_colorize.metrics import colorfulness
+
+    prior = net.color_table.counts if net.is_classifier else None
+    scores = {name: RowScores(net.grid_size, prior, torch.device("cpu")) for name in ("output", "bins")}
+    for path in paths:
+        truth = Truth.of(load_rgb(path))
+        truth_cf = float(colorfulness(truth.rgb)[0])
+        size = working_size(*truth.lightness.shape, net.predict_short_side, net.size_multiple)
+        with torch.no_grad():
+            out_size = tuple(net(network_input(truth.lightness, size)).shape[-2:])
+        ab = truth_at(truth.ab, out_size)
+        scores["output"].update(render(truth.lightness, ab[0]), truth, truth_cf)
+        if net.is_classifier:
+            bins = net.class_of_bin[ab_to_bin(ab, net.grid_size)]
+            scores["bins"].update(render(truth.lightness, net.color_table.decode_bins(bins, temperature)[0]), truth, truth_cf)
+    return {name: row.summary() for name, row in scores.items() if name == "output" or net.is_classifier}
 
 
 def suggestion_recall(net, paths: list[Path], k: int = TOP_K) -> float:
@@ -166,6 +196,7 @@ def main() -> None:
     started = time.perf_counter()
     base = sweep(plain, paths, (0,), 6, args.temperature, args.seed)[0]
     curves = {patch: sweep(hinted, paths, COUNTS, patch, args.temperature, args.seed) for patch in args.patches}
+    bounds = ceilings(hinted, paths, args.temperature)
     print(f"measured in {time.perf_counter() - started:.0f} s\n")
     header = f"{'model':<22} {'patch':>5} " + " ".join(f"{'N=' + str(n):>7}" for n in COUNTS)
     for key, label in (("psnr_mean", "PSNR dB"), ("auc", "AuC"), ("auc_rebalanced", "AuC rebalanced")):
@@ -174,6 +205,9 @@ def main() -> None:
         for patch, curve in curves.items():
             print(f"{'hints':<22} {patch:>5} " + " ".join(f"{curve[n][key]:7.3f}" for n in COUNTS))
         print(f"{'no hints (same budget)':<22} {'-':>5} {base[key]:7.3f}")
+        notes = {"output": "the truth's ab at the network's output resolution", "bins": f"... and in its bin, decoded at T={args.temperature}"}
+        for name, bound in bounds.items():
+            print(f"{'ceiling, ' + name:<22} {'-':>5} {bound[key]:7.3f}   {notes[name]}")
         if key == "psnr_mean":
             print(f"{'Zhang et al. 2017':<22} {6:>5} " + " ".join(f"{PUBLISHED[n]:7.2f}" if n in PUBLISHED else f"{'-':>7}" for n in COUNTS))
         print()

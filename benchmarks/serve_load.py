@@ -5,13 +5,15 @@ Why: the page must stay up and answer while several people (or tabs) use it, and
 must not grow with the number of photos seen (the server keeps the last few uploads only).
 This starts the real command on 127.0.0.1 with the default model, then sends ``--requests``
 colorizations, ``--parallel`` at a time: each uploads a photo (real photos of
-``../shared/data/photos``, every fifth one a large wallpaper) and asks for its colorization
+``../shared/data/photos``, every fifth one a large wallpaper; the second half sends the
+first half's photos again) and asks for its colorization
 and for the suggestions at one pixel, as the page does. It prints the latency percentiles of
 each kind of request, the errors, and the server's resident memory after the warm-up, halfway
 and at the end (Linux /proc), with verdicts:
 
 * no request failed;
-* the second half of the run grew the server's memory by less than ``--max_growth_mib``.
+* the second half of the run, the same photos as the first, grew the server's memory by less
+  than ``--max_growth_mib`` (it keeps the last 8 photos; nothing else may accumulate).
 
     python benchmarks/serve_load.py | tee docs/app/load.txt      # about a minute on 2 cores
 """
@@ -83,7 +85,10 @@ def main(argv: list[str] | None = None) -> int:
     large = sorted(p for p in Path(args.large).glob("*.jpg") if p.stat().st_size < 8 * 2**20) if Path(args.large).is_dir() else []
     if not small:
         sys.exit(f"no .jpg photos in {args.photos}; give --photos a folder of photos")
-    photos = [large[i // 5 % len(large)] if large and i % 5 == 4 else small[i % len(small)] for i in range(args.requests)]
+    half = args.requests // 2
+    # The second half sends the first half's photos again: growth then is memory kept, not a bigger photo's peak.
+    first = [large[i // 5 % len(large)] if large and i % 5 == 4 else small[i % len(small)] for i in range(half)]
+    photos = first + first + first[: args.requests - 2 * half]
 
     port = free_port()
     command = [sys.executable, "-m", "lit_colorize.cli", "serve", "--port", str(port)]
@@ -111,7 +116,6 @@ def main(argv: list[str] | None = None) -> int:
                 errors.append(f"{photo.name}: {error} {body}".strip())
 
         start = time.perf_counter()
-        half = args.requests // 2
         with ThreadPoolExecutor(args.parallel) as pool:
             list(pool.map(run, photos[:half]))
             rss["halfway"] = resident_mib(server.pid)

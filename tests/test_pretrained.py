@@ -19,7 +19,7 @@ from lit_colorize import ColorizationModule, Colorizer
 from lit_colorize.cli import main
 from lit_colorize.colorizer import check_hyperparameters, read_checkpoint
 from lit_colorize.evaluation import GRAY, Setting, evaluate
-from lit_colorize.pretrained import MAX_SHIPPED_BYTES, SHIPPED_KEYS, pretrained_checkpoint
+from lit_colorize.pretrained import MAX_SHIPPED_BYTES, PRETRAINED_HINTS_NAME, SHIPPED_KEYS, pretrained_checkpoint
 from tests.conftest import REPO_ROOT
 from tests.helpers import parsed_config
 
@@ -105,3 +105,38 @@ def test_export_without_a_checkpoint_exports_the_shipped_model(colorizer: Colori
     with torch.no_grad():
         expected = colorizer.module.net.predict_ab(l_norm, [0.38])[0].numpy()
     np.testing.assert_allclose(ab, expected, atol=1e-3, rtol=0)
+
+
+def test_shipped_hint_model_is_small_safe_and_trained_by_the_hints_config() -> None:
+    path = pretrained_checkpoint(PRETRAINED_HINTS_NAME)
+    assert path.stat().st_size <= MAX_SHIPPED_BYTES
+    checkpoint = read_checkpoint(path)
+    assert set(checkpoint) == set(SHIPPED_KEYS)
+    hparams = check_hyperparameters(checkpoint, path)
+    recipe = parsed_config("fit", "--config", str(REPO_ROOT / "configs" / "hints.yaml"))["model"]["init_args"]
+    defaults = {name: p.default for name, p in inspect.signature(ColorizationModule.__init__).parameters.items()}
+    assert {key: hparams.get(key, defaults[key]) for key in recipe} == recipe and recipe["hints"] is True
+    assert Colorizer.pretrained(hints=True).module.net.hints and not Colorizer.pretrained().module.net.hints
+
+
+def test_the_shipped_hint_model_takes_true_colors_where_they_are_given(shared_data: Path) -> None:
+    """Hints of a held-out photo's own colors, in its pixels, bring the result there toward the
+    truth (ab error against scikit-image's Lab of the photo, in 9x9 windows around the hints)."""
+    photo = held_out_photos(shared_data, 1)[3]
+    with Image.open(photo) as image:
+        truth = np.asarray(image.convert("RGB"))
+    height, width = truth.shape[:2]
+    points = [(width * i // 4, height * j // 4) for i in (1, 2, 3) for j in (1, 3)]
+    hints = [{"x": x, "y": y, "color": tuple(int(v) for v in truth[y - 2 : y + 3, x - 2 : x + 3].reshape(-1, 3).mean(0).round())}
+             for x, y in points]  # fmt: skip
+    colorizer = Colorizer.pretrained(hints=True)
+    gray = np.asarray(Image.fromarray(truth).convert("L"))
+    truth_ab = rgb2lab(truth)[..., 1:]
+
+    def window_error(colored: Image.Image) -> float:
+        ab = rgb2lab(np.asarray(colored))[..., 1:]
+        return float(np.mean([np.linalg.norm(ab[y - 4 : y + 5, x - 4 : x + 5] - truth_ab[y - 4 : y + 5, x - 4 : x + 5], axis=-1).mean()
+                              for x, y in points]))  # fmt: skip
+
+    without, with_hints = window_error(colorizer.colorize(gray)), window_error(colorizer.colorize(gray, hints=hints))
+    assert with_hints < 0.6 * without, (without, with_hints)

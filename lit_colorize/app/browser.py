@@ -114,14 +114,14 @@ class ColorizePage:
     def result_version(self) -> int:
         return int(self.element("result").get_attribute("data-version") or 0)
 
-    def _after(self, action: Any) -> None:
+    def after(self, action: Any) -> None:
         """Runs ``action`` and waits for the result it causes."""
         before = self.result_version
         action()
         self.wait.until(lambda _: self.result_version > before)
 
     def upload(self, photo: Path) -> None:
-        self._after(lambda: self.element("file").send_keys(str(Path(photo).resolve())))
+        self.after(lambda: self.element("file").send_keys(str(Path(photo).resolve())))
 
     def upload_expecting_error(self, path: Path) -> str:
         self.element("file").send_keys(str(Path(path).resolve()))
@@ -133,7 +133,7 @@ class ColorizePage:
         from selenium.webdriver.common.by import By
 
         button = self.driver.find_element(By.CSS_SELECTOR, f"[data-temperature='{label}']")
-        self._after(button.click)
+        self.after(button.click)
 
     def click_photo(self, x: int, y: int) -> list[dict[str, Any]]:
         """Clicks photo pixel (x, y) of the result; returns the suggestions the picker shows."""
@@ -154,7 +154,14 @@ class ColorizePage:
         from selenium.webdriver.common.by import By
 
         swatch = self.driver.find_elements(By.CSS_SELECTOR, "#palette .swatch")[index]
-        self._after(swatch.click)
+        self.after(swatch.click)
+
+    def pick_color(self, color: str) -> None:
+        """Sets the picker's own color input (the browser's native color dialog cannot be
+        driven, so its value is set as the dialog would) and clicks "Use it"."""
+        script = "const c = document.getElementById('picker-color'); c.value = arguments[0]; c.dispatchEvent(new Event('change'));"
+        self.driver.execute_script(script, color)
+        self.after(self.element("picker-apply").click)
 
     @property
     def photo_size(self) -> tuple[int, int]:
