@@ -115,11 +115,13 @@ def test_suggestions_are_the_colorizers_at_that_pixel(pretrained_client: TestCli
 
 def test_hints_in_photo_pixels_land_on_the_same_spot_of_the_preview() -> None:
     hints = [{"x": 0, "y": 1999, "color": "#ff0000", "size": 9}, {"x": 999.5, "y": 10, "color": "#00ff00"}]
-    moved = preview_hints(hints, 0.5)  # a 2000-pixel side shown at 1000
+    moved = preview_hints(hints, (0.5, 0.5))  # a 2000-pixel side shown at 1000
     # pixel centres map to pixel centres: (x + 0.5) / side is kept
     assert moved[0] == {"x": -0.25, "y": 999.25, "color": "#ff0000", "size": 4.5}
     assert moved[1] == {"x": 499.5, "y": 4.75, "color": "#00ff00"}
-    assert preview_hints([{"x": 3, "y": 3, "color": "#000000", "size": 1}], 0.1)[0]["size"] == 1.0  # never below a pixel
+    assert preview_hints([{"x": 3, "y": 3, "color": "#000000", "size": 1}], (0.1, 0.1))[0]["size"] == 1.0  # never below a pixel
+    uneven = preview_hints([{"x": 99, "y": 0, "color": "#000000", "size": 10}], (0.5, 0.4))[0]  # sides rounded apart
+    assert (uneven["x"], uneven["y"]) == pytest.approx((49.25, -0.3)) and uneven["size"] == pytest.approx(10 * 0.2**0.5)
 
 
 def test_a_guided_model_colorizes_the_preview_with_the_mapped_hints(guided: Colorizer) -> None:

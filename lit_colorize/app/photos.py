@@ -49,8 +49,9 @@ class Photo:
         return self.rgb.shape[1], self.rgb.shape[0]
 
     @property
-    def preview_scale(self) -> float:
-        return self.preview.shape[1] / self.rgb.shape[1]
+    def preview_scale(self) -> tuple[float, float]:
+        """(x, y): preview pixels per photo pixel (the two differ by the rounding of the sides)."""
+        return self.preview.shape[1] / self.rgb.shape[1], self.preview.shape[0] / self.rgb.shape[0]
 
 
 def decode_upload(data: bytes, max_pixels: int) -> Photo:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -90,14 +91,21 @@ def png_bytes(rgb: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-def preview_hints(hints: Sequence[Mapping[str, Any]], scale: float) -> list[dict[str, Any]]:
-    """Hints in the photo's pixels -> the same hints in the preview's (pixel centres to pixel
-    centres, as :func:`~lit_colorize.user_hints.working_position` maps them)."""
+def preview_point(x: float, y: float, scale: tuple[float, float]) -> tuple[float, float]:
+    """A photo pixel -> the preview's, pixel centres to pixel centres (as
+    :func:`~lit_colorize.user_hints.working_position` maps them)."""
+    return (x + 0.5) * scale[0] - 0.5, (y + 0.5) * scale[1] - 0.5
+
+
+def preview_hints(hints: Sequence[Mapping[str, Any]], scale: tuple[float, float]) -> list[dict[str, Any]]:
+    """Hints in the photo's pixels -> the same hints in the preview's; a patch keeps its share
+    of the photo (never under one pixel)."""
     scaled = []
     for hint in hints:
-        moved = {"x": (hint["x"] + 0.5) * scale - 0.5, "y": (hint["y"] + 0.5) * scale - 0.5, "color": hint["color"]}
+        x, y = preview_point(hint["x"], hint["y"], scale)
+        moved = {"x": x, "y": y, "color": hint["color"]}
         if hint.get("size") is not None:
-            moved["size"] = max(1.0, hint["size"] * scale)
+            moved["size"] = max(1.0, hint["size"] * math.sqrt(scale[0] * scale[1]))
         scaled.append(moved)
     return scaled
 
@@ -191,8 +199,9 @@ def create_app(colorizer: Colorizer, limits: Limits = Limits(), model_name: str 
         if not (-0.5 <= x < width - 0.5 and -0.5 <= y < height - 0.5):
             raise UploadError(f"pixel (x={x}, y={y}) lies outside the {width}x{height} photo")
         scale = photo.preview_scale
-        where = ((x + 0.5) * scale - 0.5, (y + 0.5) * scale - 0.5)
-        found = await gate.run(colorizer.suggest, photo.preview, *where, k, temperature, preview_hints(hints, scale))
+        found = await gate.run(
+            colorizer.suggest, photo.preview, *preview_point(x, y, scale), k, temperature, preview_hints(hints, scale)
+        )
         return JSONResponse([{"color": s["color"], "probability": s["probability"]} for s in found])
 
     async def download(request: Request) -> Response:
