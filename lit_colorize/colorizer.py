@@ -27,7 +27,7 @@ from lit_colorize.color import lab_to_rgb
 from lit_colorize.fullres import full_resolution_l, network_input, working_size
 from lit_colorize.module import ColorizationModule
 from lit_colorize.network import upgrade_state_dict
-from lit_colorize.pretrained import PRETRAINED_HINTS_NAME, PRETRAINED_NAME, pretrained_checkpoint
+from lit_colorize.pretrained import PRETRAINED_HINTS_NAME, pretrained_checkpoint
 from lit_colorize.user_hints import HintError, parse_hints, working_hints, working_position
 
 ImageLike = Union[str, Path, Image.Image, np.ndarray, Tensor]
@@ -182,7 +182,7 @@ class Colorizer:
     def pretrained(cls, device: str | torch.device = "cpu", working_size: int | None = None, hints: bool = False) -> Colorizer:
         """The model shipped with the package (see ``docs/MODEL_CARD.md``): no training needed.
         ``hints=True``: its twin trained with color hints (``colorize(..., hints=[...])``)."""
-        return cls.from_checkpoint(pretrained_checkpoint(PRETRAINED_HINTS_NAME if hints else PRETRAINED_NAME), device, working_size)
+        return cls.from_checkpoint(pretrained_checkpoint(PRETRAINED_HINTS_NAME if hints else None), device, working_size)
 
     @torch.no_grad()
     def colorize(

@@ -27,9 +27,10 @@ SHIPPED_KEYS = ("state_dict", "hyper_parameters", "pytorch-lightning_version", "
 MAX_SHIPPED_BYTES = 10 * 1024 * 1024
 
 
-def pretrained_checkpoint(name: str = PRETRAINED_NAME) -> Path:
-    """The path of a shipped checkpoint; CheckpointError if this installation lacks it."""
-    resource = files("lit_colorize") / "weights" / name
+def pretrained_checkpoint(name: str | None = None) -> Path:
+    """The path of a shipped checkpoint (default: the automatic model, :data:`PRETRAINED_NAME`);
+    CheckpointError if this installation lacks it."""
+    resource = files("lit_colorize") / "weights" / (name or PRETRAINED_NAME)
     with as_file(resource) as path:  # a real file for an installed package (no zip import here)
         if not path.is_file():
             raise CheckpointError(

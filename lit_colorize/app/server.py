@@ -8,18 +8,20 @@ is Starlette and uvicorn, a few hundred kB, against Gradio's hundred-odd MB with
 
 Requests carry the photo's bytes as the raw body (no multipart parser, no file name, nothing
 written to disk) and JSON for the rest. Work on the model runs in worker threads, at most
-``concurrency`` at a time; when ``max_waiting`` more are already queued, a request is answered
-503 at once rather than left to pile up. Every error is JSON ``{"error": "..."}`` with a
+``concurrency`` at a time on as many dedicated threads; when ``max_waiting`` more are already
+queued, a request is answered 503 at once rather than left to pile up. Every error is JSON ``{"error": "..."}`` with a
 one-line message the page shows; the server goes on.
 """
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import math
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib.resources import files
@@ -28,7 +30,6 @@ from typing import Any
 import numpy as np
 from PIL import Image
 from starlette.applications import Starlette
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
@@ -60,11 +61,13 @@ class Busy(Exception):
 
 
 class ModelGate:
-    """At most ``concurrency`` model calls at once, at most ``max_waiting`` queued behind them.
-    Thread-based, so it does not belong to one event loop."""
+    """Model work on ``concurrency`` dedicated threads, at most ``max_waiting`` calls queued
+    behind them; past that :class:`Busy` at once. Always the same few threads, so the memory
+    they allocate is reused rather than spread over a growing pool's per-thread arenas; and
+    not tied to one event loop."""
 
     def __init__(self, concurrency: int, max_waiting: int) -> None:
-        self._slots = threading.BoundedSemaphore(concurrency)
+        self._workers = ThreadPoolExecutor(concurrency, thread_name_prefix="lit-colorize-model")
         self._lock = threading.Lock()
         self.concurrency, self.max_waiting = concurrency, max_waiting
         self.pending = 0  # running and waiting
@@ -75,14 +78,10 @@ class ModelGate:
                 raise Busy
             self.pending += 1
         try:
-            return await run_in_threadpool(self._run, work, *args)
+            return await asyncio.wrap_future(self._workers.submit(work, *args))
         finally:
             with self._lock:
                 self.pending -= 1
-
-    def _run(self, work: Callable[..., Any], *args: Any) -> Any:
-        with self._slots:
-            return work(*args)
 
 
 def png_bytes(rgb: np.ndarray) -> bytes:
