@@ -63,6 +63,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     app = create_app(colorizer, limits, model_name=checkpoint.name)
     listening = bound_socket(args.host, args.port)  # bound before the address is printed: it answers from then on
     shown = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host
+    shown = f"[{shown}]" if ":" in shown else shown  # an IPv6 address in a URL
     print(f"lit-colorize serve: {checkpoint.name} at http://{shown}:{args.port} (Ctrl+C to stop)", flush=True)
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         print(f"  listening on {args.host}: anyone who can reach this machine can use the page (no login, no https)")
