@@ -12,7 +12,9 @@ Lab or RGB tensor, only its uint8 input and output and a float L plane do.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 
 import torch
 import torch.nn.functional as F
@@ -24,6 +26,28 @@ STRIP_PIXELS = 1 << 20  # about 1 megapixel of float work per strip
 # The network sees at most this many times working_size**2 pixels: a 4:1 panorama keeps the
 # full working scale; longer photos are seen smaller (see working_size).
 MAX_WORKING_ASPECT = 4.0
+# Called between strips (rows done, rows in all) by the work of this thread: a server's way to
+# report progress and to stop work nobody waits for any more (the callback raises).
+_between_strips: ContextVar[Callable[[int, int], None] | None] = ContextVar("between_strips", default=None)
+
+
+@contextmanager
+def between_strips(callback: Callable[[int, int], None]) -> Iterator[None]:
+    """Within this block, full-resolution work on this thread calls ``callback(done, total)``
+    before each strip of rows; an exception it raises ends the work there."""
+    token = _between_strips.set(callback)
+    try:
+        yield
+    finally:
+        _between_strips.reset(token)
+
+
+def _strip_starts(height: int, step: int) -> Iterator[int]:
+    callback = _between_strips.get()
+    for top in range(0, height, step):
+        if callback is not None:
+            callback(top, height)
+        yield top
 
 
 def working_size(
@@ -66,7 +90,7 @@ def full_resolution_l(rgb: Tensor, budget: int = STRIP_PIXELS) -> Tensor:
     _, height, width = rgb.shape
     lightness = torch.empty(height, width, dtype=torch.float32, device=rgb.device)
     step = strip_rows(width, budget)
-    for top in range(0, height, step):
+    for top in _strip_starts(height, step):
         lightness[top : top + step] = rgb_to_lab(rgb[:, top : top + step])[0]
     return lightness
 
@@ -87,6 +111,23 @@ def _row_weights(out_rows: Tensor, in_height: int, out_height: int) -> tuple[Ten
     return upper, lower, weight
 
 
+def widen_ab(ab_small: Tensor, width: int) -> Tensor:
+    """ab at the working size (2, h, w) -> (2, h, ``width``): the first, horizontal half of
+    bilinear resizing, small enough to keep whole (:func:`render_rows` does the rows)."""
+    return F.interpolate(ab_small[None].float(), size=(ab_small.shape[-2], width), mode="bilinear", align_corners=False)[0]
+
+
+def render_rows(lightness_rows: Tensor, ab_wide: Tensor, top: int, height: int) -> Tensor:
+    """Rows ``top`` .. ``top + len(lightness_rows)`` of the rendered photo (``height`` rows in
+    all): their L* (n, W) joined with ab taken from :func:`widen_ab`'s (2, h, W) by the bilinear
+    row weights, as uint8 RGB (3, n, W). Any split into rows gives the same pixels."""
+    rows = torch.arange(top, top + lightness_rows.shape[0], device=lightness_rows.device)
+    upper, lower, weight = _row_weights(rows, ab_wide.shape[-2], height)
+    ab = torch.lerp(ab_wide[:, upper], ab_wide[:, lower], weight[None, :, None])
+    lab = torch.cat([lightness_rows[None], ab], dim=0)
+    return lab_to_rgb(lab).mul_(255.0).round_().to(torch.uint8)
+
+
 def render(
     lightness: Tensor, ab_small: Tensor, budget: int = STRIP_PIXELS, out: Tensor | None = None
 ) -> Tensor:
@@ -97,16 +138,12 @@ def render(
     its rows from that by the same bilinear weights.
     """
     height, width = lightness.shape
-    ab_wide = F.interpolate(ab_small[None].float(), size=(ab_small.shape[-2], width), mode="bilinear", align_corners=False)[0]
+    ab_wide = widen_ab(ab_small, width)
     if out is None:
         out = torch.empty(3, height, width, dtype=torch.uint8, device=lightness.device)
     step = strip_rows(width, budget)
     for top in range(0, height, step):
-        rows = torch.arange(top, min(top + step, height), device=lightness.device)
-        upper, lower, weight = _row_weights(rows, ab_small.shape[-2], height)
-        ab = torch.lerp(ab_wide[:, upper], ab_wide[:, lower], weight[None, :, None])
-        lab = torch.cat([lightness[None, top : top + len(rows)], ab], dim=0)
-        out[:, top : top + len(rows)] = lab_to_rgb(lab).mul_(255.0).round_().to(torch.uint8)
+        out[:, top : top + step] = render_rows(lightness[top : top + step], ab_wide, top, height)
     return out
 
 

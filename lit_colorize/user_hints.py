@@ -26,8 +26,29 @@ from lit_colorize.hints import place_hints
 #: The patch's side at the working resolution when a hint gives no size: within the 1-9 px
 #: patches the network saw while training, large enough to survive the output stride.
 DEFAULT_WORKING_SIDE = 3
+#: The most hints one photo takes: placing them costs time that grows faster than their count
+#: (100,000 took minutes on a small photo), and no one clicks more than a few dozen.
+MAX_HINTS = 256
+#: Longest part of a value that an error message repeats (a 200 KB color string is not echoed).
+SHOWN_CHARS = 40
 _HEX = re.compile(r"#?([0-9a-fA-F]{6})")
 _KEYS = {"x", "y", "color", "size"}
+
+
+def shown(value: Any) -> str:
+    """``repr(value)``, cut to about :data:`SHOWN_CHARS` characters for an error message."""
+    text = repr(value)
+    return text if len(text) <= SHOWN_CHARS else f"{text[: SHOWN_CHARS - 1]}…"
+
+
+def _finite(value: Any) -> bool:
+    """A real, finite number: not a bool, not NaN or infinite, and (an int) not too large for a float."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # a 400-digit int
+        return False
 
 
 class HintError(UserError, ValueError):
@@ -51,14 +72,14 @@ def parse_color(color: Any) -> tuple[int, int, int]:
     if isinstance(color, str):
         match = _HEX.fullmatch(color.strip())
         if not match:
-            raise ValueError(f"color {color!r} is not #rrggbb")
+            raise ValueError(f"color {shown(color)} is not #rrggbb")
         digits = match.group(1)
         return tuple(int(digits[i : i + 2], 16) for i in (0, 2, 4))  # type: ignore[return-value]
     if isinstance(color, (list, tuple)) and len(color) == 3:
-        if all(isinstance(c, (int, float)) and not isinstance(c, bool) and math.isfinite(c) and 0 <= c <= 255 for c in color):
+        if all(_finite(c) and 0 <= c <= 255 for c in color):
             if all(float(c).is_integer() for c in color):
                 return tuple(int(c) for c in color)  # type: ignore[return-value]
-    raise ValueError(f"color {color!r} is neither '#rrggbb' nor (r, g, b) with whole numbers in 0..255")
+    raise ValueError(f"color {shown(color)} is neither '#rrggbb' nor (r, g, b) with whole numbers in 0..255")
 
 
 def color_ab(rgb: tuple[int, int, int]) -> tuple[float, float]:
@@ -74,9 +95,12 @@ def parse_hints(hints: Sequence[Mapping[str, Any]] | None, photo: str, height: i
         return []
     if isinstance(hints, Mapping) or not isinstance(hints, Sequence) or isinstance(hints, (str, bytes)):
         raise HintError(f"{photo}: hints must be a list of {{'x', 'y', 'color'[, 'size']}}, got {type(hints).__name__}")
+    if len(hints) > MAX_HINTS:
+        raise HintError(f"{photo}: {len(hints)} hints, more than the {MAX_HINTS} a photo takes; keep the ones that matter")
     checked = []
+    longest = 2 * max(height, width)  # a patch this wide covers the photo from any point in it
     for number, hint in enumerate(hints, start=1):
-        where = f"{photo}: hint {number} ({hint!r})"
+        where = f"{photo}: hint {number} ({shown(hint)})"
         if not isinstance(hint, Mapping):
             raise HintError(f"{where}: a hint is {{'x': ..., 'y': ..., 'color': '#rrggbb'[, 'size': ...]}}")
         missing, unknown = {"x", "y", "color"} - set(hint), set(hint) - _KEYS
@@ -85,12 +109,14 @@ def parse_hints(hints: Sequence[Mapping[str, Any]] | None, photo: str, height: i
             raise HintError(f"{where} {problem}; a hint takes x, y, color and optionally size")
         x, y, size = hint["x"], hint["y"], hint.get("size")
         for name, value in (("x", x), ("y", y)) + ((("size", size),) if size is not None else ()):
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-                raise HintError(f"{where}: {name} must be a number of photo pixels, got {value!r}")
+            if not _finite(value):
+                raise HintError(f"{where}: {name} must be a number of photo pixels, got {shown(value)}")
         if not (-0.5 <= x < width - 0.5 and -0.5 <= y < height - 0.5):
             raise HintError(f"{where} lies outside the {width}x{height} photo (x 0..{width - 1}, y 0..{height - 1})")
         if size is not None and size < 1:
-            raise HintError(f"{where}: size must be at least 1 photo pixel, got {size!r}")
+            raise HintError(f"{where}: size must be at least 1 photo pixel, got {shown(size)}")
+        if size is not None and size > longest:
+            raise HintError(f"{where}: size must be at most {longest} photo pixels (twice the photo's longer side), got {shown(size)}")
         try:
             rgb = parse_color(hint["color"])
         except ValueError as error:

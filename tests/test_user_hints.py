@@ -168,3 +168,42 @@ def test_predict_refuses_hints_for_a_model_trained_without_them(checkpoint: Path
     status = run_in_process(predict_args(checkpoint, [photo], tmp_path / "out"))
     assert status == 1
     assert f"FAILED {photo}: 1 hint(s) given (first at x=5, y=5), but this model was trained without hints" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "hint, message",
+    [
+        ({"x": 10**400, "y": 4, "color": "#ffffff"}, "x must be a number of photo pixels, got 1000"),
+        ({"x": 3, "y": 4, "color": "#ffffff", "size": 1e20}, "size must be at most 200 photo pixels (twice the photo's longer side), got 1e+20"),
+        ({"x": 3, "y": 4, "color": "#ffffff", "size": 1e300}, "size must be at most 200 photo pixels"),
+        ({"x": 3, "y": 4, "color": [10**400, 0, 0]}, "is neither '#rrggbb' nor (r, g, b)"),
+    ],
+    ids=["400-digit-x", "size-1e20", "size-1e300", "400-digit-channel"],
+)  # fmt: skip
+def test_huge_numbers_are_refused_in_one_short_line(hint: dict, message: str) -> None:
+    """Issue 25 case 7, issue 26 case 8: an int64 overflow (or an OverflowError) used to end
+    the whole call; a size is checked against the photo, and the hint is echoed cut short."""
+    with pytest.raises(HintError) as caught:
+        parse_hints([hint], "holiday.jpg", 50, 100)
+    text = str(caught.value)
+    assert message in text and "\n" not in text and len(text) < 200, text
+
+
+def test_colorize_refuses_an_overflowing_size_and_a_huge_count_plainly() -> None:
+    torch.manual_seed(0)
+    module = ColorizationModule(hints=True, widths=(8, 16, 32)).eval()
+    module.net.color_table.built.fill_(True)
+    colorizer = Colorizer(module)
+    photo = np.zeros((20, 30, 3), np.uint8)
+    with pytest.raises(HintError, match="size must be at most 60 photo pixels"):
+        colorizer.colorize(photo, hints=[{"x": 1, "y": 1, "color": "#ff0000", "size": 1e20}])
+    many = [{"x": 1, "y": 1, "color": "#ff0000"}] * 100_000  # 364 s before the cap (issue 26 case 15)
+    with pytest.raises(HintError, match="100000 hints, more than the 256 a photo takes"):
+        colorizer.colorize(photo, hints=many)
+    assert colorizer.colorize(photo, hints=many[:256]).shape == (20, 30, 3)  # the cap itself is served
+
+
+def test_a_long_value_is_echoed_cut_short() -> None:
+    with pytest.raises(HintError) as caught:
+        parse_hints([{"x": 1, "y": 1, "color": "#" + "a" * 200_000}], "p.png", 50, 100)
+    assert len(str(caught.value)) < 200 and "…" in str(caught.value)
