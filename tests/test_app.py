@@ -39,7 +39,7 @@ def decoded(response) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def pretrained_client() -> TestClient:
-    return TestClient(create_app(Colorizer.pretrained(), model_name="shipped"))
+    return local_client(create_app(Colorizer.pretrained(), model_name="shipped"))
 
 
 @pytest.fixture(scope="module")
@@ -56,8 +56,17 @@ def photo_bytes(shared_data: Path) -> bytes:
     return sorted((shared_data / "photos" / "bsds500" / "test").glob("*.jpg"))[0].read_bytes()
 
 
+def local_client(app) -> TestClient:
+    """A client as the page is: at the address the server was started for."""
+    return TestClient(app, base_url="http://127.0.0.1:7860")
+
+
+def send_photo(client: TestClient, data: bytes, **headers: str):
+    return client.post("/api/photos", content=data, headers={"Content-Type": "application/octet-stream", **headers})
+
+
 def upload(client: TestClient, data: bytes) -> dict:
-    response = client.post("/api/photos", content=data)
+    response = send_photo(client, data)
     assert response.status_code == 200, response.text
     return response.json()
 
@@ -125,7 +134,7 @@ def test_hints_in_photo_pixels_land_on_the_same_spot_of_the_preview() -> None:
 
 
 def test_a_guided_model_colorizes_the_preview_with_the_mapped_hints(guided: Colorizer) -> None:
-    client = TestClient(create_app(guided))
+    client = local_client(create_app(guided))
     rng = np.random.default_rng(1)
     photo = rng.integers(0, 256, (1200, 1600, 3), dtype=np.uint8)
     photo_id = upload(client, png(photo))["id"]
@@ -147,14 +156,14 @@ def test_a_guided_model_colorizes_the_preview_with_the_mapped_hints(guided: Colo
         (b"", 400, "the upload is empty"),
         (b"just some text\n", 415, "the file is not an image; choose a photo"),
         (png(np.zeros((40, 40, 3), dtype=np.uint8))[:60], 415, "the image cannot be read"),
-        (png(np.zeros((300, 400, 3), dtype=np.uint8)), 413, "400x300 = 0.1 megapixels, more than this server's 0.1"),
-        (b"x" * 200_001, 413, "over this server's 0.2 MiB limit"),
+        (png(np.zeros((300, 400, 3), dtype=np.uint8)), 413, "400x300 = 0.12 MP, over this server's limit of 0.1 MP"),
+        (b"x" * 200_001, 413, "the photo is 200,001 bytes, over this server's limit of 200,000 bytes"),
     ],
     ids=["empty", "text", "truncated", "too-many-pixels", "too-many-bytes"],
 )
 def test_a_bad_upload_gets_one_line_and_the_server_goes_on(body: bytes, status: int, message: str) -> None:
-    client = TestClient(create_app(Colorizer.pretrained(), Limits(max_pixels=100_000, max_upload_bytes=200_000)))
-    response = client.post("/api/photos", content=body)
+    client = local_client(create_app(Colorizer.pretrained(), Limits(max_pixels=100_000, max_upload_bytes=200_000)))
+    response = send_photo(client, body)
     assert response.status_code == status
     error = response.json()["error"]
     assert message in error and "\n" not in error
@@ -179,9 +188,9 @@ def test_a_bad_upload_gets_one_line_and_the_server_goes_on(body: bytes, status: 
     ids=["not-json", "not-object", "temperature", "hint-outside", "hint-color", "too-many-hints", "pixel-outside", "pixel-not-number", "k"],
 )  # fmt: skip
 def test_a_bad_request_names_what_is_wrong(guided: Colorizer, path: str, body: bytes, status: int, message: str) -> None:
-    client = TestClient(create_app(guided))
+    client = local_client(create_app(guided))
     photo_id = upload(client, png(np.full((48, 64, 3), 120, dtype=np.uint8)))["id"]
-    response = client.post(f"/api/photos/{photo_id}/{path}", content=body)
+    response = client.post(f"/api/photos/{photo_id}/{path}", content=body, headers={"Content-Type": "application/json"})
     assert response.status_code == status and message in response.json()["error"], response.text
 
 
@@ -193,7 +202,7 @@ def test_hints_for_a_model_without_them_are_refused_plainly(pretrained_client: T
 
 
 def test_only_the_last_uploads_are_kept() -> None:
-    client = TestClient(create_app(Colorizer.pretrained(), Limits(max_photos=2)))
+    client = local_client(create_app(Colorizer.pretrained(), Limits(max_photos=2)))
     ids = [upload(client, png(np.full((20, 20, 3), value, dtype=np.uint8)))["id"] for value in (10, 20, 30)]
     assert client.get(f"/api/photos/{ids[0]}/gray.png").status_code == 404
     assert "upload it again" in client.get(f"/api/photos/{ids[0]}/gray.png").json()["error"]
@@ -271,7 +280,8 @@ def test_serve_starts_on_localhost_and_answers(tmp_path: Path) -> None:
         (["--ckpt_path", "missing.ckpt"], "missing.ckpt"),
         (["--port", "0"], "--port must be 1..65535, got 0"),
         (["--concurrency", "0"], "--concurrency must be a whole number >= 1, got 0"),
-        (["--max_megapixels", "-1"], "--max_megapixels must be a positive number, got -1.0"),
+        (["--max_megapixels", "-1"], "--max_megapixels must be a positive, finite number, got -1.0"),
+        (["--max_upload_mb", "inf"], "--max_upload_mb must be a positive, finite number, got inf"),
     ],
 )
 def test_serve_options_are_checked_in_one_line(args: list[str], message: str, capsys: pytest.CaptureFixture) -> None:

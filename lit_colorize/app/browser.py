@@ -12,11 +12,12 @@ import shutil
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from lit_colorize.app.serve import Timeouts, server_for
 from lit_colorize.app.server import Limits, create_app
 from lit_colorize.colorizer import Colorizer
 
@@ -51,29 +52,37 @@ def free_port() -> int:
 
 @contextmanager
 def live_server(colorizer: Colorizer, limits: Limits = Limits(), model_name: str = "model") -> Iterator[str]:
-    """Serves the page for ``colorizer`` on 127.0.0.1 in a thread; yields its address."""
-    import uvicorn
+    """Serves the page for ``colorizer`` on 127.0.0.1 in a thread, as ``lit-colorize serve``
+    does; yields its address."""
+    with live_app(create_app(colorizer, limits, model_name)) as url:
+        yield url
 
+
+@contextmanager
+def live_app(app: Any, timeouts: Timeouts = Timeouts(), host: str = "127.0.0.1") -> Iterator[str]:
+    """Serves the ASGI ``app`` on ``host`` in a thread with the page's uvicorn settings
+    (:func:`~lit_colorize.app.serve.server_for`); yields its address."""
     port = free_port()
-    config = uvicorn.Config(create_app(colorizer, limits, model_name), host="127.0.0.1", port=port, log_level="warning")
-    server = uvicorn.Server(config)
+    server = server_for(app, timeouts, host=host, port=port)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
     while not server.started:
         if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError(f"the page's server did not start on port {port}")
+            raise RuntimeError(f"the server did not start on port {port}")
         time.sleep(0.05)
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield f"http://{host}:{port}"
     finally:
         server.should_exit = True
         thread.join(timeout=10)
 
 
 @contextmanager
-def chromium(download_dir: Path) -> Iterator[Any]:
-    """A headless Chromium (a Selenium WebDriver) that saves downloads into ``download_dir``."""
+def chromium(download_dir: Path, resolve_to_loopback: Sequence[str] = ()) -> Iterator[Any]:
+    """A headless Chromium (a Selenium WebDriver) that saves downloads into ``download_dir``;
+    the names in ``resolve_to_loopback`` resolve to 127.0.0.1 inside this browser only (as a
+    DNS-rebinding attacker's name would)."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -81,6 +90,8 @@ def chromium(download_dir: Path) -> Iterator[Any]:
     options.binary_location = CHROMIUM
     for flag in CHROMIUM_FLAGS:
         options.add_argument(flag)
+    if resolve_to_loopback:
+        options.add_argument("--host-resolver-rules=" + ", ".join(f"MAP {name} 127.0.0.1" for name in resolve_to_loopback))
     profile = download_dir / ".chromium-profile"
     options.add_argument(f"--user-data-dir={profile}")
     options.add_experimental_option(

@@ -8,6 +8,7 @@ photo is kept in a small in-memory store under a random id until newer photos pu
 from __future__ import annotations
 
 import io
+import re
 import secrets
 import threading
 from collections import OrderedDict
@@ -17,7 +18,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from lit_colorize.errors import UserError
+from lit_colorize.errors import UserError, one_line
 from lit_colorize.fullres import full_resolution_l, render
 from lit_colorize.imageio import pillow_pixels
 
@@ -54,28 +55,61 @@ class Photo:
         return self.preview.shape[1] / self.rgb.shape[1], self.preview.shape[0] / self.rgb.shape[0]
 
 
-def decode_upload(data: bytes, max_pixels: int) -> Photo:
-    """Uploaded bytes -> a :class:`Photo`; :class:`UploadError` for anything that is not a
-    readable image or has more than ``max_pixels`` pixels."""
+def exactly(value: float) -> str:
+    """A limit or size as the shortest decimal that is exactly it (``40``, ``0.2``, ``40.005625``),
+    so a message never says "40.0 MP, more than this server's 40.0"."""
+    text = repr(float(value))
+    return text[:-2] if text.endswith(".0") else text
+
+
+def too_many_pixels(pixels: int, max_pixels: int, size: tuple[int, int] | None = None) -> UploadError:
+    shape = f"{size[0]}x{size[1]} = " if size else ""
+    return UploadError(
+        f"the photo has {shape}{exactly(pixels / 1e6)} MP, over this server's limit of {exactly(max_pixels / 1e6)} MP; "
+        "scale it down, or start the server with a larger --max_megapixels",
+        status=413,
+    )
+
+
+def allow_pillow_pixels(max_pixels: int) -> None:
+    """Raise Pillow's process-wide decompression-bomb limit to ``max_pixels`` where it is lower,
+    so a server started for larger photos decodes them (it checks its own limit first)."""
+    if Image.MAX_IMAGE_PIXELS is not None and max_pixels > Image.MAX_IMAGE_PIXELS:
+        Image.MAX_IMAGE_PIXELS = max_pixels
+
+
+def photo_size(data: bytes, max_pixels: int) -> tuple[int, int]:
+    """(width, height) from the upload's header alone, cheap enough to ask before queueing its
+    decoding; :class:`UploadError` for an empty upload, a file that is not an image, and a
+    photo over ``max_pixels`` (the server's own 413, also where Pillow's bomb check answers first)."""
     if not data:
         raise UploadError("the upload is empty; choose a photo (JPEG, PNG, WebP, TIFF, BMP, GIF)")
     try:
-        with Image.open(io.BytesIO(data)) as image:  # the header only, so far
+        with Image.open(io.BytesIO(data)) as image:
             width, height = image.size
-            if width * height > max_pixels:
-                raise UploadError(
-                    f"the photo has {width}x{height} = {width * height / 1e6:.1f} megapixels, more than this server's "
-                    f"{max_pixels / 1e6:.1f}; scale it down, or start the server with a larger --max_megapixels",
-                    status=413,
-                )
-            image.load()
-            rgb, _ = pillow_pixels(ImageOps.exif_transpose(image))
-    except UploadError:
-        raise
     except UnidentifiedImageError:
         raise UploadError("the file is not an image; choose a photo (JPEG, PNG, WebP, TIFF, BMP, GIF)", status=415) from None
+    except Image.DecompressionBombError as error:  # over twice Pillow's limit: its message holds the count
+        found = re.search(r"\((\d+) pixels\)", str(error))
+        raise too_many_pixels(int(found.group(1)) if found else max_pixels + 1, max_pixels) from None
+    except (OSError, SyntaxError, ValueError) as error:
+        raise UploadError(f"the image cannot be read ({one_line(error)}); it may be truncated or corrupt", status=415) from None
+    if width * height > max_pixels:
+        raise too_many_pixels(width * height, max_pixels, (width, height))
+    return width, height
+
+
+def decode_upload(data: bytes, max_pixels: int) -> Photo:
+    """Uploaded bytes -> a :class:`Photo`; :class:`UploadError` for anything that is not a
+    readable image or has more than ``max_pixels`` pixels (checked on the header, before the
+    pixels are decoded)."""
+    photo_size(data, max_pixels)
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            image.load()
+            rgb, _ = pillow_pixels(ImageOps.exif_transpose(image))
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
-        raise UploadError(f"the image cannot be read ({error}); it may be truncated or corrupt", status=415) from None
+        raise UploadError(f"the image cannot be read ({one_line(error)}); it may be truncated or corrupt", status=415) from None
     return Photo(rgb, _preview(rgb), _has_color(rgb))
 
 
