@@ -20,7 +20,7 @@ import torch
 from PIL import Image, ImageOps
 from torch import Tensor
 
-from lit_colorize.errors import CheckpointError, check_temperature
+from lit_colorize.errors import CheckpointError, check_temperature, check_working_size
 from lit_colorize.imageio import pillow_pixels, read_image
 from lit_colorize.bins import MissingColorTableError, require_color_table
 from lit_colorize.color import lab_to_rgb
@@ -165,6 +165,7 @@ class Colorizer:
     """
 
     def __init__(self, module: ColorizationModule, device: str | torch.device = "cpu", working_size: int | None = None) -> None:
+        working_size = check_working_size(working_size)  # the CLI's rule: a whole number, 1 to MAX_WORKING_SIZE
         if module.is_classifier and not bool(module.color_table.built):
             raise MissingColorTableError(
                 "this classification model has no bin color table yet (untrained?), so its bins cannot be turned "
@@ -176,6 +177,7 @@ class Colorizer:
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str | torch.device = "cpu", working_size: int | None = None) -> Colorizer:
+        check_working_size(working_size)  # before the file is read
         return cls(module_from_checkpoint(path, map_location="cpu"), device, working_size)
 
     @classmethod
@@ -299,7 +301,7 @@ class Colorizer:
             raise VideoWriteError(f"{dst} is the input video itself; choose another output name")
         return colorize_video(
             self.module.net, src, [dst], [temperature], working_size=self.working_size,
-            temporal_consistency=temporal_consistency, crf=crf, progress=progress,
+            temporal_consistency=temporal_consistency, crf=crf, progress=progress, overwrite=overwrite,
         )
 
 

@@ -15,8 +15,10 @@ catches those keeps working::
 
 from __future__ import annotations
 
+import argparse
 import errno
 import math
+import numbers
 import os
 from collections.abc import Iterable
 
@@ -50,6 +52,14 @@ USER_ERROR_TYPES: tuple[type[BaseException], ...] = (
 )
 # OSErrors of the disk rather than of the code: no space, read-only file system, quota.
 USER_OS_ERRNOS = frozenset({errno.ENOSPC, errno.EROFS, errno.EDQUOT})
+
+
+class OneLineArgumentParser(argparse.ArgumentParser):
+    """argparse that tells a wrong option in one line (a ConfigError, exit status 1 in
+    ``lit-colorize``'s main) instead of printing its usage and exiting with 2; ``--help`` as usual."""
+
+    def error(self, message: str):  # type: ignore[override] - raises instead of exiting
+        raise ConfigError(f"{message}; see {self.prog} --help")
 
 
 def is_user_error(error: BaseException) -> bool:
@@ -114,3 +124,25 @@ def check_temperatures(values: float | Iterable[float], name: str = "temperature
     if not listed:
         raise ConfigError(f"{name} must list at least one temperature, e.g. [0.8]")
     return [check_temperature(value, name) for value in listed]
+
+
+# The network's shorter side at predict time (``--writer.working_size``, ``evaluate --working_size``,
+# ``Colorizer(working_size=...)``). The network sees up to 4 x working_size**2 pixels (a 4:1
+# panorama; lit_colorize.fullres.MAX_WORKING_ASPECT), so memory grows with its square: at 2048
+# the shipped model takes about 1.1 GB more for a 4:3 photo, at 100000 it would ask for 60 GB.
+# The models here train at 64 to 256 pixels; far above that the network sees only a small part
+# of the photo at once, so nothing useful lies beyond.
+MAX_WORKING_SIZE = 2048
+
+
+def check_working_size(value: object, name: str = "working_size") -> int | None:
+    """``value`` as an int when it is a whole number from 1 to :data:`MAX_WORKING_SIZE` (None: the
+    model's training size); else ConfigError. The one rule for the CLI and the Python API."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not 1 <= value <= MAX_WORKING_SIZE:
+        raise ConfigError(
+            f"{name} must be a whole number of pixels from 1 to {MAX_WORKING_SIZE} (the shorter side the network "
+            f"sees; leave it out for the model's training size), got {value!r}"
+        )
+    return int(value)

@@ -34,6 +34,7 @@ import argparse
 import csv
 import io
 import math
+import os
 import sys
 import warnings
 from collections.abc import Callable, Iterator, Sequence
@@ -49,10 +50,11 @@ from torch import Tensor
 from torchmetrics.functional.image import structural_similarity_index_measure
 
 from lit_colorize.atomic import atomic_write
-from lit_colorize.color import near_gray_images, rgb_to_lab, to_float_rgb
-from lit_colorize.errors import ConfigError, DataError, check_temperatures
-from lit_colorize.fullres import render
-from lit_colorize.metrics import ABErrorAUC, colorfulness
+from lit_colorize.color import rgb_to_lab, to_float_rgb
+from lit_colorize.errors import ConfigError, DataError, OneLineArgumentParser, check_temperatures, check_working_size
+from lit_colorize.fullres import full_resolution_l, network_input, render, render_rows, strip_rows, widen_ab
+from lit_colorize.fullres import working_size as network_size
+from lit_colorize.metrics import ABErrorAUC
 from lit_colorize.module import ColorizationModule
 from lit_colorize.network import ColorizationNet
 from lit_colorize.photo_files import PhotoDataset, read_file_list
@@ -65,6 +67,7 @@ GRAY_CHROMA = 6.0
 PSNR_CAP_DB = 10.0 * math.log10(12.0 * 255.0**2)
 SSIM_WINDOW = 11  # torchmetrics' default Gaussian window
 GRID_TILE_HEIGHT = 160
+GRID_TILE_MAX_WIDTH = 4 * GRID_TILE_HEIGHT  # a tile of a long strip is this wide, and thinner
 OUTPUT_FILES = ("metrics.md", "metrics.csv", "grid.png")
 DECODINGS = ("mode_mean", "annealed_mean")
 GRAY, TRUTH = "gray (ab = 0)", "truth"
@@ -141,23 +144,35 @@ def decoding_as(net: ColorizationNet, decoding: str | None) -> Iterator[None]:
         net.decoding = saved
 
 
-def colorize_settings(
-    net: ColorizationNet, rgb: Tensor, settings: Sequence[Setting], working_size: int | None
+def predicted_ab(
+    net: ColorizationNet, lightness: Tensor, settings: Sequence[Setting], working_size: int | None
 ) -> list[Tensor]:
-    """One photo (uint8 RGB (3, H, W)) as ``predict`` renders it under each setting, in order:
+    """The ab (2, h, w) at the working size under each setting, in order, for a photo of L*
+    ``lightness`` (H, W), as ``predict`` computes it (:meth:`ColorizationNet.colorize_photo`):
     one forward pass per decoding, whatever the number of temperatures."""
-    outputs: dict[Setting, Tensor] = {}
+    short_side = int(working_size or net.predict_short_side)
+    l_norm = network_input(lightness, network_size(*lightness.shape, short_side, net.size_multiple))
+    ab: dict[Setting, Tensor] = {}
     for decoding in dict.fromkeys(s.decoding for s in settings):
         group = [s for s in settings if s.decoding == decoding]
         with decoding_as(net, decoding):
-            images = net.colorize_photo(rgb, [s.temperature for s in group], working_size)
-        outputs.update(zip(group, images))
-    return [outputs[s] for s in settings]
+            ab.update(zip(group, (a[0] for a in net.predict_ab(l_norm, [s.temperature for s in group]))))
+    return [ab[s] for s in settings]
+
+
+def colorize_settings(
+    net: ColorizationNet, rgb: Tensor, settings: Sequence[Setting], working_size: int | None
+) -> list[Tensor]:
+    """One photo (uint8 RGB (3, H, W)) as ``predict`` renders it under each setting, in order."""
+    lightness = full_resolution_l(rgb)
+    return [render(lightness, ab) for ab in predicted_ab(net, lightness, settings, working_size)]
 
 
 @dataclass
 class Truth:
-    """A photo as the metrics compare with it: RGB in [0, 1] (1, 3, H, W), its L* (H, W) and ab (1, 2, H, W)."""
+    """A photo as the metrics compare with it: RGB in [0, 1] (1, 3, H, W), its L* (H, W) and ab
+    (1, 2, H, W). Whole-photo float planes: for small images (the benchmarks' frames and
+    crops); :func:`evaluate` works in strips (:class:`TruthStrip`)."""
 
     rgb: Tensor
     lightness: Tensor
@@ -173,10 +188,112 @@ class Truth:
         return render(self.lightness, torch.zeros(2, 1, 1, device=self.lightness.device))
 
 
+@dataclass(frozen=True)
+class Strip:
+    """Rows ``top`` .. ``bottom`` of a photo, measured from the rows ``start`` .. ``stop`` around
+    them: SSIM's window reaches :data:`SSIM_BORDER` rows beyond a row, so each strip carries
+    that many rows of context on either side (fewer at the photo's edges)."""
+
+    start: int
+    top: int
+    bottom: int
+    stop: int
+
+    @property
+    def core(self) -> slice:
+        """The strip's own rows, within the context rows."""
+        return slice(self.top - self.start, self.bottom - self.start)
+
+
+SSIM_BORDER = SSIM_WINDOW // 2
+#: Photo pixels per strip of evaluation work: about 0.3 GB of float planes (the truth's and one
+#: output's RGB and Lab, and SSIM's ten maps), whatever the photo's size.
+EVAL_STRIP_PIXELS = 1 << 19
+
+
+def photo_strips(height: int, width: int, budget: int = EVAL_STRIP_PIXELS) -> Iterator[Strip]:
+    """Strips covering the rows of a ``height`` x ``width`` photo once, each with its context
+    rows, and at least :data:`SSIM_WINDOW` rows in all where the photo has them."""
+    step = max(SSIM_WINDOW, strip_rows(width, budget))
+    for top in range(0, height, step):
+        bottom = min(top + step, height)
+        stop = min(height, max(bottom + SSIM_BORDER, top + SSIM_WINDOW))
+        start = max(0, min(top - SSIM_BORDER, stop - SSIM_WINDOW))
+        yield Strip(start, top, bottom, stop)
+
+
+@dataclass
+class TruthStrip:
+    """A strip of the photo as the metrics compare with it: RGB in [0, 1] (1, 3, n, W) of its
+    context rows, ab (1, 2, m, W) of its own rows."""
+
+    strip: Strip
+    rgb: Tensor
+    ab: Tensor
+
+    @classmethod
+    def of(cls, rgb: Tensor, strip: Strip) -> TruthStrip:
+        """``rgb``: the whole photo, uint8 (3, H, W)."""
+        rows = rgb[:, strip.start : strip.stop]
+        ab = rgb_to_lab(rows[:, strip.core])[None, 1:]
+        return cls(strip, to_float_rgb(rows)[None], ab)
+
+
+class Moments:
+    """Count, mean and sum of squared deviations of values seen in parts (Chan et al.'s
+    pairwise update, float64): a photo's colorfulness, strip by strip."""
+
+    def __init__(self) -> None:
+        self.count, self.mean, self.m2 = 0, 0.0, 0.0
+
+    def add(self, values: Tensor) -> None:
+        n = values.numel()
+        if n == 0:
+            return
+        mean = float(values.mean())
+        m2 = float((values - mean).pow(2).sum())
+        delta, total = mean - self.mean, self.count + n
+        self.mean += delta * n / total
+        self.m2 += m2 + delta * delta * self.count * n / total
+        self.count = total
+
+    @property
+    def variance(self) -> float:
+        return self.m2 / self.count if self.count else float("nan")
+
+
+class ColorfulnessParts:
+    """Hasler and Suesstrunk's colorfulness (:func:`lit_colorize.metrics.colorfulness`) of one
+    image from its strips: the moments of rg and yb, on the 0-255 scale."""
+
+    def __init__(self) -> None:
+        self.rg, self.yb = Moments(), Moments()
+
+    def add(self, rgb: Tensor) -> None:
+        """``rgb``: (1, 3, n, W) in [0, 1], rows not seen before."""
+        red, green, blue = (rgb.double() * 255.0).unbind(dim=-3)
+        self.rg.add(red - green)
+        self.yb.add(0.5 * (red + green) - blue)
+
+    def value(self) -> float:
+        spread = math.sqrt(self.rg.variance + self.yb.variance)
+        return spread + 0.3 * math.hypot(self.rg.mean, self.yb.mean)
+
+
 def photo_psnr(rgb: Tensor, truth: Tensor) -> float:
     """PSNR in dB of RGB in [0, 1] against the truth, capped at :data:`PSNR_CAP_DB` (see there)."""
-    mse = float((rgb.double() - truth.double()).pow(2).mean())
+    return psnr_of_mse(float((rgb.double() - truth.double()).pow(2).mean()))
+
+
+def psnr_of_mse(mse: float) -> float:
     return PSNR_CAP_DB if mse <= 0 else min(PSNR_CAP_DB, -10.0 * math.log10(mse))
+
+
+def ssim_map(rgb: Tensor, truth: Tensor) -> Tensor:
+    """The SSIM map (1, 3, H, W) of RGB in [0, 1] (Gaussian window 11x11, sigma 1.5; torchmetrics
+    pads by reflection, so only values :data:`SSIM_BORDER` or more from an edge are Wang et al.'s)."""
+    _, full = structural_similarity_index_measure(rgb.float(), truth.float(), data_range=1.0, return_full_image=True)
+    return full
 
 
 def photo_ssim(rgb: Tensor, truth: Tensor) -> float:
@@ -186,9 +303,52 @@ def photo_ssim(rgb: Tensor, truth: Tensor) -> float:
     cropped here. NaN for a photo smaller than the window."""
     if min(rgb.shape[-2:]) < SSIM_WINDOW:
         return float("nan")
-    _, ssim_map = structural_similarity_index_measure(rgb.float(), truth.float(), data_range=1.0, return_full_image=True)
-    border = SSIM_WINDOW // 2
-    return float(ssim_map[..., border:-border, border:-border].mean())
+    border = SSIM_BORDER
+    return float(ssim_map(rgb, truth)[..., border:-border, border:-border].mean())
+
+
+class PhotoScores:
+    """One output of one photo, measured strip by strip (:class:`TruthStrip`): sums in float64
+    that give, once every row is in, what the whole-photo formulas give."""
+
+    def __init__(self, auc: ABErrorAUC, height: int, width: int) -> None:
+        self.auc, self.height, self.width = auc, height, width
+        self.ab_error_sum = self.squared_error_sum = self.ssim_sum = 0.0
+        self.ssim_count = 0
+        self.colorfulness = ColorfulnessParts()
+
+    def add(self, output: Tensor, truth: TruthStrip) -> None:
+        """``output``: uint8 RGB (3, n, W), the output's rows of ``truth.strip`` (context included)."""
+        rgb = to_float_rgb(output)[None]
+        core = truth.strip.core
+        own = rgb[..., core, :]
+        ab = rgb_to_lab(own)[:, 1:]
+        self.auc.update(ab, truth.ab)
+        self.ab_error_sum += float((ab - truth.ab).pow(2).sum(dim=1).sqrt().double().sum())
+        self.squared_error_sum += float((own.double() - truth.rgb[..., core, :].double()).pow(2).sum())
+        self.colorfulness.add(own)
+        self.add_ssim(rgb, truth)
+
+    def add_ssim(self, rgb: Tensor, truth: TruthStrip) -> None:
+        """The SSIM map's values at the strip's own rows whose window lies inside the photo."""
+        if min(self.height, self.width) < SSIM_WINDOW:
+            return
+        strip, border = truth.strip, SSIM_BORDER
+        first, last = max(strip.top, border), min(strip.bottom, self.height - border)
+        if first >= last:
+            return
+        values = ssim_map(rgb, truth.rgb)[..., first - strip.start : last - strip.start, border : self.width - border]
+        self.ssim_sum += float(values.double().sum())
+        self.ssim_count += values.numel()
+
+    def ab_error(self) -> float:
+        return self.ab_error_sum / (self.height * self.width)
+
+    def psnr(self) -> float:
+        return psnr_of_mse(self.squared_error_sum / (3 * self.height * self.width))
+
+    def ssim(self) -> float:
+        return self.ssim_sum / self.ssim_count if self.ssim_count else float("nan")
 
 
 class RowScores:
@@ -204,17 +364,26 @@ class RowScores:
         self.delta_cf: list[float] = []
         self.ab_error: list[float] = []  # mean ab error of each photo, to rank them
 
-    def update(self, output: Tensor, truth: Truth, truth_cf: float) -> None:
-        """``output``: uint8 RGB (3, H, W), what the user gets for the photo ``truth``."""
-        rgb = to_float_rgb(output)[None]
-        ab = rgb_to_lab(rgb)[:, 1:]
-        self.auc.update(ab, truth.ab)
-        self.ab_error.append(float((ab - truth.ab).pow(2).sum(dim=1).sqrt().mean()))
-        self.psnr.append(photo_psnr(rgb, truth.rgb))
-        self.ssim.append(photo_ssim(rgb, truth.rgb))
-        cf = float(colorfulness(rgb)[0])
+    def photo(self, height: int, width: int) -> PhotoScores:
+        """A photo's scores, to be filled strip by strip, then :meth:`add` ed."""
+        return PhotoScores(self.auc, height, width)
+
+    def add(self, photo: PhotoScores, truth_cf: float) -> None:
+        """A photo whose every strip is in."""
+        self.ab_error.append(photo.ab_error())
+        self.psnr.append(photo.psnr())
+        self.ssim.append(photo.ssim())
+        cf = photo.colorfulness.value()
         self.cf.append(cf)
         self.delta_cf.append(abs(cf - truth_cf))
+
+    def update(self, output: Tensor, truth: Truth, truth_cf: float) -> None:
+        """``output``: uint8 RGB (3, H, W), what the user gets for the photo ``truth``, whole."""
+        height, width = output.shape[-2:]
+        strip = Strip(0, 0, height, height)
+        photo = self.photo(height, width)
+        photo.add(output, TruthStrip(strip, truth.rgb, truth.ab))
+        self.add(photo, truth_cf)
 
     def rebalanced_auc(self) -> float:
         """The same error histogram weighted by the prior (the training colors', else the
@@ -243,7 +412,8 @@ class RowScores:
 @dataclass
 class Evaluation:
     """What :func:`evaluate` measured: a row per setting (``rows``, gray first, the truth's CF
-    last), the photos evaluated, each setting's mean ab error per photo, and what was skipped."""
+    last), the photos evaluated, each setting's mean ab error per photo, and what was skipped
+    (unreadable files, videos)."""
 
     settings: list[Setting]
     rows: dict[str, dict[str, float]]
@@ -252,6 +422,7 @@ class Evaluation:
     gray_photos: int = 0
     skipped: list[str] = field(default_factory=list)
     working_size: int | None = None
+    videos: list[str] = field(default_factory=list)
 
     def best(self) -> dict[str, str]:
         """The best setting on each metric (nearest the truth's CF, for CF), by name."""
@@ -287,6 +458,51 @@ def default_log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
+def score_photo(
+    net: ColorizationNet,
+    rgb: Tensor,
+    settings: Sequence[Setting],
+    working_size: int | None,
+    rows: Sequence[RowScores],
+    budget: int = EVAL_STRIP_PIXELS,
+) -> tuple[float, bool]:
+    """Measure one photo (uint8 RGB (3, H, W)) into ``rows`` (gray, then one per setting), strip
+    by strip: no float plane of the whole photo but its L, so memory is bounded as predict's
+    is. Returns the photo's colorfulness and whether it is gray."""
+    height, width = rgb.shape[-2:]
+    lightness = full_resolution_l(rgb)
+    gray_ab = torch.zeros(2, 1, 1, device=rgb.device)
+    widened = [widen_ab(ab, width) for ab in [gray_ab, *predicted_ab(net, lightness, settings, working_size)]]
+    photos = [row.photo(height, width) for row in rows]
+    truth_cf, max_chroma = ColorfulnessParts(), 0.0
+    for strip in photo_strips(height, width, budget):
+        truth = TruthStrip.of(rgb, strip)
+        truth_cf.add(truth.rgb[..., strip.core, :])
+        max_chroma = max(max_chroma, float(torch.linalg.vector_norm(truth.ab.float(), dim=-3).amax()))
+        for photo, ab_wide in zip(photos, widened):
+            photo.add(render_rows(lightness[strip.start : strip.stop], ab_wide, strip.start, height), truth)
+    cf = truth_cf.value()
+    for row, photo in zip(rows, photos):
+        row.add(photo, cf)
+    return cf, max_chroma <= GRAY_CHROMA
+
+
+def unique_photos(photos: PhotoDataset, log: Callable[[str], None]) -> None:
+    """Each photo once, however many times the inputs name it (a file given twice, a file and its
+    folder, ``--files_from`` beside a folder): by resolved path, first place kept."""
+    seen: dict[Path, int] = {}
+    unique = []
+    for source in photos.photos:
+        key = source.path.resolve() if source.error is None else source.path
+        seen[key] = seen.get(key, 0) + 1
+        if seen[key] == 1:
+            unique.append(source)
+    for key, count in seen.items():
+        if count > 1:
+            log(f"{key} is among the inputs {count} times; counted once")
+    photos.photos = unique
+
+
 def evaluate(
     module: ColorizationModule,
     inputs: Sequence[str | Path],
@@ -298,12 +514,14 @@ def evaluate(
     log: Callable[[str], None] = default_log,
 ) -> Evaluation:
     """Colorize every readable photo of ``inputs`` (files, or folders searched recursively;
-    ``skip_dir``, the output folder, is never searched) under each setting and measure it, with
-    gray beside. Unreadable files are logged by path and skipped; DataError if none is readable."""
+    ``skip_dir``, the output folder, is never searched; a photo named twice counts once) under
+    each setting and measure it, with gray beside. Unreadable files and videos are logged by
+    path and skipped; DataError if no photo is readable."""
     device = torch.device(device)
     net = module.net.to(device).eval()
     settings = list(dict.fromkeys(settings or choose_settings(None, None, net)))  # a row per setting
     photos = PhotoDataset(inputs, output_dir=skip_dir)
+    unique_photos(photos, log)
     prior = net.color_table.counts if net.is_classifier else None
     rows = {name: RowScores(net.grid_size, prior, device) for name in [GRAY, *(s.name for s in settings)]}
     truth_cf: list[float] = []
@@ -313,23 +531,24 @@ def evaluate(
         if max_photos is not None and len(evaluated) >= max_photos:
             break
         item = photos[index]
+        if item.is_video:
+            result.videos.append(item.path)
+            log(f"skipped: {item.path} is a video; evaluate measures photos (benchmarks/video.py measures videos)")
+            continue
         if item.error is not None:
             result.skipped.append(item.path)
             log(f"skipped: {item.error}")
             continue
-        rgb = item.rgb.to(device)
-        truth = Truth.of(rgb)
-        truth_cf.append(float(colorfulness(truth.rgb)[0]))
-        result.gray_photos += int(near_gray_images(truth.ab, GRAY_CHROMA)[0])
-        outputs = [truth.gray(), *colorize_settings(net, rgb, settings, working_size)]
-        for scores, output in zip(rows.values(), outputs):
-            scores.update(output, truth, truth_cf[-1])
+        with torch.no_grad():
+            cf, gray = score_photo(net, item.rgb.to(device), settings, working_size, list(rows.values()))
+        truth_cf.append(cf)
+        result.gray_photos += int(gray)
         evaluated.append(Path(item.path))
         if len(evaluated) % 10 == 0:
             log(f"evaluated {len(evaluated)} photos")
     if not evaluated:
         raise DataError(
-            f"none of the {len(photos)} photo file(s) of {[str(i) for i in inputs]} could be read (listed above); "
+            f"none of the {len(photos)} file(s) of {[str(i) for i in inputs]} is a readable photo (listed above); "
             "give readable color photos"
         )
     result.rows = {name: scores.summary() for name, scores in rows.items()}
@@ -371,6 +590,7 @@ def summary_line(evaluation: Evaluation) -> str:
         f"{len(evaluation.photos)} photos at their own resolution (working size: {size}), "
         f"{evaluation.gray_photos} of them gray (no pixel of chroma above {GRAY_CHROMA:g}; evaluated too), "
         f"{len(evaluation.skipped)} unreadable and skipped"
+        + (f", {len(evaluation.videos)} videos skipped (evaluate measures photos)" if evaluation.videos else "")
     )
 
 
@@ -421,19 +641,20 @@ def csv_table(evaluation: Evaluation) -> str:
 
 
 # --- the grid ---------------------------------------------------------------------------------
-def tile(rgb: Tensor, height: int) -> Image.Image:
-    """uint8 RGB (3, H, W) as a PIL image ``height`` tall, aspect kept."""
+def tile(rgb: Tensor, height: int = GRID_TILE_HEIGHT, max_width: int = GRID_TILE_MAX_WIDTH) -> Image.Image:
+    """uint8 RGB (3, H, W) as a PIL image ``height`` tall, aspect kept, unless that is wider than
+    ``max_width``: then that wide (and less tall). A 1x10000 strip stays a thin tile."""
     image = Image.fromarray(rgb.permute(1, 2, 0).cpu().numpy())
-    width = max(1, round(image.width * height / image.height))
-    return image.resize((width, height), Image.Resampling.LANCZOS)
+    scale = min(height / image.height, max_width / image.width)
+    size = (max(1, min(max_width, round(image.width * scale))), max(1, min(height, round(image.height * scale))))
+    return image.resize(size, Image.Resampling.LANCZOS)
 
 
-def grid_image(rows: Sequence[Sequence[Tensor]], height: int = GRID_TILE_HEIGHT, gap: int = 4) -> Image.Image:
-    """Rows of uint8 RGB images, every tile resized to ``height``, on a white canvas."""
-    tiles = [[tile(image, height) for image in row] for row in rows]
-    widths = [sum(t.width for t in row) + gap * (len(row) - 1) for row in tiles]
-    canvas = Image.new("RGB", (max(widths), len(tiles) * height + gap * (len(tiles) - 1)), "white")
-    for r, row in enumerate(tiles):
+def grid_image(rows: Sequence[Sequence[Image.Image]], height: int = GRID_TILE_HEIGHT, gap: int = 4) -> Image.Image:
+    """Rows of tiles (at most ``height`` tall) on a white canvas, a row ``height`` apart."""
+    widths = [sum(t.width for t in row) + gap * (len(row) - 1) for row in rows]
+    canvas = Image.new("RGB", (max(widths), len(rows) * height + gap * (len(rows) - 1)), "white")
+    for r, row in enumerate(rows):
         left = 0
         for image in row:
             canvas.paste(image, (left, r * (height + gap)))
@@ -441,14 +662,18 @@ def grid_image(rows: Sequence[Sequence[Tensor]], height: int = GRID_TILE_HEIGHT,
     return canvas
 
 
-def grid_rows(module: ColorizationModule, evaluation: Evaluation, device: torch.device) -> list[list[Tensor]]:
-    """gray | truth | output of the grid's photos, colorized again under the reference setting
-    (cheaper than keeping every photo's images until the ranking is known)."""
+def grid_rows(module: ColorizationModule, evaluation: Evaluation, device: torch.device) -> list[list[Image.Image]]:
+    """Tiles gray | truth | output of the grid's photos, colorized again under the reference
+    setting (cheaper than keeping every photo's images until the ranking is known); one
+    full-size image at a time."""
     rows = []
     for _, index in evaluation.grid_photos():
         rgb = PhotoDataset([evaluation.photos[index]])[0].rgb.to(device)
-        (output,) = colorize_settings(module.net, rgb, [evaluation.reference()], evaluation.working_size)
-        rows.append([Truth.of(rgb).gray(), rgb, output])
+        lightness = full_resolution_l(rgb)
+        with torch.no_grad():
+            (ab,) = predicted_ab(module.net, lightness, [evaluation.reference()], evaluation.working_size)
+        gray = tile(render(lightness, torch.zeros(2, 1, 1, device=device)))
+        rows.append([gray, tile(rgb), tile(render(lightness, ab))])
     return rows
 
 
@@ -464,13 +689,26 @@ def listed(values: Sequence[str] | None) -> list[str] | None:
     return items
 
 
-def check_outputs(out: Path, overwrite: bool) -> None:
-    """Before the model loads: ``--out`` is a folder (or can be one), and no output is replaced unasked."""
+def check_outputs(out: Path, overwrite: bool, inputs: Sequence[str | Path]) -> None:
+    """Before the model loads: ``--out`` is a folder this process can write (or create), it is
+    no input folder (the next run would measure grid.png as a photo), and no output is replaced
+    unasked. An ``--out`` inside an input folder is fine: the search skips it."""
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out} is a file; give a folder for {', '.join(OUTPUT_FILES)}")
-    existing = [name for name in OUTPUT_FILES if (out / name).exists()]
-    if existing and not overwrite:
-        raise ConfigError(f"{out} already holds {', '.join(existing)}; pass --overwrite to replace them, or another --out")
+    existing = next(p for p in (out.absolute(), *out.absolute().parents) if os.path.lexists(p))
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        where = "" if existing == out.absolute() else f" ({existing}, where it would be created, is not a writable folder)"
+        raise ConfigError(f"--out {out} is not writable{where}; choose another --out")
+    for entry in inputs:
+        folder = Path(entry).expanduser()
+        if folder.is_dir() and folder.resolve() == out.resolve():
+            raise ConfigError(
+                f"--out {out} is the input folder {entry}: the next run would measure its grid.png as a photo; "
+                f"write elsewhere, e.g. --out {folder / 'evaluation'} (a folder inside an input folder is skipped)"
+            )
+    existing_files = [name for name in OUTPUT_FILES if (out / name).exists()]
+    if existing_files and not overwrite:
+        raise ConfigError(f"{out} already holds {', '.join(existing_files)}; pass --overwrite to replace them, or another --out")
 
 
 def choose_device(name: str | None) -> torch.device:
@@ -493,7 +731,7 @@ def positive(name: str, value: int | None) -> int | None:
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="lit-colorize evaluate", description=__doc__.splitlines()[0])
+    parser = OneLineArgumentParser(prog="lit-colorize evaluate", description=__doc__.splitlines()[0])
     parser.add_argument("--ckpt_path", default=None, help="a lit-colorize checkpoint (.ckpt); default: the shipped model")
     parser.add_argument("--data.inputs", dest="inputs", nargs="+", default=[],
                         help="color photos: files or folders (searched recursively), e.g. '[photos/]'")  # fmt: skip
@@ -515,15 +753,15 @@ def main(argv: Sequence[str] | None = None) -> Evaluation:
 
     args = parse_args(argv)
     out = Path(args.out)
-    check_outputs(out, args.overwrite)
     temperatures = listed(args.temperatures)
     if temperatures is not None:
         temperatures = check_temperatures(temperatures, "--temperatures")
-    working_size, max_photos = positive("--working_size", args.working_size), positive("--max_photos", args.max_photos)
+    working_size, max_photos = check_working_size(args.working_size, "--working_size"), positive("--max_photos", args.max_photos)
     device = choose_device(args.device)
     inputs = listed(args.inputs) + (read_file_list(args.files_from) if args.files_from else [])
     if not inputs:
         raise ConfigError("no photos: give --data.inputs '[folder/]' or --files_from list.txt")
+    check_outputs(out, args.overwrite, inputs)
     try:  # a missing input or an empty folder: one line, before the model loads
         PhotoDataset(inputs, output_dir=out)
     except FileNotFoundError as error:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 import torch
 from torch import Tensor
 
-from lit_colorize.errors import ConfigError, check_temperatures
+from lit_colorize.errors import check_temperatures, check_working_size
 
 
 @dataclass(frozen=True)
@@ -30,9 +30,7 @@ class RenderSettings:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "temperatures", tuple(check_temperatures(self.temperatures, "temperatures")))
-        size = self.working_size
-        if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 1):
-            raise ConfigError(f"working_size must be None (the training size) or an integer >= 1, got {size!r}")
+        object.__setattr__(self, "working_size", check_working_size(self.working_size))
 
 
 @dataclass
