@@ -8,6 +8,7 @@ import io
 import json
 import subprocess
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -291,3 +292,398 @@ def test_serve_options_are_checked_in_one_line(args: list[str], message: str, ca
         main(["serve", *args])
     assert str(exit_info.value).startswith("lit-colorize serve: error: ") and message in str(exit_info.value)
     assert "\n" not in str(exit_info.value)
+
+
+# ---- issue 25: whom the server answers, the work a request may cause, and its errors ----------
+
+
+def asgi_call(app, method: str, path: str, headers: dict[str, str], receive) -> tuple[int, bytes]:
+    """One request straight through the ASGI interface, with the client's side (``receive``)
+    scripted by the test: a body that stalls, a client that goes away."""
+    scope = {
+        "type": "http", "http_version": "1.1", "method": method, "path": path, "raw_path": path.encode(),
+        "query_string": b"", "scheme": "http", "root_path": "", "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 7860), "headers": [(k.lower().encode(), v.encode()) for k, v in {"host": "127.0.0.1:7860", **headers}.items()],
+    }  # fmt: skip
+    answer: dict = {"status": None, "body": b""}
+
+    async def send(message: dict) -> None:
+        if message["type"] == "http.response.start":
+            answer["status"] = message["status"]
+        elif message["type"] == "http.response.body":
+            answer["body"] += message.get("body", b"")
+
+    async def main() -> None:
+        await app(scope, receive, send)
+
+    asyncio.run(main())
+    return answer["status"], answer["body"]
+
+
+def bomb_png(width: int, height: int) -> bytes:
+    """A PNG header of ``width`` x ``height`` and nothing else: under 100 bytes."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)) + chunk(b"IEND", b"")
+
+
+@pytest.fixture(scope="module")
+def small_client(guided: Colorizer) -> TestClient:
+    return local_client(create_app(guided))
+
+
+def one_line_error(response, status: int) -> str:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/json"
+    error = response.json()["error"]
+    assert "\n" not in error and len(error) < 300, error
+    return error
+
+
+@pytest.mark.parametrize("host", ["evil.example:7860", "evil.example", "127.0.0.1.evil.example:7860", "192.168.1.5:7860"])
+def test_case1_a_host_the_server_was_not_started_for_is_refused(small_client: TestClient, host: str) -> None:
+    """DNS rebinding: a hostile name rebound to 127.0.0.1 reaches the server with its own Host."""
+    for path in ("/api/model", "/", "/static/app.js"):
+        error = one_line_error(small_client.get(path, headers={"Host": host}), 400)
+        assert error.startswith("this server answers to 127.0.0.1, localhost, [::1] only, not to the host")
+
+
+def test_case1_the_names_a_server_answers_to(guided: Colorizer) -> None:
+    from lit_colorize.app.guard import TrustedHosts
+
+    local = TrustedHosts("127.0.0.1")
+    assert all(local.allows(h) for h in ["127.0.0.1:7860", "localhost:7860", "[::1]:7860", "LOCALHOST.", "127.0.0.2"])
+    assert not any(local.allows(h) for h in ["evil.example", "localhost.evil.example", "192.168.1.5", ""])
+    named = TrustedHosts("studio.lan")
+    assert named.allows("studio.lan:7860") and not named.allows("evil.example")
+    everywhere = TrustedHosts("0.0.0.0")  # reached by this machine's IP addresses, never by a name it was not given
+    assert everywhere.allows("192.168.1.5:7860") and everywhere.allows("[fe80::1]:7860") and not everywhere.allows("evil.example")
+    client = TestClient(create_app(guided, host="studio.lan"), base_url="http://studio.lan:7860")
+    assert client.get("/api/model").status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("headers", "status", "message"),
+    [
+        ({"Origin": "http://evil.example"}, 403, 'requests from other web pages are refused (origin "http://evil.example")'),
+        ({"Origin": "http://localhost:3000"}, 403, "requests from other web pages are refused"),
+        ({"Origin": "null"}, 403, "requests from other web pages are refused"),
+        ({"Sec-Fetch-Site": "cross-site"}, 403, "(Sec-Fetch-Site \"cross-site\")"),
+        ({"Sec-Fetch-Site": "same-site"}, 403, "(Sec-Fetch-Site \"same-site\")"),
+        ({"Content-Type": "text/plain"}, 415, "an upload is sent as image/* or application/octet-stream, not \"text/plain\""),
+        ({"Content-Type": ""}, 415, "an upload is sent as image/* or application/octet-stream"),
+        ({"Content-Type": "multipart/form-data; boundary=x"}, 415, "not \"multipart/form-data\""),
+    ],
+    ids=["other-site", "other-port", "null-origin", "cross-site", "same-site", "text-plain", "no-type", "form"],
+)
+def test_case2_an_upload_from_another_page_is_refused(small_client: TestClient, headers: dict, status: int, message: str) -> None:
+    before = len(small_client.app.state.photos)
+    response = small_client.post("/api/photos", content=png(np.zeros((8, 8, 3), np.uint8)),
+                                 headers={"Content-Type": "application/octet-stream", **headers})  # fmt: skip
+    assert message in one_line_error(response, status)
+    assert len(small_client.app.state.photos) == before  # nothing kept, nothing evicted
+
+
+def test_case2_json_endpoints_need_json_from_the_page_itself(small_client: TestClient) -> None:
+    photo_id = upload(small_client, png(np.full((48, 64, 3), 120, dtype=np.uint8)))["id"]
+    body = json.dumps({"temperature": 0.5}).encode()
+    for path in ("colorize", "download", "suggest"):
+        url = f"/api/photos/{photo_id}/{path}"
+        assert "sent as application/json, not \"text/plain\"" in one_line_error(
+            small_client.post(url, content=body, headers={"Content-Type": "text/plain"}), 415
+        )
+        evil = small_client.post(url, content=body, headers={"Content-Type": "application/json", "Origin": "http://evil.example"})
+        one_line_error(evil, 403)
+        preflight = small_client.options(url, headers={"Origin": "http://evil.example", "Access-Control-Request-Method": "POST"})
+        one_line_error(preflight, 403)
+        assert "access-control-allow-origin" not in preflight.headers
+    own = small_client.post(f"/api/photos/{photo_id}/colorize", content=body,
+                            headers={"Content-Type": "application/json", "Origin": "http://127.0.0.1:7860", "Sec-Fetch-Site": "same-origin"})  # fmt: skip
+    assert own.status_code == 200
+    visit = small_client.get("/", headers={"Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "navigate"})
+    assert visit.status_code == 200  # a link to the page from elsewhere opens it (framing is refused by its headers)
+    assert small_client.get("/api/model", headers={"Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "navigate"}).status_code == 403
+
+
+def test_case2_other_pages_cannot_evict_the_users_photo() -> None:
+    client = local_client(create_app(Colorizer.pretrained(), Limits(max_photos=8)))
+    mine = upload(client, png(np.full((20, 20, 3), 50, dtype=np.uint8)))["id"]
+    for value in range(9):
+        client.post("/api/photos", content=png(np.full((20, 20, 3), value, np.uint8)), headers={"Content-Type": "text/plain", "Origin": "http://evil.example"})
+    assert client.get(f"/api/photos/{mine}/gray.png").status_code == 200
+
+
+def test_case3_a_call_that_waits_past_its_deadline_is_answered_busy_and_never_runs() -> None:
+    gate = ModelGate(concurrency=1, max_waiting=4, queue_seconds=0.3)
+    release, ran = threading.Event(), []
+
+    async def main() -> float:
+        first = asyncio.ensure_future(gate.run(release.wait, 10))
+        await asyncio.sleep(0.05)
+        start = time.monotonic()
+        with pytest.raises(Busy, match="waited 0.3 s without starting"):
+            await gate.run(ran.append, "late")
+        waited = time.monotonic() - start
+        assert gate.pending == 1  # its place was freed at once
+        release.set()
+        await first
+        return waited
+
+    waited = asyncio.run(main())
+    assert 0.25 < waited < 2 and ran == [] and gate.pending == 0 and gate.abandoned == 1
+
+
+def big_photo(height: int = 3000, width: int = 4000) -> bytes:
+    """A photo of ``width`` x ``height`` pixels in a few kB (large blocks of color)."""
+    blocks = np.random.default_rng(3).integers(0, 256, (height // 100, width // 100, 3), dtype=np.uint8)
+    return png(np.kron(blocks, np.ones((100, 100, 1), dtype=np.uint8)))
+
+
+def test_case3_a_download_is_stopped_between_strips_when_its_client_leaves() -> None:
+    app = create_app(Colorizer.pretrained())
+    photo_id = upload(local_client(app), big_photo())["id"]  # 12 MP: seconds of work at full size
+    large = app.state.large_gate
+    sent, leaves_at = threading.Event(), time.monotonic() + 1.0  # the client waits a second, then closes the tab
+
+    async def receive() -> dict:  # as uvicorn's: the disconnect is there at once when it has happened
+        if not sent.is_set():
+            sent.set()
+            return {"type": "http.request", "body": b"{}", "more_body": False}
+        if time.monotonic() < leaves_at:
+            await asyncio.sleep(leaves_at - time.monotonic())
+        return {"type": "http.disconnect"}
+
+    start = time.monotonic()
+    status, _ = asgi_call(app, "POST", f"/api/photos/{photo_id}/download", {"content-type": "application/json"}, receive)
+    answered = time.monotonic() - start
+    deadline = time.monotonic() + 5
+    while large.pending and time.monotonic() < deadline:
+        time.sleep(0.05)
+    freed = time.monotonic() - start
+    assert status == 499 and large.abandoned == 1
+    assert answered < 3 and large.pending == 0 and freed < 5, (answered, freed)  # the whole download takes ~12 s here
+
+
+def test_case3_full_size_work_has_its_own_smaller_budget() -> None:
+    limits = Limits(large_concurrency=1, large_waiting=0)
+    app = create_app(Colorizer.pretrained(), limits)
+    client = local_client(app)
+    large_id = upload(client, big_photo())["id"]
+    small_id = upload(client, png(np.full((48, 64, 3), 120, dtype=np.uint8)))["id"]
+    first = threading.Thread(target=lambda: client.post(f"/api/photos/{large_id}/download", json={}))
+    first.start()
+    try:
+        deadline = time.monotonic() + 10
+        while app.state.large_gate.pending == 0 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        second = client.post(f"/api/photos/{large_id}/download", json={})
+        assert "busy" in one_line_error(second, 503)
+        start = time.monotonic()
+        assert client.post(f"/api/photos/{small_id}/colorize", json={}).status_code == 200  # previews go on
+        assert time.monotonic() - start < 5
+        assert upload(client, png(np.full((30, 30, 3), 9, np.uint8)))["width"] == 30
+        too_large = send_photo(client, big_photo(2100, 2000))  # over large_pixels: decoded within the same budget
+        assert "busy" in one_line_error(too_large, 503)
+    finally:
+        first.join(timeout=120)
+
+
+def test_case4_uploads_beyond_the_slots_are_refused_before_their_bodies_are_read() -> None:
+    app = create_app(Colorizer.pretrained(), Limits(max_uploads=1, body_seconds=5))
+    started, finish = threading.Event(), threading.Event()
+    second_reads = []
+
+    async def slow_body() -> dict:  # the first upload: 45 MiB arriving slowly
+        started.set()
+        await asyncio.get_running_loop().run_in_executor(None, finish.wait, 10)
+        return {"type": "http.disconnect"}
+
+    async def counted_body() -> dict:
+        second_reads.append(1)
+        return {"type": "http.request", "body": b"x" * 1000, "more_body": False}
+
+    headers = {"content-type": "application/octet-stream", "content-length": str(45 * 2**20)}
+    first = threading.Thread(target=asgi_call, args=(app, "POST", "/api/photos", headers, slow_body))
+    first.start()
+    try:
+        assert started.wait(10)
+        status, body = asgi_call(app, "POST", "/api/photos", headers, counted_body)
+        assert status == 503 and "reading 1 other uploads" in json.loads(body)["error"]
+        assert second_reads == []  # refused before a byte of its body was taken in
+    finally:
+        finish.set()
+        first.join(timeout=10)
+    assert app.state.uploads.taken == 0
+
+
+def test_case5_slow_headers_idle_connections_and_slow_bodies_are_cut_off(guided: Colorizer) -> None:
+    import socket as sockets
+
+    from lit_colorize.app.browser import live_app
+    from lit_colorize.app.serve import Timeouts
+
+    def closed_within(connection: sockets.socket, seconds: float) -> bytes:
+        connection.settimeout(seconds)
+        data = b""
+        while True:
+            chunk = connection.recv(65536)  # a socket.timeout here: the server held the connection
+            if not chunk:
+                return data
+            data += chunk
+
+    app = create_app(guided, Limits(body_seconds=0.5))
+    with live_app(app, Timeouts(header_seconds=0.5, keep_alive_seconds=1)) as url:
+        port = int(url.rsplit(":", 1)[1])
+        slow_headers = [sockets.create_connection(("127.0.0.1", port)) for _ in range(20)]
+        for connection in slow_headers:
+            connection.sendall(b"GET /api/model HTTP/1.1\r\nHost: 127.0.0.1\r\n")  # and no end of headers
+        silent = sockets.create_connection(("127.0.0.1", port))
+        for connection in slow_headers + [silent]:
+            assert closed_within(connection, 3) == b""
+            connection.close()
+        slow_body = sockets.create_connection(("127.0.0.1", port))
+        slow_body.sendall(b"POST /api/photos HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: image/png\r\nContent-Length: 1000\r\n\r\n0123456789")
+        answer = closed_within(slow_body, 5).decode()
+        assert answer.startswith("HTTP/1.1 408") and "the photo did not arrive within 0.5 s" in answer
+        idle = sockets.create_connection(("127.0.0.1", port))
+        idle.sendall(b"GET /api/model HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        assert b"200 OK" in closed_within(idle, 4)  # answered, then closed once idle past keep-alive
+
+
+def test_case6_every_answer_forbids_framing_sniffing_and_other_scripts(small_client: TestClient) -> None:
+    for response in (small_client.get("/"), small_client.get("/static/app.js"), small_client.get("/api/model"),
+                     small_client.get("/api/photos/nothing/gray.png"), small_client.get("/", headers={"Host": "evil.example"})):  # fmt: skip
+        assert response.headers["x-frame-options"] == "DENY"
+        assert response.headers["x-content-type-options"] == "nosniff"
+        policy = response.headers["content-security-policy"]
+        assert "script-src 'self';" in policy and "frame-ancestors 'none'" in policy and "unsafe" not in policy
+    page = small_client.get("/").text
+    import re
+
+    assert re.findall(r"<script[^>]*>", page) == ['<script src="/static/app.js">']  # no inline script
+    assert not re.search(r"\son[a-z]+=", page)  # nor inline handlers
+
+
+def test_case7_a_hint_size_too_large_for_the_photo_is_a_400(small_client: TestClient) -> None:
+    photo_id = upload(small_client, png(np.full((48, 64, 3), 120, dtype=np.uint8)))["id"]
+    for size in (1e20, 1e300):
+        response = small_client.post(f"/api/photos/{photo_id}/colorize", json={"hints": [{"x": 1, "y": 1, "color": "#ff0000", "size": size}]})
+        assert "size must be at most 128 photo pixels (twice the photo's longer side)" in one_line_error(response, 400)
+
+
+def test_case8_deep_json_is_a_400_and_any_failure_a_one_line_500(small_client: TestClient, caplog: pytest.LogCaptureFixture) -> None:
+    photo_id = upload(small_client, png(np.full((48, 64, 3), 120, dtype=np.uint8)))["id"]
+    deep = b"[" * 100_000 + b"]" * 100_000  # 200 KB, under the JSON limit
+    response = small_client.post(f"/api/photos/{photo_id}/colorize", content=deep, headers={"Content-Type": "application/json"})
+    assert one_line_error(response, 400) == "the request nests JSON too deeply"
+
+    def broken(rgb: np.ndarray) -> bytes:  # a bug in the server's own code
+        raise RuntimeError("a bug")
+
+    app = create_app(Colorizer.pretrained())
+    client = local_client(app)
+    photo_id = upload(client, png(np.full((48, 64, 3), 120, dtype=np.uint8)))["id"]
+    import lit_colorize.app.server as server
+
+    with caplog.at_level("ERROR", logger="lit_colorize.app"), pytest.MonkeyPatch.context() as patch:
+        patch.setattr(server, "png_bytes", broken)
+        response = client.post(f"/api/photos/{photo_id}/colorize", json={})
+    error = one_line_error(response, 500)
+    assert error == "the server failed on this request (RuntimeError); its terminal shows the details"
+    assert "Traceback" in caplog.text and "RuntimeError: a bug" in caplog.text
+
+
+def test_case9_a_bomb_gets_the_servers_own_413_and_larger_limits_work(monkeypatch: pytest.MonkeyPatch) -> None:
+    from lit_colorize.app.photos import photo_size
+
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", Image.MAX_IMAGE_PIXELS)  # restored after the test
+    client = local_client(create_app(Colorizer.pretrained()))
+    bomb = bomb_png(30000, 30000)
+    assert len(bomb) < 100
+    error = one_line_error(send_photo(client, bomb), 413)
+    assert error.startswith("the photo has 900 MP, over this server's limit of 40 MP") and "decompression" not in error
+    assert one_line_error(send_photo(client, bomb_png(10000, 9000)), 413).startswith(
+        "the photo has 10000x9000 = 90 MP, over this server's limit of 40 MP"
+    )
+    create_app(Colorizer.pretrained(), Limits(max_pixels=300_000_000))  # --max_megapixels 300
+    assert Image.MAX_IMAGE_PIXELS == 300_000_000
+    assert photo_size(bomb_png(20000, 10000), 300_000_000) == (20000, 10000)  # 200 MP: over Pillow's default 179
+
+
+def test_case10_a_client_that_leaves_mid_upload_is_a_normal_event(caplog: pytest.LogCaptureFixture) -> None:
+    app = create_app(Colorizer.pretrained())
+    messages = iter([{"type": "http.request", "body": b"\x89PNG" + b"x" * 1000, "more_body": True}, {"type": "http.disconnect"}])
+
+    async def receive() -> dict:
+        return next(messages)
+
+    with caplog.at_level("DEBUG"):
+        status, _ = asgi_call(app, "POST", "/api/photos", {"content-type": "image/png", "content-length": "45000000"}, receive)
+    assert status == 499
+    assert not [r for r in caplog.records if r.levelno >= 30], caplog.text  # no warning, no traceback
+    assert app.state.uploads.taken == 0
+
+
+def test_case11_errors_echo_little_and_print_limits_exactly(small_client: TestClient) -> None:
+    photo_id = upload(small_client, png(np.full((48, 64, 3), 120, dtype=np.uint8)))["id"]
+    url = f"/api/photos/{photo_id}"
+    long_color = {"hints": [{"x": 1, "y": 1, "color": "#" + "a" * 200_000}]}
+    assert len(one_line_error(small_client.post(f"{url}/colorize", json=long_color), 400)) < 200
+    nan = small_client.post(f"{url}/colorize", content=b'{"temperature": NaN}', headers={"Content-Type": "application/json"})
+    assert one_line_error(nan, 400) == "the request is not JSON (NaN is not a JSON number)"
+    nulls = one_line_error(small_client.post(f"{url}/suggest", json={"x": None, "y": 2}), 400)
+    assert nulls == "x and y must be numbers of photo pixels, got null, 2"
+    long_k = one_line_error(small_client.post(f"{url}/suggest", json={"x": 1, "y": 2, "k": "k" * 10_000}), 400)
+    assert len(long_k) < 100
+    mib = local_client(create_app(Colorizer.pretrained(), Limits(max_upload_bytes=2**20, max_pixels=40_000_000)))
+    assert one_line_error(send_photo(mib, b"x" * (2**20 + 1)), 413) == "the photo is 1,048,577 bytes, over this server's limit of 1 MiB"
+    just_over = one_line_error(send_photo(mib, bomb_png(8000, 5001)), 413)
+    assert just_over.startswith("the photo has 8000x5001 = 40.008 MP, over this server's limit of 40 MP")
+
+
+def test_case12_the_port_is_checked_before_the_model_is_loaded(monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket as sockets
+
+    from lit_colorize.cli import main
+    from lit_colorize.colorizer import Colorizer as Loaded
+
+    def no_load(*args, **kwargs):
+        raise AssertionError("the model was loaded before the port was checked")
+
+    monkeypatch.setattr(Loaded, "from_checkpoint", no_load)
+    with sockets.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        start = time.monotonic()
+        with pytest.raises(SystemExit) as exit_info:
+            main(["serve", "--port", str(port)])
+    assert str(exit_info.value).startswith(f"lit-colorize serve: error: cannot listen on 127.0.0.1:{port}")
+    assert time.monotonic() - start < 5
+
+
+def test_case12_the_printed_address_and_the_exposure_warning() -> None:
+    from lit_colorize.app.serve import bound_socket, page_address
+
+    assert page_address("127.0.0.1", 7860) == ("http://127.0.0.1:7860", False)
+    assert page_address("127.0.0.2", 7860) == ("http://127.0.0.2:7860", False)  # loopback too: no warning
+    assert page_address("localhost", 7860) == ("http://localhost:7860", False)
+    assert page_address("::1", 7860) == ("http://[::1]:7860", False)
+    assert page_address("0", 7860) == ("http://127.0.0.1:7860", True)  # not http://0:7860
+    assert page_address("0.0.0.0", 7860) == ("http://127.0.0.1:7860", True)
+    assert page_address("::", 7860) == ("http://[::1]:7860", True)
+    assert page_address("192.168.1.5", 7860) == ("http://192.168.1.5:7860", True)
+    from lit_colorize.app.browser import free_port
+
+    bound_socket("0", free_port()).close()  # "0" is 0.0.0.0, as for a browser
+
+
+@pytest.mark.parametrize("temperature", ["0.5", True, None, [0.5]])
+def test_case13_the_temperature_is_a_json_number(small_client: TestClient, temperature) -> None:
+    photo_id = upload(small_client, png(np.full((48, 64, 3), 120, dtype=np.uint8)))["id"]
+    response = small_client.post(f"/api/photos/{photo_id}/colorize", json={"temperature": temperature})
+    assert one_line_error(response, 400).startswith(f"temperature must be a number from 0 to 10, got {json.dumps(temperature)}")

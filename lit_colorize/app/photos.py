@@ -11,7 +11,10 @@ import io
 import re
 import secrets
 import threading
+import warnings
 from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -79,14 +82,36 @@ def allow_pillow_pixels(max_pixels: int) -> None:
 
 
 def photo_size(data: bytes, max_pixels: int) -> tuple[int, int]:
-    """(width, height) from the upload's header alone, cheap enough to ask before queueing its
-    decoding; :class:`UploadError` for an empty upload, a file that is not an image, and a
-    photo over ``max_pixels`` (the server's own 413, also where Pillow's bomb check answers first)."""
+    """(width, height) from the upload's header alone, cheap enough to ask on the server's event
+    loop before queueing the decoding; :class:`UploadError` for an empty upload, a file that is
+    not an image, and a photo over ``max_pixels`` (the server's own 413, also where Pillow's
+    bomb check would answer first)."""
+    with warnings.catch_warnings():  # on the event loop's thread, where nothing else warns meanwhile
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # answered with the server's own limit
+        with _opened(data, max_pixels) as image:
+            return image.size
+
+
+def decode_upload(data: bytes, max_pixels: int) -> Photo:
+    """Uploaded bytes -> a :class:`Photo`; :class:`UploadError` for anything that is not a
+    readable image or has more than ``max_pixels`` pixels (checked on the header, before the
+    pixels are decoded)."""
+    with _opened(data, max_pixels) as image:
+        try:
+            image.load()
+            rgb, _ = pillow_pixels(ImageOps.exif_transpose(image))
+        except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
+            raise UploadError(f"the image cannot be read ({one_line(error)}); it may be truncated or corrupt", status=415) from None
+    return Photo(rgb, _preview(rgb), _has_color(rgb))
+
+
+@contextmanager
+def _opened(data: bytes, max_pixels: int) -> Iterator[Image.Image]:
+    """The upload opened by Pillow (its header read, no pixels yet) once its size is checked."""
     if not data:
         raise UploadError("the upload is empty; choose a photo (JPEG, PNG, WebP, TIFF, BMP, GIF)")
     try:
-        with Image.open(io.BytesIO(data)) as image:
-            width, height = image.size
+        image = Image.open(io.BytesIO(data))
     except UnidentifiedImageError:
         raise UploadError("the file is not an image; choose a photo (JPEG, PNG, WebP, TIFF, BMP, GIF)", status=415) from None
     except Image.DecompressionBombError as error:  # over twice Pillow's limit: its message holds the count
@@ -94,23 +119,11 @@ def photo_size(data: bytes, max_pixels: int) -> tuple[int, int]:
         raise too_many_pixels(int(found.group(1)) if found else max_pixels + 1, max_pixels) from None
     except (OSError, SyntaxError, ValueError) as error:
         raise UploadError(f"the image cannot be read ({one_line(error)}); it may be truncated or corrupt", status=415) from None
-    if width * height > max_pixels:
-        raise too_many_pixels(width * height, max_pixels, (width, height))
-    return width, height
-
-
-def decode_upload(data: bytes, max_pixels: int) -> Photo:
-    """Uploaded bytes -> a :class:`Photo`; :class:`UploadError` for anything that is not a
-    readable image or has more than ``max_pixels`` pixels (checked on the header, before the
-    pixels are decoded)."""
-    photo_size(data, max_pixels)
-    try:
-        with Image.open(io.BytesIO(data)) as image:
-            image.load()
-            rgb, _ = pillow_pixels(ImageOps.exif_transpose(image))
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
-        raise UploadError(f"the image cannot be read ({one_line(error)}); it may be truncated or corrupt", status=415) from None
-    return Photo(rgb, _preview(rgb), _has_color(rgb))
+    with image:
+        width, height = image.size
+        if width * height > max_pixels:
+            raise too_many_pixels(width * height, max_pixels, (width, height))
+        yield image
 
 
 def _preview(rgb: np.ndarray) -> np.ndarray:
