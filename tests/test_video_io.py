@@ -1,12 +1,15 @@
 """Streamed video reading and writing (lit_colorize.video.io): timing and size kept through a
 roundtrip, audio carried over (copied byte for byte, or re-encoded to AAC where the container
-refuses the codec), one-line errors for bad files, and atomic output under exceptions and kill -9."""
+refuses the codec), one-line errors for bad files, and atomic output under exceptions and kill -9.
+Odd files made here as cameras and phones make them: stereo PCM in AVI, MPEG-TS files joined
+with ``cat``, rotation metadata, subtitles, Vorbis."""
 
 from __future__ import annotations
 
 import hashlib
 import os
 import signal
+import warnings
 import subprocess
 import sys
 import time
@@ -20,6 +23,7 @@ av = pytest.importorskip("av")
 
 from lit_colorize.atomic import is_partial, remove_stale_partials  # noqa: E402
 from lit_colorize.errors import ConfigError  # noqa: E402
+from lit_colorize.video import io as video_io  # noqa: E402
 from lit_colorize.video.io import (  # noqa: E402
     VideoReader,
     VideoReadError,
@@ -44,14 +48,20 @@ def gradient(index: int, width: int = 32, height: int = 24) -> np.ndarray:
 
 
 def make_video(path: Path, frames: int = 5, codec: str = "mjpeg", width: int = 32, height: int = 24,
-               audio: str | None = None, fmt: str | None = None) -> Path:
+               audio: str | None = None, fmt: str | None = None, layout: str = "mono", seconds: float = 1.0,
+               rotation: int | None = None) -> Path:
     """A small video made with PyAV: MJPEG (every packet a whole picture) unless told otherwise,
-    10 fps, and one second of a 440 Hz tone when ``audio`` names an audio encoder."""
+    10 fps, and ``seconds`` of a 440 Hz tone (``layout``: mono or stereo) when ``audio`` names an
+    audio encoder. ``rotation``: a display matrix turning it by that many degrees counterclockwise
+    (PyAV's and FFmpeg's sign; a phone's "rotate=90" is -90)."""
     container = av.open(str(path), "w", format=fmt)
     video = container.add_stream(codec, rate=10)
     video.width, video.height = width, height
     video.pix_fmt = "yuvj420p" if codec == "mjpeg" else "yuv420p"
-    sound = container.add_stream(audio, rate=48000) if audio else None
+    if rotation is not None:
+        video.set_display_rotation(rotation)
+    options = {"strict": "experimental"} if audio == "vorbis" else {}  # FFmpeg's own Vorbis encoder
+    sound = container.add_stream(audio, rate=48000, layout=layout, options=options) if audio else None
     container.start_encoding()  # the header is written even when no frame follows
     for index in range(frames):
         frame = av.VideoFrame.from_ndarray(gradient(index, width, height), format="rgb24")
@@ -59,9 +69,12 @@ def make_video(path: Path, frames: int = 5, codec: str = "mjpeg", width: int = 3
         container.mux(video.encode(frame))
     container.mux(video.encode(None))
     if sound is not None:
-        tone = (np.sin(2 * np.pi * 440 * np.arange(48000) / 48000) * 8000).astype(np.int16)
-        for start in range(0, 48000, 960):
-            chunk = av.AudioFrame.from_ndarray(tone[None, start : start + 960], format="s16", layout="mono")
+        samples = round(48000 * seconds)
+        tone = (np.sin(2 * np.pi * 440 * np.arange(samples) / 48000) * 8000).astype(np.int16)
+        channels = 2 if layout == "stereo" else 1
+        for start in range(0, samples, 960):
+            interleaved = np.repeat(tone[start : start + 960], channels)[None]  # s16 is packed: L R L R ...
+            chunk = av.AudioFrame.from_ndarray(interleaved, format="s16", layout=layout)
             chunk.sample_rate, chunk.pts = 48000, start
             container.mux(sound.encode(chunk))
         container.mux(sound.encode(None))
@@ -205,6 +218,134 @@ def test_audio_the_container_refuses_is_reencoded_to_aac(tmp_path: Path, contain
     name, count, _, end = audio_packets(dst)
     assert name == "aac" and count >= 40  # one second at 48 kHz is 47 AAC frames of 1024
     assert end == pytest.approx(audio_packets(source)[3], abs=0.05)
+
+
+def test_stereo_pcm_from_an_avi_goes_into_mp4_as_stereo_aac(tmp_path: Path) -> None:
+    """A camera's AVI: PCM whose layout is "2 channels" (unordered). Before: .mp4 took the
+    header and refused it at the trailer ("unsupported channel layout 2 channels"), after
+    every frame was encoded, and the message blamed the folder."""
+    source = make_video(tmp_path / "camera.avi", frames=10, audio="pcm_s16le", layout="stereo", fmt="avi")
+    with av.open(str(source)) as container:
+        assert container.streams.audio[0].codec_context.layout.name == "2 channels"
+    dst = tmp_path / "out.mp4"
+    copy_frames(source, dst, audio_source=source)
+    name, count, _, end = audio_packets(dst)
+    assert name == "aac" and count >= 40 and end == pytest.approx(1.0, abs=0.05)
+    with av.open(str(dst)) as container:
+        assert container.streams.audio[0].codec_context.layout.name == "stereo"
+    assert len(read_times(dst)) == 10
+
+
+def test_a_stream_refused_at_the_end_names_ffmpegs_reason(tmp_path: Path, monkeypatch) -> None:
+    """Where a refusal still comes only at the trailer (here: the trial is made to say yes), the
+    error is FFmpeg's own, not the folder's, and nothing is left behind."""
+    source = make_video(tmp_path / "camera.avi", frames=3, audio="pcm_s16le", layout="stereo", fmt="avi")
+    monkeypatch.setattr(video_io, "accepts_copy", lambda *args: True)
+    with pytest.raises(VideoWriteError, match="unsupported channel layout 2 channels") as error:
+        copy_frames(source, tmp_path / "out.mp4", audio_source=source)
+    assert_one_line_error(error, tmp_path / "out.mp4")
+    assert "free space" not in str(error.value) and "writable" not in str(error.value)
+    assert sorted(os.listdir(tmp_path)) == ["camera.avi"]
+
+
+def test_vorbis_is_reencoded_to_aac_for_mp4_and_copied_into_mkv(tmp_path: Path) -> None:
+    """Vorbis is no MP4 codec (players refuse it), though FFmpeg's muxer writes it."""
+    source = make_video(tmp_path / "src.mkv", frames=10, audio="vorbis", layout="stereo", fmt="matroska")
+    copy_frames(source, tmp_path / "out.mp4", audio_source=source)
+    copy_frames(source, tmp_path / "out.mkv", audio_source=source)
+    assert audio_packets(tmp_path / "out.mp4")[0] == "aac"
+    assert audio_packets(tmp_path / "out.mkv")[:3] == audio_packets(source)[:3]
+
+
+def joined_ts(tmp_path: Path) -> Path:
+    """``cat a.ts b.ts``: two 0.9 s MPEG-TS files with sound; the second's timestamps start again."""
+    parts = [make_video(tmp_path / f"{name}.ts", frames=9, codec="libx264", audio="aac", layout="stereo", fmt="mpegts",
+                        seconds=0.9) for name in "ab"]  # fmt: skip
+    joined = tmp_path / "joined.ts"
+    joined.write_bytes(b"".join(part.read_bytes() for part in parts))
+    return joined
+
+
+def test_timestamps_that_reset_continue_the_time_line_with_one_warning(tmp_path: Path) -> None:
+    """Before: every frame after the reset got the previous pts + 1 tick, so the second file's
+    0.9 s played in 0.1 ms and the output lasted 0.9 s instead of 1.8 s, without a word."""
+    source = joined_ts(tmp_path)
+    with av.open(str(source)) as container:
+        raw = [frame.pts for frame in container.decode(container.streams.video[0])]
+    assert raw[9] < raw[8]  # the reset is really in the file
+    with pytest.warns(UserWarning, match=r"joined\.ts: its timestamps jump back at frame 9") as caught:
+        times = read_times(source)
+    assert len([w for w in caught if "jump back" in str(w.message)]) == 1
+    np.testing.assert_allclose(np.diff(times), 0.1, atol=1e-6)
+    dst = tmp_path / "out.mp4"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        copy_frames(source, dst, audio_source=source)
+    out = read_times(dst)
+    assert len(out) == 18 and out[-1] - out[0] == pytest.approx(1.7, abs=1e-3)
+    _, count, _, end = audio_packets(dst)
+    assert count >= 80 and end - out[0] == pytest.approx(1.8, abs=0.1)  # the sound goes on too
+
+
+@pytest.mark.parametrize(("matrix", "turn"), [(-90, 90), (90, 270)])
+def test_rotation_metadata_is_applied_so_frames_come_upright(tmp_path: Path, matrix: int, turn: int) -> None:
+    """A phone's portrait clip: landscape pictures and a display matrix. ffmpeg shows a matrix
+    of -90 (its "rotate=90") turned 90 degrees clockwise, one of 90 turned counterclockwise
+    (fftools' autorotate: transpose=clock / cclock). Before: the output lay on its side."""
+    source = make_video(tmp_path / "phone.mp4", frames=3, codec="libx264", rotation=matrix)
+    info = probe_video(source)
+    assert (info.width, info.height, info.rotation) == (24, 32, turn)
+    clockwise = -1 if turn == 90 else 1  # np.rot90's k: positive turns counterclockwise
+    with VideoReader(source) as reader:
+        first = next(iter(reader)).rgb
+    assert first.shape == (32, 24, 3)
+    assert np.abs(first.astype(int) - np.rot90(gradient(0), clockwise).astype(int)).mean() < 6
+    dst = tmp_path / "out.mp4"
+    copy_frames(source, dst)
+    out = probe_video(dst)
+    assert (out.width, out.height, out.rotation) == (24, 32, 0)  # written upright, no matrix
+    with VideoReader(dst) as reader:
+        assert np.abs(next(iter(reader)).rgb.astype(int) - first.astype(int)).mean() < 6
+
+
+def with_subtitles(tmp_path: Path) -> Path:
+    """An MJPEG clip in Matroska with an SRT subtitle stream (muxed from a real .srt file)."""
+    srt = tmp_path / "lines.srt"
+    srt.write_text("1\n00:00:00,000 --> 00:00:00,400\nLine one\n\n2\n00:00:00,500 --> 00:00:00,900\nLine two\n\n")
+    path = tmp_path / "subtitled.mkv"
+    with av.open(str(srt)) as lines, av.open(str(path), "w") as container:
+        video = container.add_stream("mjpeg", rate=10)
+        video.width, video.height, video.pix_fmt = 32, 24, "yuvj420p"
+        text = container.add_stream_from_template(lines.streams.subtitles[0])
+        container.start_encoding()
+        for packet in lines.demux():
+            if packet.size:
+                packet.stream = text
+                container.mux(packet)
+        for index in range(10):
+            frame = av.VideoFrame.from_ndarray(gradient(index), format="rgb24")
+            frame.pts = index
+            container.mux(video.encode(frame))
+        container.mux(video.encode(None))
+    return path
+
+
+def subtitle_texts(path: Path) -> list[list[bytes]]:
+    with av.open(str(path)) as container:
+        return [[bytes(p) for p in container.demux(stream) if p.size] for stream in container.streams.subtitles]
+
+
+def test_subtitles_are_copied_into_mkv_and_counted_where_dropped(tmp_path: Path) -> None:
+    source = with_subtitles(tmp_path)
+    assert probe_video(source).subtitles == 1 and subtitle_texts(source) == [[b"Line one", b"Line two"]]
+    for suffix, dropped, texts in ((".mkv", 0, [[b"Line one", b"Line two"]]), (".mp4", 1, [])):
+        with VideoReader(source) as reader, VideoWriter(tmp_path / f"out{suffix}", reader.info, preset="ultrafast",
+                                                       audio_source=source) as writer:  # fmt: skip
+            for frame in reader:
+                writer.write(frame.rgb, frame.pts)
+        assert writer.dropped_subtitles == dropped
+        assert subtitle_texts(tmp_path / f"out{suffix}") == texts
+        assert len(read_times(tmp_path / f"out{suffix}")) == 10
 
 
 # --- bad input ------------------------------------------------------------------------------
@@ -362,6 +503,25 @@ def test_exception_in_the_block_leaves_nothing_and_keeps_an_existing_file(tmp_pa
         raise RuntimeError("stop")
     assert dst.read_bytes() == b"the user's earlier video"
     assert sorted(os.listdir(tmp_path)) == ["out.mp4", "src.mkv"]
+
+
+def test_a_temporary_file_removed_by_someone_else_is_named_in_the_error(tmp_path: Path) -> None:
+    """Before: "check the folder exists, is writable and has free space" for a file that a
+    clean-up in another container had deleted."""
+    info = probe_video(make_video(tmp_path / "src.mkv"))
+    dst = tmp_path / "out.mp4"
+    with pytest.raises(VideoWriteError, match=r"temporary file \S+ vanished before it was published") as error:
+        with VideoWriter(dst, info, preset="ultrafast") as writer:
+            (partial,) = [p for p in tmp_path.iterdir() if is_partial(p.name)]
+            index = 0
+            while partial.stat().st_size == 0:  # until FFmpeg has opened it and written into it
+                writer.write(gradient(index), index)
+                index += 1
+            partial.unlink()
+            writer.write(gradient(index), index)
+    assert_one_line_error(error, dst)
+    assert "free space" not in str(error.value)
+    assert sorted(os.listdir(tmp_path)) == ["src.mkv"]
 
 
 def test_a_missing_output_folder_is_a_write_error_naming_the_file(tmp_path: Path) -> None:

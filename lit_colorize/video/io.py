@@ -7,7 +7,11 @@ lost frame is better than no video); a file with no decodable frame at all is an
 yielded ``pts`` are strictly increasing, because the writer's muxers refuse anything else:
 a frame without a pts gets the previous one plus the nominal frame duration, a frame whose pts
 is not above the previous one gets the previous one plus one tick (the smallest change that
-keeps the order; a duplicate pts is a muxing glitch, not a real gap).
+keeps the order; a duplicate pts is a muxing glitch, not a real gap). A pts that goes back by
+a frame or more is a reset (files joined with ``cat a.ts b.ts``, a recorder restarted): the
+time line goes on from the previous frame plus one frame, and so do the audio's timestamps;
+a warning says so once. Rotation metadata (a display matrix, as phones write) is applied: the
+frames come upright, and :class:`VideoInfo` gives the displayed size.
 
 Writing (:class:`VideoWriter`) encodes H.264 with libx264 in the source stream's time base,
 with the source's pts, so frame timing (variable frame rate included) is kept exactly (Matroska
@@ -25,19 +29,32 @@ stores milliseconds: there the times are rounded to 1 ms). Decisions:
 * Audio: every audio stream of ``audio_source`` is carried over. Its packets are copied
   unchanged when the output container accepts the codec (tried on an in-memory header: Opus,
   AAC, MP3, FLAC, PCM s16 go into .mp4; .mov refuses Opus, Vorbis and FLAC; .mkv takes
-  anything), else decoded and re-encoded to AAC; never dropped. Audio packets are muxed as
-  the video frames reach their time, the rest at close, so memory stays flat.
+  anything), else decoded and re-encoded to AAC; never dropped. "Accepts" is a real trial:
+  the header, the stream's first packet and the trailer are written into memory before any
+  frame is encoded, because some refusals come only at the trailer (stereo PCM from an AVI,
+  whose layout is "2 channels", unordered: "unsupported channel layout" in .mp4). Vorbis is
+  never copied into .mp4/.mov: FFmpeg writes it, but it is no registered MP4 codec and
+  players do not play it. Audio packets are muxed as the video frames reach their time, the
+  rest at close, so memory stays flat.
+* Subtitles: copied where the output container takes them as they are (text subtitles into
+  .mkv); otherwise dropped, and :attr:`VideoWriter.dropped_subtitles` says how many (predict
+  prints a line).
 * Atomic: the file is written under :func:`lit_colorize.atomic.atomic_path`'s hidden temporary
-  name (which keeps the container suffix) and renamed over ``dst`` only when the ``with`` block
-  ends without an exception; otherwise it is removed and ``dst`` is untouched.
+  name (which keeps the container suffix) and published as ``dst`` only when the ``with`` block
+  ends without an exception; otherwise it is removed and ``dst`` is untouched. Without
+  ``overwrite`` a ``dst`` that appeared meanwhile (another run) is kept and
+  :class:`VideoExistsError` raised. A write that fails names FFmpeg's own reason; the folder,
+  disk and permissions are named only when the error is one of theirs.
 """
 
 from __future__ import annotations
 
+import errno
 import io
 import math
 import warnings
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -52,7 +69,7 @@ try:
 except ImportError:
     raise ImportError("video needs PyAV: pip install -e '.[video]'") from None
 
-from lit_colorize.atomic import atomic_path
+from lit_colorize.atomic import TemporaryFileVanished, atomic_path
 from lit_colorize.errors import ConfigError, UserError
 from lit_colorize.files import VIDEO_SUFFIXES, has_video_suffix  # noqa: F401 - the one list, beside the image suffixes
 #: Output suffix -> FFmpeg muxer: the containers that keep H.264 with exact presentation times.
@@ -60,6 +77,12 @@ OUTPUT_FORMATS: dict[str, str] = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", "
 OddSize = Literal["pad", "yuv444p"]
 # The usual channel order for a count, for audio whose container gives none (AVI, WAV).
 _LAYOUTS = {1: "mono", 2: "stereo", 3: "2.1", 4: "quad", 5: "5.0", 6: "5.1", 7: "6.1", 8: "7.1"}
+
+# Audio codecs never copied into a container, though FFmpeg's muxer would write them.
+_NEVER_COPIED = {"mp4": {"vorbis"}, "mov": {"vorbis"}}
+# Errors of the file system, where the folder, the disk or the permissions are the cause.
+_DISK_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOENT, errno.ENOTDIR,
+                errno.EISDIR, errno.EIO, errno.EFBIG, errno.ESTALE}  # fmt: skip
 
 # What FFmpeg raises for a file it cannot read or write (its OSError subclasses included).
 _AV_ERRORS: tuple[type[BaseException], ...] = (av.error.FFmpegError, OSError)
@@ -70,7 +93,28 @@ class VideoReadError(UserError, ValueError):
 
 
 class VideoWriteError(UserError, OSError):
-    """A video that cannot be written (disk full, no permission, missing folder); names the file."""
+    """A video that cannot be written (disk full, no permission, missing folder, a stream the
+    container refuses); names the file and the cause."""
+
+
+class VideoExistsError(VideoWriteError, FileExistsError):
+    """The output appeared while the video was encoded (another run) and was kept."""
+
+
+@contextmanager
+def ffmpeg_messages() -> Iterator[None]:
+    """FFmpeg's error messages, which PyAV drops unless logging is on, go into the exceptions
+    raised inside the block ("last error log: [mp4] unsupported channel layout"), not to stderr."""
+    level = av.logging.get_level()
+    if level is not None and level >= av.logging.ERROR:
+        yield
+        return
+    av.logging.set_level(av.logging.ERROR)
+    try:
+        with av.logging.Capture(local=False):
+            yield
+    finally:
+        av.logging.set_level(level)
 
 
 @dataclass(frozen=True)
@@ -88,6 +132,8 @@ class VideoInfo:
     codec: str
     has_audio: bool
     audio_codec: str | None
+    rotation: int = 0  # clockwise degrees applied to the stored frames (0, 90, 180, 270)
+    subtitles: int = 0  # subtitle streams
 
 
 @dataclass
@@ -100,8 +146,13 @@ class DecodedFrame:
 
 
 def _reason(error: BaseException) -> str:
-    """FFmpeg's reason without the file name it appends (the message names the file already)."""
+    """FFmpeg's reason without the file name it appends (the message names the file already),
+    and the message FFmpeg logged with it ("[mp4] unsupported channel layout 2 channels"),
+    which says more than the error code, where logging was on (:func:`ffmpeg_messages`)."""
     text = getattr(error, "strerror", None) or str(error) or type(error).__name__
+    log = getattr(error, "log", None)  # (level, component, message) of FFmpeg's last error log
+    if isinstance(error, av.error.FFmpegError) and isinstance(log, tuple) and len(log) == 3 and log[2]:
+        text = f"{text} ([{log[1]}] {str(log[2]).strip()})"
     return " ".join(str(text).split())
 
 
@@ -153,8 +204,34 @@ def _video_stream(container: Any, path: Path) -> Any:
     return stream
 
 
+def display_rotation(degrees: float) -> int:
+    """The clockwise turn (0, 90, 180, 270) that shows a frame upright, from PyAV's
+    ``VideoFrame.rotation`` (FFmpeg's ``av_display_rotation_get``: counterclockwise, so a phone's
+    "rotate=90" reads -90; ffmpeg's own autorotate turns by its negative). Angles that are no
+    multiple of 90 are not applied (0)."""
+    clockwise = round(-degrees) % 360
+    return clockwise if clockwise in (0, 90, 180, 270) else 0
+
+
+def _rotation(path: Path) -> int:
+    """The display rotation of ``path``'s first frame (the display matrix FFmpeg attaches to
+    each frame); 0 when there is none or no frame decodes. A separate open: the caller's
+    container stays at its first packet."""
+    try:
+        with av.open(str(path), "r") as container:
+            for frame in container.decode(container.streams.video[0]):
+                return display_rotation(getattr(frame, "rotation", 0) or 0)
+    except (*_AV_ERRORS, IndexError, StopIteration):
+        pass
+    return 0
+
+
 def _info(container: Any, stream: Any, path: Path) -> VideoInfo:
     audio = container.streams.audio[0] if container.streams.audio else None
+    rotation = _rotation(path)
+    width, height = stream.codec_context.width, stream.codec_context.height
+    if rotation in (90, 270):
+        width, height = height, width
     if stream.duration is not None:
         duration: float | None = float(stream.duration * stream.time_base)
     elif container.duration is not None:
@@ -163,8 +240,8 @@ def _info(container: Any, stream: Any, path: Path) -> VideoInfo:
         duration = None
     return VideoInfo(
         path=path,
-        width=stream.codec_context.width,
-        height=stream.codec_context.height,
+        width=width,
+        height=height,
         frame_count=stream.frames or None,
         average_rate=stream.average_rate or stream.guessed_rate or None,
         time_base=Fraction(stream.time_base),
@@ -172,6 +249,8 @@ def _info(container: Any, stream: Any, path: Path) -> VideoInfo:
         codec=stream.codec_context.name,
         has_audio=audio is not None,
         audio_codec=audio.codec_context.name if audio is not None and audio.codec_context is not None else None,
+        rotation=rotation,
+        subtitles=len(container.streams.subtitles),
     )
 
 
@@ -195,6 +274,11 @@ def _rgb(frame: Any, reformatter: Any) -> np.ndarray:
     return rgb.to_ndarray()
 
 
+def upright(rgb: np.ndarray, rotation: int) -> np.ndarray:
+    """``rgb`` turned clockwise by ``rotation`` degrees (0, 90, 180, 270), contiguous."""
+    return np.ascontiguousarray(np.rot90(rgb, k=-(rotation // 90))) if rotation else rgb
+
+
 def next_pts(pts: int | None, previous: int | None, nominal: int) -> int:
     """The pts a decoded frame is given, so that the yielded ones strictly increase: a missing
     pts is the previous one plus the nominal frame duration (0 for the first frame); a pts not
@@ -206,15 +290,39 @@ def next_pts(pts: int | None, previous: int | None, nominal: int) -> int:
     return pts
 
 
+class Timeline:
+    """The strictly increasing pts of one stream's frames (:func:`next_pts`), continued across
+    resets: a pts a frame or more below the previous one (``cat a.ts b.ts``) is shifted to follow
+    it by one frame, and so is every pts after it. ``resets`` lists (frame index, seconds in
+    the source, seconds in the output) of each."""
+
+    def __init__(self, nominal: int) -> None:
+        self.nominal = nominal
+        self.offset = 0
+        self.previous: int | None = None
+        self.frames = 0
+        self.resets: list[tuple[int, int, int]] = []
+
+    def __call__(self, pts: int | None) -> int:
+        if pts is not None and self.previous is not None and pts + self.offset <= self.previous - self.nominal:
+            self.offset = self.previous + self.nominal - pts
+            self.resets.append((self.frames, pts, pts + self.offset))
+        self.previous = next_pts(None if pts is None else pts + self.offset, self.previous, self.nominal)
+        self.frames += 1
+        return self.previous
+
+
 class VideoReader:
     """Frames of one video file in presentation order, streamed: ``with VideoReader(p) as r:
     for frame in r: ...``. ``bad_packets`` counts the packets skipped because they failed to
-    decode (a warning names the file and the count); ``frames_read`` counts what was yielded."""
+    decode (a warning names the file and the count); ``frames_read`` counts what was yielded;
+    ``timestamp_resets`` counts the resets of the time line that were joined (one warning)."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.bad_packets = 0
         self.frames_read = 0
+        self.timestamp_resets = 0
         self._container: Any = None
         self._stream: Any = None
         self.info: VideoInfo | None = None
@@ -244,6 +352,17 @@ class VideoReader:
             self._container.close()
             self._container = None
 
+    def _warn_reset(self, timeline: Timeline, time_base: Fraction) -> None:
+        self.timestamp_resets = len(timeline.resets)
+        if self.timestamp_resets == 1:
+            frame, source, output = timeline.resets[0]
+            warnings.warn(
+                f"{self.path}: its timestamps jump back at frame {frame} (to {float(source * time_base):.3f} s: "
+                f"joined files, or a recording restarted); the frames from there on are continued at "
+                f"{float(output * time_base):.3f} s",
+                stacklevel=3,
+            )
+
     def _nominal_ticks(self) -> int:
         """One frame's duration in time-base ticks (1 when the rate is unknown)."""
         assert self.info is not None
@@ -268,14 +387,16 @@ class VideoReader:
         self.open()
         assert self.info is not None
         time_base = self.info.time_base
-        nominal = self._nominal_ticks()
+        timeline = Timeline(self._nominal_ticks())
         reformatter = av.video.reformatter.VideoReformatter()
-        previous: int | None = None
         try:
             for frame in self._decoded():
-                pts = previous = next_pts(frame.pts, previous, nominal)
+                pts = timeline(frame.pts)
+                if len(timeline.resets) > self.timestamp_resets:
+                    self._warn_reset(timeline, time_base)
                 self.frames_read += 1
-                yield DecodedFrame(rgb=_rgb(frame, reformatter), pts=pts, time=float(pts * time_base))
+                rgb = upright(_rgb(frame, reformatter), self.info.rotation)
+                yield DecodedFrame(rgb=rgb, pts=pts, time=float(pts * time_base))
         except av.error.FFmpegError as error:  # a read error of the file itself, not of one packet
             raise VideoReadError(f"cannot read video {self.path}: {_reason(error)}; the file may be truncated") from error
         if self.bad_packets:
@@ -289,13 +410,23 @@ class VideoReader:
             raise VideoReadError(f"{self.path} has no decodable video frames{skipped}; check that it plays")
 
 
-def _accepts(format_name: str, stream: Any) -> bool:
-    """Whether ``format_name`` takes ``stream``'s packets as they are: its header is written
-    into memory with a copy of the stream, the only test FFmpeg's muxers answer reliably."""
+def accepts_copy(format_name: str, stream: Any, first: Any | None) -> bool:
+    """Whether ``format_name`` takes ``stream``'s packets as they are: a real trial in memory,
+    the header, the first packet and the trailer (where .mp4 checks an audio layout), the only
+    test FFmpeg's muxers answer reliably."""
+    if stream.codec_context is not None and stream.codec_context.name in _NEVER_COPIED.get(format_name, ()):
+        return False
     probe = av.open(io.BytesIO(), "w", format=format_name)
     try:
-        probe.add_stream_from_template(stream)
-        probe.start_encoding()
+        with ffmpeg_messages():
+            copy = probe.add_stream_from_template(stream)
+            probe.start_encoding()
+            if first is not None:
+                packet = av.Packet(bytes(first))
+                packet.pts, packet.dts, packet.duration, packet.time_base = first.pts, first.dts, first.duration, first.time_base
+                packet.stream = copy
+                probe.mux(packet)
+            probe.close()
         return True
     except (av.error.FFmpegError, ValueError):
         return False
@@ -306,12 +437,28 @@ def _accepts(format_name: str, stream: Any) -> bool:
             pass
 
 
-class _AudioTrack:
-    """One audio stream of the source on its way into the output: copied or re-encoded to AAC."""
+def _first_packets(path: Path, streams: list[Any], limit: int = 2000) -> dict[int, Any]:
+    """The first non-empty packet of each of ``streams`` (by index), from a separate open of
+    ``path``, reading at most ``limit`` packets."""
+    wanted = {stream.index for stream in streams}
+    found: dict[int, Any] = {}
+    with av.open(str(path), "r") as container:
+        chosen = [container.streams[index] for index in sorted(wanted)]
+        for count, packet in enumerate(container.demux(*chosen)):
+            if packet.size and packet.stream.index not in found:
+                found[packet.stream.index] = packet
+            if len(found) == len(wanted) or count >= limit:
+                break
+    return found
 
-    def __init__(self, source: Any, output: Any, format_name: str) -> None:
+
+class _Track:
+    """One audio or subtitle stream of the source on its way into the output: copied, or (audio
+    only) re-encoded to AAC. Its timestamps go on across resets as the video's do."""
+
+    def __init__(self, source: Any, output: Any, format_name: str, first: Any | None) -> None:
         self.source = source
-        self.copy = _accepts(format_name, source)
+        self.copy = accepts_copy(format_name, source, first)
         if self.copy:
             self.output = output.add_stream_from_template(source)
         else:
@@ -322,6 +469,25 @@ class _AudioTrack:
                 layout = av.AudioLayout(_LAYOUTS.get(layout.nb_channels, "stereo"))  # AAC needs an order
             self.output.layout = layout
         self.packets = 0
+        self._offset = 0
+        self._last: int | None = None
+        self._end = 0
+
+    def stamp(self, packet: Any) -> int | None:
+        """The packet's dts (or pts) on the continued time line; shifts the packet to it."""
+        stamp = packet.dts if packet.dts is not None else packet.pts
+        if stamp is None:
+            return None
+        if self._last is not None and stamp + self._offset < self._last:  # a reset: go on from the end
+            self._offset = self._end - stamp
+        if self._offset:
+            if packet.pts is not None:
+                packet.pts += self._offset
+            if packet.dts is not None:
+                packet.dts += self._offset
+        self._last = stamp + self._offset
+        self._end = max(self._end, self._last + (packet.duration or 0))
+        return self._last
 
     def write(self, container: Any, packet: Any) -> None:
         if self.copy:
@@ -343,7 +509,9 @@ class VideoWriter:
     """H.264 video written atomically to ``dst`` (see the module docstring for the rules):
     ``with VideoWriter(dst, info) as w: w.write(rgb, pts)``. ``info`` is the source's
     :class:`VideoInfo`: its size, time base and rate; ``pts`` are the source's, strictly
-    increasing. ``audio_source``'s audio streams are carried over."""
+    increasing. ``audio_source``'s audio (and, where the container takes them, subtitle) streams
+    are carried over. ``overwrite``: publish over an existing ``dst`` (else VideoExistsError
+    when one appeared meanwhile; callers check before they start)."""
 
     def __init__(
         self,
@@ -354,8 +522,10 @@ class VideoWriter:
         audio_source: str | Path | None = None,
         *,
         odd_size: OddSize = "pad",
+        overwrite: bool = True,
     ) -> None:
         self.dst = Path(dst)
+        self.overwrite = overwrite
         self.info = info
         suffix = self.dst.suffix.lower()
         if suffix not in OUTPUT_FORMATS:
@@ -385,18 +555,22 @@ class VideoWriter:
         self._audio_input: Any = None
         self._audio_packets: Iterator[Any] | None = None
         self._pending: Any = None
-        self._tracks: dict[int, _AudioTrack] = {}
+        self._pending_stamp: int | None = None  # its dts on the continued time line
+        self._tracks: dict[int, _Track] = {}
+        #: Subtitle streams of ``audio_source`` the container does not take as they are.
+        self.dropped_subtitles = 0
 
     # --- opening and closing ------------------------------------------------------------------
     def __enter__(self) -> VideoWriter:
-        self._atomic = atomic_path(self.dst)
+        self._atomic = atomic_path(self.dst, replace=self.overwrite)
         try:
             temporary = self._atomic.__enter__()
         except OSError as error:
             self._atomic = None
             raise self._write_error(error) from error
         try:
-            self._open(temporary)
+            with ffmpeg_messages():
+                self._open(temporary)
         except BaseException as error:
             self._abort(type(error), error, error.__traceback__)
             if isinstance(error, _AV_ERRORS) and not isinstance(error, UserError):
@@ -418,14 +592,25 @@ class VideoWriter:
         self._video.time_base = self.info.time_base
         self._video.codec_context.time_base = self.info.time_base
         if self._audio_input is not None:
-            for stream in self._audio_input.streams.audio:
-                if stream.codec_context is None:
-                    raise VideoReadError(
-                        f"cannot carry the audio of {self.audio_source}: FFmpeg has no decoder for stream {stream.index}"
-                    )
-                self._tracks[stream.index] = _AudioTrack(stream, self._container, self.format_name)
-            if self._tracks:
-                self._audio_packets = iter(self._audio_input.demux(*self._audio_input.streams.audio))
+            self._add_tracks(self._audio_input)
+
+    def _add_tracks(self, source: Any) -> None:
+        """Every audio stream (checked, before any frame is encoded, to go in as it is or as
+        AAC) and every subtitle stream the container takes as it is."""
+        audio, subtitles = list(source.streams.audio), list(source.streams.subtitles)
+        for stream in audio:
+            if stream.codec_context is None:
+                raise VideoReadError(f"cannot carry the audio of {self.audio_source}: FFmpeg has no decoder for stream {stream.index}")
+        firsts = _first_packets(self.audio_source, audio + subtitles) if audio or subtitles else {}
+        for stream in audio:
+            self._tracks[stream.index] = _Track(stream, self._container, self.format_name, firsts.get(stream.index))
+        for stream in subtitles:
+            if accepts_copy(self.format_name, stream, firsts.get(stream.index)):
+                self._tracks[stream.index] = _Track(stream, self._container, self.format_name, firsts.get(stream.index))
+            else:
+                self.dropped_subtitles += 1
+        if self._tracks:
+            self._audio_packets = iter(source.demux(*(source.streams[index] for index in sorted(self._tracks))))
 
     def __exit__(
         self, kind: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None
@@ -434,7 +619,8 @@ class VideoWriter:
             self._abort(kind, error, traceback)
             return
         try:
-            self._finish()
+            with ffmpeg_messages():
+                self._finish()
         except BaseException as failure:
             self._abort(type(failure), failure, failure.__traceback__)
             if isinstance(failure, _AV_ERRORS) and not isinstance(failure, UserError):
@@ -480,9 +666,20 @@ class VideoWriter:
                     raise
 
     def _write_error(self, error: BaseException) -> VideoWriteError:
-        return VideoWriteError(
-            f"cannot write video {self.dst}: {_reason(error)}; check the folder exists, is writable and has free space"
-        )
+        """The cause in one line: another run's file, a vanished temporary file, the file
+        system's error (folder, space, permissions), or FFmpeg's own message."""
+        if isinstance(error, FileExistsError):
+            return VideoExistsError(
+                f"{self.dst} exists: another run wrote it while this one encoded; it was kept "
+                "(pass --overwrite to replace it, or --skip_existing to keep it)"
+            )
+        if isinstance(error, TemporaryFileVanished):
+            return VideoWriteError(f"cannot write video {self.dst}: {error.strerror}")
+        if isinstance(error, OSError) and error.errno in _DISK_ERRORS:
+            return VideoWriteError(
+                f"cannot write video {self.dst}: {_reason(error)}; check the folder exists, is writable and has free space"
+            )
+        return VideoWriteError(f"cannot write video {self.dst}: FFmpeg refused it: {_reason(error)}")
 
     # --- writing ------------------------------------------------------------------------------
     def write(self, rgb: np.ndarray, pts: int) -> None:
@@ -501,8 +698,9 @@ class VideoWriter:
         frame.pts = int(pts)
         frame.time_base = self.info.time_base
         try:
-            self._container.mux(self._video.encode(frame))
-            self._mux_audio_until(float(pts * self.info.time_base))
+            with ffmpeg_messages():
+                self._container.mux(self._video.encode(frame))
+                self._mux_audio_until(float(pts * self.info.time_base))
         except _AV_ERRORS as error:
             if isinstance(error, UserError):
                 raise
@@ -511,21 +709,21 @@ class VideoWriter:
         self.frames_written += 1
 
     def _mux_audio_until(self, seconds: float) -> None:
-        """Muxes the source's audio packets that start at or before ``seconds``."""
+        """Muxes the source's audio (and subtitle) packets that start at or before ``seconds``."""
         if self._audio_packets is None:
             return
         while True:
             if self._pending is None:
-                self._pending = next(self._audio_packets, None)
-                if self._pending is None:
+                packet = next(self._audio_packets, None)
+                if packet is None:
                     self._audio_packets = None
                     return
-            packet = self._pending
-            stamp = packet.dts if packet.dts is not None else packet.pts
+                if packet.size == 0:
+                    continue  # demux's end-of-stream marker: flushing is done in finish()
+                self._pending, self._pending_stamp = packet, self._tracks[packet.stream.index].stamp(packet)
+            packet, stamp = self._pending, self._pending_stamp
             if stamp is not None and float(stamp * packet.time_base) > seconds:
                 return
             self._pending = None
-            track = self._tracks[packet.stream.index]
-            if packet.size == 0 or stamp is None:
-                continue  # demux's end-of-stream marker: flushing is done in finish()
-            track.write(self._container, packet)
+            if stamp is not None:
+                self._tracks[packet.stream.index].write(self._container, packet)
