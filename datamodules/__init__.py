@@ -1,8 +1,9 @@
 """LightningDataModules that yield uint8 RGB batches."""
 
 from datamodules.cifar import CIFAR100Subset
+from datamodules.folders import PhotoFolders, PhotoRoot
 from datamodules.landscape import Landscape
 from datamodules.photos import Photos
 from datamodules.toyshapes import ToyShapes, make_toy_shapes
 
-__all__ = ["CIFAR100Subset", "Landscape", "Photos", "ToyShapes", "make_toy_shapes"]
+__all__ = ["CIFAR100Subset", "Landscape", "PhotoFolders", "PhotoRoot", "Photos", "ToyShapes", "make_toy_shapes"]
