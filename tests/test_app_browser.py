@@ -25,17 +25,51 @@ def downloads(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def site(downloads: Path) -> Iterator[tuple[Any, str]]:
+def server(downloads: Path) -> Iterator[tuple[str, Any, list[dict]]]:
+    """The page at its defaults with the model ``lit-colorize serve`` loads; yields its address,
+    the app (its gates and photos) and the log of every request it answered."""
+    from lit_colorize.app.browser import live_app
+    from lit_colorize.app.server import create_app
     from lit_colorize.colorizer import Colorizer
     from lit_colorize.pretrained import default_serve_checkpoint
 
     checkpoint = default_serve_checkpoint()
-    with live_server(Colorizer.from_checkpoint(checkpoint), model_name=checkpoint.name) as url, chromium(downloads) as driver:
-        yield driver, url
+    app = create_app(Colorizer.from_checkpoint(checkpoint), model_name=checkpoint.name)
+    answered: list[dict] = []
+    with live_app(recording(app, answered)) as url:
+        yield url, app, answered
+
+
+@pytest.fixture(scope="module")
+def site(server: tuple[str, Any, list[dict]], downloads: Path) -> Iterator[tuple[Any, str]]:
+    with chromium(downloads, resolve_to_loopback=["evil.example"]) as driver:
+        yield driver, server[0]
+
+
+def recording(app: Any, answered: list[dict]) -> Any:
+    """``app``, noting each request's method, path, Origin, Sec-Fetch-Site and answer status."""
+
+    async def recorded(scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return await app(scope, receive, send)
+        headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
+        entry = {"method": scope["method"], "path": scope["path"], "origin": headers.get("origin"),
+                 "site": headers.get("sec-fetch-site"), "status": None}  # fmt: skip
+        answered.append(entry)
+
+        async def noting(message: dict) -> None:
+            if message["type"] == "http.response.start":
+                entry["status"] = message["status"]
+            await send(message)
+
+        await app(scope, receive, noting)
+
+    return recorded
 
 
 @pytest.fixture
 def page(site: tuple[Any, str]) -> ColorizePage:
+    site[0].set_window_size(1400, 1000)
     return ColorizePage(*site)
 
 
@@ -150,3 +184,188 @@ def test_a_screenshot_of_the_page_with_a_result(page: ColorizePage, photo: Path,
     with Image.open(shot) as image:
         pixels = np.asarray(image.convert("RGB"))
     assert pixels.shape[1] >= 1200 and pixels.std() > 20
+
+
+# ---- issue 25: other web pages, and the page's rough edges --------------------------------
+
+HOSTILE_PAGE = """<!doctype html><html><body><p>an ordinary page in another tab</p><script>
+const params = new URLSearchParams(location.search);
+const victim = params.get("victim"), id = params.get("id");
+const results = {};
+async function attempt(name, url, options) {
+  try {
+    const response = await fetch(url, options);
+    results[name] = response.type === "opaque" ? "opaque" : `read ${response.status}: ${(await response.text()).slice(0, 80)}`;
+  } catch (error) { results[name] = "failed"; }
+}
+function image(name, url) {
+  return new Promise((resolve) => {
+    const img = new Image();
+    img.onload = () => { results[name] = "loaded"; resolve(); };
+    img.onerror = () => { results[name] = "failed"; resolve(); };
+    img.src = url;
+  });
+}
+(async () => {
+  const json = JSON.stringify({ temperature: 0.5, hints: [] });
+  await attempt("model", `${victim}/api/model`, {});
+  await attempt("page", `${victim}/`, {});
+  await attempt("script", `${victim}/static/app.js`, {});
+  for (let i = 0; i < 9; i++) {  // enough to push the user's photo out of the server's last 8
+    await attempt(`upload ${i}`, `${victim}/api/photos`, { method: "POST", mode: "no-cors", body: new Blob([new Uint8Array([137, 80, 78, 71])], { type: "text/plain" }) });
+  }
+  await attempt("upload as octet-stream", `${victim}/api/photos`, { method: "POST", headers: { "Content-Type": "application/octet-stream" }, body: "x" });
+  for (const path of ["colorize", "suggest", "download"]) {
+    await attempt(`${path} as text`, `${victim}/api/photos/${id}/${path}`, { method: "POST", mode: "no-cors", headers: { "Content-Type": "text/plain" }, body: json });
+    await attempt(`${path} as json`, `${victim}/api/photos/${id}/${path}`, { method: "POST", headers: { "Content-Type": "application/json" }, body: json });
+  }
+  await image("gray image", `${victim}/api/photos/${id}/gray.png`);
+  window.results = results;
+})();
+</script></body></html>"""
+
+
+@pytest.fixture(scope="module")
+def hostile_port() -> Iterator[int]:
+    """A second web server on another loopback port, serving :data:`HOSTILE_PAGE`."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = HOSTILE_PAGE.encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield httpd.server_address[1]
+    httpd.shutdown()
+
+
+def test_case1_a_rebound_name_gets_neither_the_page_nor_the_api(site: tuple[Any, str]) -> None:
+    """evil.example resolves to 127.0.0.1 in this Chromium, as a rebinding attacker's name would."""
+    from selenium.webdriver.common.by import By
+
+    driver, url = site
+    port = url.rsplit(":", 1)[1]
+    for path in ("/", "/api/model", "/static/app.js"):
+        driver.get(f"http://evil.example:{port}{path}")
+        text = driver.find_element(By.TAG_NAME, "body").text
+        assert "this server answers to 127.0.0.1, localhost, [::1] only" in text, text
+        assert driver.execute_script("return document.body.dataset.ready") is None
+
+
+@pytest.mark.parametrize("name", ["evil.example", "127.0.0.1"], ids=["another-site", "another-port"])
+def test_case2_a_page_of_another_origin_can_use_no_endpoint(
+    page: ColorizePage, photo: Path, server: tuple[str, Any, list[dict]], hostile_port: int, name: str
+) -> None:
+    url, app, answered = server
+    page.upload(photo)
+    mine = page.driver.execute_script("return state.photo.id")
+    kept = len(app.state.photos)
+    answered.clear()
+    page.driver.get(f"http://{name}:{hostile_port}/?victim={url}&id={mine}")
+    page.wait.until(lambda d: d.execute_script("return window.results !== undefined"))
+    results = page.driver.execute_script("return window.results")
+    readable = {k: v for k, v in results.items() if v.startswith("read") or v == "loaded"}
+    assert not readable, readable  # nothing came back to the other page
+    from_elsewhere = [a for a in answered if a["site"] not in ("same-origin", "none")]
+    assert {a["path"].rsplit("/", 1)[-1] for a in from_elsewhere} >= {"model", "photos", "colorize", "suggest", "download", "gray.png"}
+    assert all(a["status"] in (400, 403, 415) for a in from_elsewhere), from_elsewhere  # refused, not merely unreadable
+    assert len(app.state.photos) == kept and mine in app.state.photos
+    own = ColorizePage(page.driver, url)
+    assert own.driver.execute_script("return document.body.dataset.ready") == "true"
+
+
+def test_case14_the_empty_page_shows_no_broken_images_and_no_slider(page: ColorizePage) -> None:
+    for hidden in ("panels", "gray", "result", "before", "compare", "hints", "picker", "download-busy", "error"):
+        assert not page.element(hidden).is_displayed(), hidden
+    broken = page.driver.execute_script(
+        "return [...document.images].filter(i => i.getClientRects().length && !i.naturalWidth).map(i => i.id)"
+    )
+    assert broken == []
+    assert page.element("status").text.startswith("Choose or drop a gray or color photo")
+
+
+def test_case15_the_picker_opens_inside_the_window_after_it_is_narrowed(page: ColorizePage, photo: Path) -> None:
+    page.upload(photo)
+    page.click_photo(470, 20)  # the right edge: the picker opens left of the click
+    page.element("picker-close").click()
+    try:
+        page.driver.set_window_size(400, 900)
+        page.wait.until(lambda d: d.execute_script("return document.documentElement.clientWidth") <= 400)
+        page.click_photo(470, 160)
+        box = page.driver.execute_script(
+            "const r = document.getElementById('picker').getBoundingClientRect();"
+            "return [r.left, r.right, r.top, r.bottom, document.documentElement.clientWidth, document.documentElement.clientHeight]"
+        )
+        left, right, top, bottom, width, height = box
+        assert 0 <= left and right <= width and 0 <= top and bottom <= height, box
+    finally:
+        page.driver.set_window_size(1400, 1000)
+
+
+def test_case16_no_stale_error_status_or_refused_hint(page: ColorizePage, photo: Path) -> None:
+    from selenium.webdriver.common.by import By
+
+    page.upload(photo)
+    page.click_photo(100, 100)
+    page.element("picker-size").send_keys("1e300")  # a patch side the server refuses
+    page.driver.find_elements(By.CSS_SELECTOR, "#palette .swatch")[0].click()
+    page.wait.until(lambda _: page.element("error").is_displayed())
+    assert "size must be at most 962 photo pixels" in page.element("error").text
+    assert page.hints == [] and page.driver.find_elements(By.CSS_SELECTOR, "#hint-dots .dot") == []  # not kept
+    assert not page.element("status").text.startswith("Colorized")
+    assert page.element("status").text.startswith("Not colorized: the server refused the last change")
+    page.click_photo(100, 100)  # suggestions answered: the old error goes
+    assert not page.element("error").is_displayed()
+    page.pick_suggestion(0)
+    assert len(page.hints) == 1 and page.element("status").text.startswith("Colorized")
+
+
+def test_case17_a_marker_at_the_clicked_pixel_and_readable_labels(page: ColorizePage, photo: Path) -> None:
+    from selenium.webdriver.common.by import By
+    from skimage.color import rgb2lab
+
+    page.upload(photo)
+    for x, y in ((120, 240), (300, 60)):  # snow (pale suggestions) and sky
+        page.click_photo(x, y)
+        marker = page.driver.find_element(By.CSS_SELECTOR, "#hint-dots .marker").rect
+        shown = page.element("result").rect
+        centre = (marker["x"] + marker["width"] / 2 - shown["x"], marker["y"] + marker["height"] / 2 - shown["y"])
+        expected = ((x + 0.5) / 481 * shown["width"], (y + 0.5) / 321 * shown["height"])
+        assert abs(centre[0] - expected[0]) <= 2 and abs(centre[1] - expected[1]) <= 2, (centre, expected)
+        for swatch in page.driver.find_elements(By.CSS_SELECTOR, "#palette .swatch"):
+            background = [int(swatch.get_attribute("data-color")[i : i + 2], 16) for i in (1, 3, 5)]
+            label = page.driver.execute_script("return getComputedStyle(arguments[0]).color", swatch)
+            lightness = rgb2lab(np.array([[background]], dtype=np.float64) / 255)[0, 0, 0]
+            assert label == ("rgb(17, 17, 17)" if lightness > 60 else "rgb(255, 255, 255)"), (background, label)
+        page.element("picker-close").click()
+        assert page.driver.find_elements(By.CSS_SELECTOR, "#hint-dots .marker") == []
+
+
+def test_case18_a_full_size_download_shows_progress_and_can_be_cancelled(
+    page: ColorizePage, server: tuple[str, Any, list[dict]], tmp_path: Path
+) -> None:
+    app = server[1]
+    blocks = np.random.default_rng(5).integers(0, 256, (30, 40, 3), dtype=np.uint8)
+    large = tmp_path / "large.png"
+    Image.fromarray(np.kron(blocks, np.ones((100, 100, 1), dtype=np.uint8))).save(large)  # 4000x3000
+    page.upload(large)
+    abandoned = app.state.large_gate.abandoned
+    page.element("download").click()
+    page.wait.until(lambda _: page.element("download-progress").is_displayed())
+    assert page.element("download-cancel").is_displayed() and not page.element("download").is_enabled()
+    page.element("download-cancel").click()
+    page.wait.until(lambda _: page.element("status").text.startswith("Download cancelled"))
+    assert not page.element("download-progress").is_displayed() and page.element("download").is_enabled()
+    gate = app.state.large_gate
+    page.wait.until(lambda _: gate.abandoned > abandoned and gate.pending == 0)  # the server stopped too

@@ -152,6 +152,7 @@ class ColorizePage:
         from selenium.webdriver.common.by import By
 
         result = self.element("result")
+        self.driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", result)
         photo_w, photo_h = self.photo_size
         shown = result.rect  # CSS pixels; the offset is from the element's centre
         dx = (x + 0.5) / photo_w * shown["width"] - shown["width"] / 2

@@ -174,3 +174,7 @@ class PhotoStore:
     def __len__(self) -> int:
         with self._lock:
             return len(self._photos)
+
+    def __contains__(self, photo_id: object) -> bool:
+        with self._lock:
+            return photo_id in self._photos

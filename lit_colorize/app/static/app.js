@@ -12,6 +12,8 @@ const state = {
   editing: null,      // index of the hint the picker edits, or null
   renderSeq: 0,       // later requests win over slower earlier ones
   resultUrl: null,
+  pickPoint: null,    // the pixel the open picker is for, marked on the photo
+  downloading: null,  // the AbortController of a full-size download in progress
 };
 
 function temperature() { return Number($("temperature").value); }
@@ -50,7 +52,8 @@ async function loadPhoto(file) {
   }
   $("status").textContent = `Reading ${file.name}…`;
   try {
-    const response = await api("/api/photos", { method: "POST", body: file });
+    // Sent as octet-stream whatever the file's own type: the server reads the bytes for what they are.
+    const response = await api("/api/photos", { method: "POST", headers: { "Content-Type": "application/octet-stream" }, body: file });
     const photo = await response.json();
     state.photo = photo;
     state.name = file.name.replace(/\.[^.]*$/, "") || "photo";
@@ -71,15 +74,17 @@ async function loadPhoto(file) {
 }
 
 // ---- the result -------------------------------------------------------------------------
+// Resolves to "shown", "refused" (the server said why; the result keeps the previous settings)
+// or "superseded" (a later change is on its way).
 async function colorize() {
-  if (!state.photo) return;
+  if (!state.photo) return "superseded";
   const seq = ++state.renderSeq;
   const started = performance.now();
   try {
     const response = await postJson(`/api/photos/${state.photo.id}/colorize`,
                                     { temperature: temperature(), hints: hintsForServer() });
     const blob = await response.blob();
-    if (seq !== state.renderSeq) return;
+    if (seq !== state.renderSeq) return "superseded";
     const url = URL.createObjectURL(blob);
     await new Promise((resolve, reject) => {
       $("result").onload = resolve;
@@ -96,8 +101,23 @@ async function colorize() {
       `downloads at ${state.photo.width}×${state.photo.height}.`;
     $("result").dataset.version = String(seq);
     showError("");
+    return "shown";
   } catch (error) {
-    if (seq === state.renderSeq) showError(error.message);
+    if (seq !== state.renderSeq) return "superseded";
+    showError(error.message);
+    $("status").textContent = "Not colorized: the server refused the last change (below); the result still shows the settings before it.";
+    return "refused";
+  }
+}
+
+// Applies a change to the hints and colorizes; the hints go back to what they were if the server refuses them.
+async function changeHints(change) {
+  const before = state.hints.map((hint) => ({ ...hint }));
+  change();
+  renderHints();
+  if (await colorize() === "refused") {
+    state.hints = before;
+    renderHints();
   }
 }
 
@@ -122,21 +142,34 @@ $("compare").addEventListener("input", () => {
 });
 
 async function download() {
-  if (!state.photo) return;
-  const button = $("download");
-  button.disabled = true;
+  if (!state.photo || state.downloading) return;
+  const controller = new AbortController();
+  state.downloading = controller;
+  $("download").disabled = true;
+  $("download-busy").hidden = false;  // an indeterminate bar: the server's strips are not reported
+  showError("");
   $("status").textContent = `Colorizing ${state.photo.width}×${state.photo.height} at full size…`;
   try {
-    const response = await postJson(`/api/photos/${state.photo.id}/download`,
-                                    { temperature: temperature(), hints: hintsForServer() });
+    const response = await api(`/api/photos/${state.photo.id}/download`, {
+      method: "POST", headers: { "Content-Type": "application/json" }, signal: controller.signal,
+      body: JSON.stringify({ temperature: temperature(), hints: hintsForServer() }),
+    });
     saveBlob(await response.blob(), `${state.name}_colorized_T${temperature()}.png`);
     $("status").textContent = `Downloaded ${state.photo.width}×${state.photo.height}.`;
   } catch (error) {
-    showError(error.message);
+    if (controller.signal.aborted) {
+      $("status").textContent = "Download cancelled; the server stopped working on it.";
+    } else {
+      showError(error.message);
+      $("status").textContent = "The full-size download failed (below).";
+    }
   } finally {
-    button.disabled = false;
+    state.downloading = null;
+    $("download-busy").hidden = true;
+    $("download").disabled = false;
   }
 }
+$("download-cancel").addEventListener("click", () => { if (state.downloading) state.downloading.abort(); });
 $("download").addEventListener("click", download);
 
 function saveBlob(blob, name) {
@@ -172,6 +205,13 @@ function renderHints() {
     dot.addEventListener("pointerdown", (event) => startDrag(event, index));
     dots.appendChild(dot);
   });
+  if (!$("picker").hidden && state.editing === null && state.pickPoint) {  // where the new hint would go
+    const marker = document.createElement("div");
+    marker.className = "marker";
+    marker.style.left = `${((state.pickPoint.x + 0.5) / state.photo.width) * 100}%`;
+    marker.style.top = `${((state.pickPoint.y + 0.5) / state.photo.height) * 100}%`;
+    dots.appendChild(marker);
+  }
   const list = $("hints-list");
   list.replaceChildren();
   state.hints.forEach((hint, index) => {
@@ -180,7 +220,7 @@ function renderHints() {
     color.type = "color";
     color.value = hint.color;
     color.setAttribute("aria-label", `hint ${index + 1}'s color`);
-    color.addEventListener("change", () => { hint.color = color.value; renderHints(); colorize(); });
+    color.addEventListener("change", () => changeHints(() => { hint.color = color.value; }));
     const where = document.createElement("span");
     where.textContent = `x ${hint.x}, y ${hint.y}` + (hint.size ? `, side ${hint.size} px` : "");
     const remove = document.createElement("button");
@@ -197,20 +237,47 @@ function renderHints() {
 }
 
 function removeHint(index) {
-  state.hints.splice(index, 1);
   closePicker();
-  renderHints();
-  colorize();
+  changeHints(() => state.hints.splice(index, 1));
+}
+
+// The picker beside the click, flipped and clamped so that all of it is in the visible window
+// (the page's scrollWidth would count the picker itself, wherever it was last shown).
+function placePicker(picker, event) {
+  const margin = 8;
+  const view = { left: window.scrollX, top: window.scrollY,
+                 right: window.scrollX + document.documentElement.clientWidth,
+                 bottom: window.scrollY + document.documentElement.clientHeight };
+  const width = picker.offsetWidth, height = picker.offsetHeight;
+  let left = event.pageX + 12, top = event.pageY + 12;
+  if (left + width > view.right - margin) left = event.pageX - 12 - width;
+  if (top + height > view.bottom - margin) top = event.pageY - 12 - height;
+  left = Math.max(view.left + margin, Math.min(left, view.right - margin - width));
+  top = Math.max(view.top + margin, Math.min(top, view.bottom - margin - height));
+  picker.style.left = `${left}px`;
+  picker.style.top = `${top}px`;
+}
+
+// Whether a label on this color should be dark: its CIE L* over 60 (pale colors).
+function isLight(hex) {
+  const linear = [1, 3, 5].map((i) => {
+    const c = parseInt(hex.slice(i, i + 2), 16) / 255;
+    return c <= 0.04045 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4;
+  });
+  const luminance = 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2];
+  const lightness = luminance > 216 / 24389 ? 116 * Math.cbrt(luminance) - 16 : luminance * 24389 / 27;
+  return lightness > 60;
 }
 
 async function openPicker(point, index, event) {
   state.editing = index;
   state.pickPoint = point;
-  renderHints();
   const picker = $("picker");
+  picker.style.left = "0px";  // measured where it cannot widen the page
+  picker.style.top = "0px";
   picker.hidden = false;
-  picker.style.left = `${Math.min(event.pageX + 12, document.documentElement.scrollWidth - picker.offsetWidth - 8)}px`;
-  picker.style.top = `${event.pageY + 12}px`;
+  renderHints();  // with the marker at the clicked pixel
+  placePicker(picker, event);
   $("picker-title").textContent = `Pixel (${point.x}, ${point.y}): the model's likely colors`;
   $("picker-remove").hidden = index === null;
   const current = index === null ? null : state.hints[index];
@@ -229,6 +296,7 @@ async function openPicker(point, index, event) {
       swatch.type = "button";
       swatch.className = "swatch";
       swatch.style.background = suggestion.color;
+      swatch.classList.toggle("light", isLight(suggestion.color));
       swatch.dataset.color = suggestion.color;
       swatch.textContent = `${Math.round(suggestion.probability * 100)}%`;
       swatch.title = `${suggestion.color}, probability ${(suggestion.probability * 100).toFixed(1)}%`;
@@ -236,7 +304,10 @@ async function openPicker(point, index, event) {
       palette.appendChild(swatch);
     }
     palette.dataset.state = "ready";
+    placePicker(picker, event);  // taller now, with its swatches
+    showError("");
   } catch (error) {
+    palette.dataset.state = "failed";
     showError(error.message);
   }
 }
@@ -244,6 +315,7 @@ async function openPicker(point, index, event) {
 function closePicker() {
   $("picker").hidden = true;
   state.editing = null;
+  state.pickPoint = null;
   if (state.photo) renderHints();
 }
 
@@ -253,13 +325,12 @@ function chooseColor(color) {
     return;
   }
   const size = Number($("picker-size").value) || undefined;
-  if (state.editing === null) {
-    state.hints.push({ ...state.pickPoint, color, ...(size ? { size } : {}) });
-  } else {
-    Object.assign(state.hints[state.editing], { color, size });
-  }
+  const editing = state.editing, point = state.pickPoint;
   closePicker();
-  colorize();
+  changeHints(() => {
+    if (editing === null) state.hints.push({ ...point, color, ...(size ? { size } : {}) });
+    else Object.assign(state.hints[editing], { color, size });
+  });
 }
 
 $("picker-apply").addEventListener("click", () => chooseColor($("picker-color").value));
@@ -277,6 +348,7 @@ function startDrag(event, index) {
   const dot = event.target;
   const start = { x: event.clientX, y: event.clientY };
   let moved = false;
+  const before = { x: state.hints[index].x, y: state.hints[index].y };
   dot.setPointerCapture(event.pointerId);
   const onMove = (move) => {
     if (!moved && Math.hypot(move.clientX - start.x, move.clientY - start.y) < 4) return;
@@ -292,8 +364,9 @@ function startDrag(event, index) {
     if (moved) {
       state.justDragged = true;
       setTimeout(() => { state.justDragged = false; }, 0);
-      renderHints();
-      colorize();
+      const after = { x: state.hints[index].x, y: state.hints[index].y };
+      Object.assign(state.hints[index], before);
+      changeHints(() => Object.assign(state.hints[index], after));
     } else {
       openPicker({ x: state.hints[index].x, y: state.hints[index].y }, index, up);
     }
@@ -314,18 +387,14 @@ $("load-hints").addEventListener("change", async (event) => {
   try {
     const loaded = JSON.parse(await file.text());
     if (!Array.isArray(loaded)) throw new Error("a hints file is a JSON list of {x, y, color[, size]}");
-    const previous = state.hints;
-    state.hints = loaded.map((hint) => ({ ...hint }));
-    const seq = state.renderSeq + 1;
-    await colorize();
-    if (Number($("result").dataset.version) !== seq) state.hints = previous;  // the server refused them
-    renderHints();
+    closePicker();
+    await changeHints(() => { state.hints = loaded.map((hint) => ({ ...hint })); });  // kept only if the server takes them
   } catch (error) {
     showError(`${file.name}: ${error.message}`);
   }
 });
 
-$("clear-hints").addEventListener("click", () => { state.hints = []; closePicker(); colorize(); });
+$("clear-hints").addEventListener("click", () => { closePicker(); changeHints(() => { state.hints = []; }); });
 
 // ---- choosing and dropping files --------------------------------------------------------
 $("file").addEventListener("change", (event) => {
