@@ -14,7 +14,7 @@ The README's "Export to ONNX" runs such a graph with onnxruntime, numpy and scik
 
 from __future__ import annotations
 
-import argparse
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -24,7 +24,7 @@ from torch.export import Dim
 
 from lit_colorize.atomic import atomic_path
 from lit_colorize.bins import MissingColorTableError
-from lit_colorize.errors import UserError, check_temperature
+from lit_colorize.errors import ConfigError, OneLineArgumentParser, UserError, check_temperature
 from lit_colorize.module import ColorizationModule
 
 INSTALL_EXTRA = 'pip install -e ".[export]"'  # as the README says; from PyPI: pip install "lit-colorize[export]"
@@ -32,6 +32,47 @@ INSTALL_EXTRA = 'pip install -e ".[export]"'  # as the README says; from PyPI: p
 
 class MissingExtraError(UserError, ImportError):
     """A package of the ``export`` extra (onnx, onnxscript, onnxruntime) is not installed."""
+
+
+#: The exporter (torch.export + onnxscript) builds opset 18 graphs; a newer opset is written as
+#: asked, an older one only where ONNX's version converter manages (17 here, not 5). Whatever it
+#: manages is checked on the graph before anything is written (:func:`check_opset_written`).
+EXPORTER_OPSET = 18
+
+
+def check_opset(opset: object) -> int:
+    """``--opset``: a whole number up to the newest opset the installed onnx knows; else ConfigError."""
+    import onnx
+
+    newest = onnx.defs.onnx_opset_version()
+    if isinstance(opset, bool) or not isinstance(opset, int) or not 1 <= opset <= newest:
+        raise ConfigError(
+            f"--opset must be a whole number from 1 to {newest} (the newest the installed onnx {onnx.__version__} knows; "
+            f"{EXPORTER_OPSET} is the exporter's own), got {opset!r}"
+        )
+    return opset
+
+
+def check_opset_written(written: int, opset: int) -> None:
+    """The graph's opset is the one asked for; the exporter keeps 18 silently where it cannot convert."""
+    if written != opset:
+        raise ConfigError(
+            f"--opset {opset}: the exporter cannot write this model in opset {opset} (it builds opset {EXPORTER_OPSET} "
+            f"graphs and could not convert this one; it would have written opset {written}); nothing was written; "
+            f"choose --opset {EXPORTER_OPSET} or newer"
+        )
+
+
+def check_output_writable(output: Path) -> None:
+    """``--output`` can be written (its folder exists and is writable, or can be created), before
+    the model loads; the error names the output, never the hidden temporary file beside it."""
+    folder = output.absolute().parent
+    existing = next(p for p in (folder, *folder.parents) if os.path.lexists(p))
+    if output.is_dir():
+        raise ConfigError(f"--output {output} is a folder; give a file name, e.g. {output / 'model.onnx'}")
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        where = f"{existing} is a file" if not existing.is_dir() else f"{existing} is not writable"
+        raise ConfigError(f"cannot write --output {output}: {where}; choose another --output")
 
 
 class LToAb(nn.Module):
@@ -68,7 +109,7 @@ def export_onnx(
     output: str | Path,
     temperature: float | None = 0.8,
     example_size: tuple[int, int] = (64, 96),
-    opset: int = 18,
+    opset: int = EXPORTER_OPSET,
 ) -> Path:
     """Write ``module`` (net + decoding) to ``output`` as ONNX, with torch.export (the dynamo
     exporter): batch, height and width are dynamic, height and width multiples of the U-Net's
@@ -82,6 +123,7 @@ def export_onnx(
         raise MissingColorTableError("this classification model has no bin color table yet, so the graph could not decode its bins")
     if temperature is not None:
         temperature = check_temperature(temperature)
+    opset = check_opset(opset)
     output = Path(output)
     module = module.cpu().eval()
     multiple = module.net.size_multiple
@@ -110,26 +152,33 @@ def export_onnx(
             model, args, input_names=names, output_names=["ab"], dynamic_shapes=dynamic_shapes,
             opset_version=opset, dynamo=True, verbose=False,
         )  # fmt: skip
-    with atomic_path(output) as temporary:
-        program.save(str(temporary))
+    check_opset_written(program.model.opset_imports.get("", EXPORTER_OPSET), opset)
+    try:
+        with atomic_path(output) as temporary:
+            program.save(str(temporary))
+    except OSError as error:  # named by the output, not by the hidden temporary file
+        raise OSError(error.errno, f"cannot write {output}: {error.strerror or error}", str(output)) from error
     return output
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="lit-colorize export", description=__doc__.splitlines()[0])
+    parser = OneLineArgumentParser(prog="lit-colorize export", description=__doc__.splitlines()[0])
     parser.add_argument("--ckpt_path", default=None, help="a lit-colorize checkpoint (.ckpt); default: the shipped model")
     parser.add_argument("--output", required=True, help="the .onnx file to write")
     parser.add_argument("--temperature", type=float, default=None,
                         help="fix T in the graph (e.g. 0.8); left out, T is a second input")  # fmt: skip
-    parser.add_argument("--opset", type=int, default=18)
+    parser.add_argument("--opset", type=int, default=EXPORTER_OPSET,
+                        help=f"ONNX opset of the graph ({EXPORTER_OPSET} or newer; older only where it converts)")  # fmt: skip
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     args = parser.parse_args(argv)
     from lit_colorize.colorizer import module_from_checkpoint
     from lit_colorize.pretrained import pretrained_checkpoint
 
     output = Path(args.output)
-    if output.exists() and not args.overwrite:
-        parser.exit(2, f"lit-colorize export: {output} exists; pass --overwrite to replace it\n")
+    if output.exists() and not args.overwrite and not output.is_dir():
+        raise ConfigError(f"{output} exists; pass --overwrite to replace it")
+    check_output_writable(output)
+    check_opset(args.opset)
     if args.temperature is not None:
         check_temperature(args.temperature, "--temperature")
     # Errors of the user's files (lit_colorize.errors) end the command with one line, in cli.main.

@@ -1,5 +1,6 @@
 """Make a trained checkpoint the shipped model: slim it, check it colorizes exactly as the
-original, and write it to ``lit_colorize/weights/`` (package data).
+original, write it to ``lit_colorize/weights/`` (package data) and record its SHA-256 in
+``SHA256SUMS`` beside it (checked whenever the shipped model is loaded).
 
     python scripts/ship_model.py logs/lit-colorize/<run>/checkpoints/<best>.ckpt [--overwrite]
 
@@ -17,7 +18,7 @@ from pathlib import Path
 import torch
 
 from lit_colorize.colorizer import module_from_checkpoint
-from lit_colorize.pretrained import PRETRAINED_NAME, write_slim_checkpoint
+from lit_colorize.pretrained import CHECKSUMS_NAME, PRETRAINED_NAME, record_checksum, write_slim_checkpoint
 
 SHIPPED = Path(__file__).resolve().parents[1] / "lit_colorize" / "weights" / PRETRAINED_NAME
 
@@ -43,7 +44,8 @@ def main(argv: list[str] | None = None) -> None:
         candidate.unlink()
         sys.exit(f"the slim copy of {args.checkpoint} does not colorize like the original; nothing shipped")
     os.replace(candidate, out)
-    print(f"wrote {out}: {size / 2**20:.2f} MB, colorizes exactly as {args.checkpoint}")
+    digest = record_checksum(out)
+    print(f"wrote {out}: {size / 2**20:.2f} MB, colorizes exactly as {args.checkpoint}; SHA-256 {digest} in {out.parent / CHECKSUMS_NAME}")
 
 
 if __name__ == "__main__":
