@@ -13,7 +13,8 @@ from lit_colorize.photo_files import PhotoDataset, collate_photos
 
 
 class Photos(L.LightningDataModule):
-    """Predict-only: every photo of ``inputs`` (files, or folders searched recursively), decoded
+    """Predict-only: every photo of ``inputs`` (files, or folders searched recursively; one path
+    alone is a list of one), decoded
     at full resolution in the loader workers. Batches are lists of photos of any size; an
     unreadable file travels as an error item, so the writer reports it and the run goes on.
     A video travels as an item without pixels: the writer streams it through the model
@@ -27,7 +28,7 @@ class Photos(L.LightningDataModule):
 
     def __init__(
         self,
-        inputs: list[str | Path] | None = None,
+        inputs: list[str | Path] | str | Path | None = None,
         batch_size: int = 1,
         num_workers: int = 0,
         output_dir: str | Path | None = None,
@@ -37,6 +38,8 @@ class Photos(L.LightningDataModule):
         check_loader_options(batch_size, num_workers)
         super().__init__()
         self.save_hyperparameters()
+        if isinstance(inputs, (str, Path)):  # --data.inputs old_photo.jpg, without brackets: a list of one
+            self.hparams.inputs = [inputs]
         self.dataset: PhotoDataset | None = None
 
     def setup(self, stage: str | None = None) -> None:

@@ -3,23 +3,33 @@ plus ``lit-colorize export`` (ONNX) and ``lit-colorize evaluate`` (metrics on a 
 
 from __future__ import annotations
 
+import re
 import sys
+from argparse import ArgumentError
+from pathlib import Path
 from typing import Any
 
+import torch
 import yaml
 from lightning import LightningDataModule, LightningModule, Trainer
 from lightning.pytorch.callbacks import ProgressBar
+from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 from jsonargparse import ActionYesNo, Namespace
 
 from lit_colorize.colorizer import check_ckpt_path
-from lit_colorize.errors import debug_requested, find_user_error, one_line
+from lit_colorize.errors import ConfigError, debug_requested, find_user_error, one_line
 from lit_colorize.module import ColorizationModule
 from lit_colorize.noise import quiet_wandb_init, silence_known_noise
 from lit_colorize.paths import evaluate_without_a_run, free_path, run_dir
 from lit_colorize.precision import default_precision
 from lit_colorize.pretrained import pretrained_checkpoint
 from lit_colorize.resume import resolve_last_checkpoint
+
+
+#: The configs of this clone (an editable install), to name in the fix for a config not found.
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
 
 
 class SaveConfigToRunDir(SaveConfigCallback):
@@ -64,6 +74,12 @@ class ColorizationCLI(LightningCLI):
             **kwargs,
         )
 
+    def init_parser(self, **kwargs: Any) -> LightningArgumentParser:
+        """Parsers that raise their errors (``main`` tells them in one line, exit status 1)
+        instead of printing the whole usage and exiting with 2."""
+        kwargs.setdefault("exit_on_error", False)
+        return super().init_parser(**kwargs)
+
     def _prepare_subcommand_parser(self, klass: type, subcommand: str, **kwargs: Any) -> LightningArgumentParser:
         parser = super()._prepare_subcommand_parser(klass, subcommand, **kwargs)
         if subcommand == "predict":
@@ -105,7 +121,11 @@ class ColorizationCLI(LightningCLI):
         if trainer_config.get("enable_progress_bar") is False and "callbacks" not in kwargs:
             callbacks = trainer_config.get("callbacks") or []
             kwargs["callbacks"] = [c for c in callbacks if not isinstance(c, ProgressBar)]
-        trainer = super().instantiate_trainer(**kwargs)
+        check_accelerator(trainer_config.get("accelerator"))
+        try:
+            trainer = super().instantiate_trainer(**kwargs)
+        except MisconfigurationException as error:  # Lightning's word for a trainer option that cannot work here
+            raise ConfigError(f"--trainer: {error}") from error
         quiet_wandb_init(trainer.loggers)
         return trainer
 
@@ -149,6 +169,67 @@ class ColorizationCLI(LightningCLI):
         return sum(getattr(callback, "total_failures", 0) for callback in self.trainer.callbacks)
 
 
+def check_accelerator(accelerator: object) -> None:
+    """``--trainer.accelerator cuda`` (or gpu) on a machine without a CUDA GPU: one line with the fix."""
+    if isinstance(accelerator, str) and accelerator.lower() in ("cuda", "gpu") and not torch.cuda.is_available():
+        raise ConfigError(
+            f"--trainer.accelerator {accelerator}: no CUDA GPU is available here (torch.cuda.is_available() is False); "
+            "use --trainer.accelerator cpu, or auto to take a GPU where there is one"
+        )
+
+
+def option_values(argv: list[str], option: str) -> list[str]:
+    """The values given to ``option`` (``--option value`` or ``--option=value``)."""
+    values = []
+    for index, arg in enumerate(argv):
+        if arg == option and index + 1 < len(argv):
+            values.append(argv[index + 1])
+        elif arg.startswith(option + "="):
+            values.append(arg.split("=", 1)[1])
+    return values
+
+
+def check_config_files(argv: list[str]) -> None:
+    """Before the parser sees them: ``predict`` has a ``--config`` (it names the data and the
+    writer), and every ``--config`` file exists, or one line says where the configs are."""
+    command = argv[0] if argv else ""
+    if command not in LIGHTNING_COMMANDS or {"-h", "--help"} & set(argv):
+        return
+    configs = option_values(argv, "--config")
+    if command == "predict" and not configs and not option_values(argv, "--data") and not option_values(argv, "--data.class_path"):
+        raise ConfigError(
+            f"predict needs its config: add --config {config_path('predict.yaml')} (it names the photo inputs and the "
+            "writer); e.g. lit-colorize predict --config configs/predict.yaml --data.inputs '[old_photo.jpg]'"
+        )
+    for config in configs:
+        if config.lstrip().startswith(("{", "[")) or Path(config).expanduser().is_file():
+            continue  # inline YAML, or a file that is there
+        known = CONFIGS / Path(config).name
+        fix = f"give its full path, e.g. --config {known}" if known.is_file() else "give the path of a config file"
+        raise ConfigError(f"config file {config} not found (relative paths start at the current folder, {Path.cwd()}); {fix}")
+
+
+def config_path(name: str) -> str:
+    """``configs/<name>`` as the user can reach it from here: relative in the clone, else absolute."""
+    known = CONFIGS / name
+    relative = Path("configs") / name
+    return str(relative if relative.is_file() or not known.is_file() else known)
+
+
+def parse_error_line(error: ArgumentError, command: str) -> str:
+    """jsonargparse's message (often a page on union types) as one line: the option, by its
+    nested keys, and the first thing it expected that is not None."""
+    text = str(error)
+    lines = [line.strip().removeprefix("- ") for line in text.splitlines() if line.strip()]
+    keys = re.findall(r'Parser key "([^"]+)"', text)
+    expected = [line for line in lines if line.startswith("Expected a") and "NoneType" not in line]
+    if keys and expected:
+        text = f"--{'.'.join(keys)}: {expected[0]}"
+    else:
+        text = " ".join(lines[:2]) if lines and lines[0].endswith(":") else (lines[0] if lines else "invalid arguments")
+    return f"{text}; see lit-colorize {command} --help"
+
+
 def main(args: list[str] | None = None) -> None:
     """The console script. A user error (:mod:`lit_colorize.errors`) ends the run with one line
     and exit status 1; a bug keeps its traceback. ``--debug`` or ``LIT_COLORIZE_DEBUG=1``: the
@@ -161,7 +242,12 @@ def main(args: list[str] | None = None) -> None:
     if args is None:
         sys.argv[1:] = argv  # LightningCLI reads sys.argv itself (and warns when given both)
     try:
+        check_config_files(argv)
         _run(argv, None if args is None else argv)
+    except ArgumentError as error:  # a wrong option (the parsers raise, see ColorizationCLI.init_parser)
+        if debug:
+            raise
+        raise SystemExit(f"lit-colorize {command}: error: {parse_error_line(error, command)}") from None
     except Exception as error:
         user_error = None if debug else find_user_error(error)
         if user_error is None:
