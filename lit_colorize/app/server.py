@@ -79,7 +79,7 @@ class Limits:
     concurrency: int = 2
     max_waiting: int = 16
     queue_seconds: float = 20.0
-    large_pixels: int = 4_000_000
+    large_pixels: int = 12_000_000  # more than a 12 MP phone photo
     large_concurrency: int = 1
     large_waiting: int = 1
     large_queue_seconds: float = 60.0
