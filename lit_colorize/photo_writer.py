@@ -47,8 +47,10 @@ class ColorizedPhotoWriter(BasePredictionWriter):
       ``skip_existing`` an existing output is left as it is and counts as done, so a rerun
       after a killed run writes only what is missing. A photo whose outputs all exist is not
       colorized at all.
-    - Writes are atomic: a hidden ``.<name>.<pid>-<random>.partial.png`` is renamed over the
-      final name once complete, so no half image ever has a final name. A write that fails
+    - Writes are atomic: a hidden ``.<name>.<host>~<space>-<pid>-<random>.partial.png`` is
+      published under the final name once complete, so no half image ever has a final name;
+      without ``overwrite`` never over a file that another run published meanwhile (that
+      photo or video fails with "exists", the other run's file is kept). A write that fails
       (no space left, permission denied) removes its temporary file; the temporary files of
       a killed run are removed by the next run into the same folder (see
       :mod:`lit_colorize.outputs`). Outputs get the umask's mode, like any new file.
@@ -183,6 +185,9 @@ class ColorizedPhotoWriter(BasePredictionWriter):
             rank_zero_info(f"ColorizedPhotoWriter: {source} has transparency, which JPEG cannot keep; use PNG")
         try:
             self._save_atomically(Image.fromarray(np.ascontiguousarray(pixels)), path)
+        except FileExistsError:  # another run published it while this one encoded: theirs is kept
+            self._fail(source, f"{path} exists (another run wrote it meanwhile); pass --overwrite to replace it, or --skip_existing to keep it")
+            return
         except OSError as error:  # no space, permission denied, read-only disk, a file where a folder goes
             self._fail(source, f"cannot write {path}: {error.strerror or error}")
             return
@@ -220,6 +225,7 @@ class ColorizedPhotoWriter(BasePredictionWriter):
                 crf=self.video_crf,
                 progress=True,
                 line_progress=True,  # beside Lightning's own bar, plain lines
+                overwrite=self.overwrite,
             )
         except (VideoReadError, VideoWriteError) as error:
             self._fail(source, str(error))
@@ -234,6 +240,8 @@ class ColorizedPhotoWriter(BasePredictionWriter):
             return
         if report.bad_packets:
             print(f"ColorizedPhotoWriter: {source}: skipped {report.bad_packets} undecodable packet(s); the other frames were written", flush=True)
+        for note in report.notes():
+            print(f"ColorizedPhotoWriter: {source}: {note}", flush=True)
         self.written.extend(path for _, path in jobs)
         self.videos_written += len(jobs)
 
@@ -242,7 +250,7 @@ class ColorizedPhotoWriter(BasePredictionWriter):
         failure the temporary file is removed and nothing has the final name."""
         options = {"quality": self.quality} if self.image_format == "jpeg" else {"compress_level": 6}
         path.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_write(path) as stream:
+        with atomic_write(path, replace=self.overwrite) as stream:
             image.save(stream, format=self.image_format.upper(), **options)
 
     def _fail(self, source: str, reason: str) -> None:

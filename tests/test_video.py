@@ -22,11 +22,12 @@ import av  # noqa: E402
 from lit_colorize import Colorizer  # noqa: E402
 from lit_colorize.errors import ConfigError  # noqa: E402
 from lit_colorize.video.colorize import FrameColorizer, colorize_video, stabilizer_size  # noqa: E402
-from lit_colorize.video.flow import to_gray_u8  # noqa: E402
+from lit_colorize.video.flow import MIN_FLOW_SIDE, FlowEstimator, to_gray_u8  # noqa: E402
 from lit_colorize.video.io import VideoReader, VideoReadError, VideoWriteError, probe_video  # noqa: E402
 from lit_colorize.video.stabilize import StabilizerSettings, TemporalStabilizer  # noqa: E402
 from tests.conftest import REPO_ROOT  # noqa: E402
-from tests.test_predict_faults import files_under, predict_args, run_in_process  # noqa: E402
+from tests.test_predict_faults import files_under, make_photos, predict_args, run_in_process  # noqa: E402
+from tests.test_video_io import make_video  # noqa: E402
 
 # Hand-checked: in bikes.mp4 the shot changes between these frames and the ones before them
 # (frames 29|30 pavement|man in suit, 75|76 taxi|cyclist, 136|137 cyclist|railings,
@@ -110,6 +111,60 @@ def test_scene_cuts_of_a_real_clip_are_found_where_a_person_sees_them(shared_dat
             stabilizer(lightness, [np.zeros((*lightness.shape, 2), np.float32)])
     assert stabilizer.frame_index == 250
     assert stabilizer.cuts == BIKES_CUTS
+
+
+def test_the_smallest_frame_optical_flow_takes_is_measured() -> None:
+    """DIS itself refuses a frame whose shorter side is below 12 px (every preset)."""
+    import cv2
+
+    for preset in (cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST, cv2.DISOPTICAL_FLOW_PRESET_FAST, cv2.DISOPTICAL_FLOW_PRESET_MEDIUM):
+        dis = cv2.DISOpticalFlow_create(preset)
+        small = np.zeros((MIN_FLOW_SIDE - 1, MIN_FLOW_SIDE - 1), np.uint8)
+        with pytest.raises(cv2.error, match="width or height >= 12"):
+            dis.calc(small, small, None)
+        smallest = np.zeros((MIN_FLOW_SIDE, MIN_FLOW_SIDE), np.uint8)
+        assert dis.calc(smallest, smallest, None).shape == (12, 12, 2)
+
+
+# Short, wide frames on which DIS itself crashes the process (a segmentation fault in
+# opencv-python 5.1: measured in a child process per shape), and a tall one it takes.
+SHORT_AND_WIDE = [(12, 40), (16, 100), (31, 300), (300, 11)]
+
+
+@pytest.mark.parametrize("shape", SHORT_AND_WIDE)
+def test_flow_of_short_wide_frames_is_estimated_enlarged_without_crashing(shape) -> None:
+    """A texture moved 2 px right: the flow says +2 px in x, 0 in y, at the frame's own size
+    (before: the process died on the first three shapes)."""
+    height, width = shape
+    if min(shape) < MIN_FLOW_SIDE:
+        with pytest.raises(ValueError, match="too small for optical flow"):
+            FlowEstimator("fast")(np.zeros(shape, np.uint8), np.zeros(shape, np.uint8))
+        return
+    texture = (textured_l(height, width + 2, seed=7) * 2.55).astype(np.uint8)
+    frame_a, frame_b = np.ascontiguousarray(texture[:, 2:]), np.ascontiguousarray(texture[:, :-2])
+    for preset in ("ultrafast", "fast", "medium"):
+        flow = FlowEstimator(preset)(frame_a, frame_b)
+        assert flow.shape == (height, width, 2)
+        inner = flow[2:-2, 4:-4]
+        assert abs(np.median(inner[..., 0]) - 2.0) < 0.5 and abs(np.median(inner[..., 1])) < 0.5
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (2, 1000), (MIN_FLOW_SIDE - 1, 40)])
+def test_frames_too_small_for_flow_are_stabilised_without_motion(shape) -> None:
+    """Before: cv2.error from DIS. Now a still scene follows the recursion as with flow."""
+    stabilizer = TemporalStabilizer(StabilizerSettings(strength=0.5))
+    lightness = np.full(shape, 50.0, np.float32)
+    expected = None
+    for t in range(4):
+        predicted = np.full((*shape, 2), 10.0 if t % 2 == 0 else -10.0, np.float32)
+        result = stabilizer(lightness, [predicted])
+        expected = predicted if expected is None else 0.5 * expected + 0.5 * predicted
+        np.testing.assert_allclose(result.ab[0], expected, atol=1e-4)
+    assert stabilizer.without_flow and stabilizer.cuts == []
+    big = TemporalStabilizer()
+    for _ in range(2):
+        big(np.full((MIN_FLOW_SIDE, 40), 50.0, np.float32), [np.zeros((MIN_FLOW_SIDE, 40, 2), np.float32)])
+    assert not big.without_flow
 
 
 @pytest.mark.parametrize(
@@ -204,6 +259,23 @@ def test_a_video_whose_size_changes_midway_fails_with_one_line(colorizer, tmp_pa
     with pytest.raises(VideoReadError, match=r"its frame size changes \(frame 3 is uint8 \(32, 48, 3\)"):
         colorizer.colorize_video(source, tmp_path / "out.mp4", progress=False)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["switch.mkv"]
+
+
+@pytest.mark.parametrize(("width", "height"), [(1, 1), (1000, 2), (8, 8)])
+def test_tiny_videos_are_colorized_through_both_apis_and_say_so(colorizer, tmp_path: Path, width: int, height: int) -> None:
+    """Before: a cv2.error traceback from the stabiliser's flow, through colorize_video and
+    colorize_frames alike."""
+    source = make_video(tmp_path / "tiny.mkv", frames=4, width=width, height=height)
+    with pytest.warns(UserWarning, match=f"frames of {width}x{height} are below the 12 px optical flow needs"):
+        report = colorizer.colorize_video(source, tmp_path / "out.mp4", progress=False)
+    assert report.frames == 4 and report.without_flow
+    assert report.notes() == ["its frames are below the 12 px optical flow needs: stabilised without motion"]
+    out = probe_video(tmp_path / "out.mp4")
+    assert (out.width, out.height) == (width + width % 2, height + height % 2)  # odd sizes padded
+    frames = [np.full((height, width, 3), 90, np.uint8)] * 3
+    with pytest.warns(UserWarning, match="optical flow needs"):
+        colored = list(colorizer.colorize_frames(frames))
+    assert [one.shape for one in colored] == [(height, width, 3)] * 3
 
 
 def test_progress_lines_say_frames_rate_and_eta(capsys) -> None:
@@ -319,6 +391,28 @@ def test_predict_colorizes_videos_beside_photos_and_keeps_what_exists(shared_dat
     assert run_in_process(args) == 1
     assert "clip_colorized_T0.mp4 exists; pass --overwrite" in capsys.readouterr().out
     assert (out / "clip_colorized_T0.mp4").stat().st_mtime_ns == before
+
+
+@pytest.mark.slow
+def test_predict_goes_on_past_a_tiny_video_and_names_what_it_changed(tmp_path: Path, capsys) -> None:
+    """A 2x1000 video (too small for optical flow), a rotated phone clip, then a photo. Before:
+    the tiny video ended the run with a cv2.error traceback and the photo was never written."""
+    from lit_colorize.pretrained import pretrained_checkpoint
+
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    make_video(inputs / "a_strip.mkv", frames=3, width=1000, height=2)
+    make_video(inputs / "b_phone.mp4", frames=3, codec="libx264", rotation=-90)
+    make_photos(inputs, ["c_after.png"])
+    out = tmp_path / "out"
+    status = run_in_process(predict_args(pretrained_checkpoint(), [inputs], out))
+    printed = capsys.readouterr().out
+    assert status == 0, printed[-3000:]
+    assert files_under(out) == {"a_strip_colorized_T0.8.mp4", "b_phone_colorized_T0.8.mp4", "c_after_colorized_T0.8.png"}
+    assert f"{inputs / 'a_strip.mkv'}: its frames are below the 12 px optical flow needs" in printed
+    assert f"{inputs / 'b_phone.mp4'}: its rotation metadata was applied: turned 90 degrees clockwise" in printed
+    phone = probe_video(out / "b_phone_colorized_T0.8.mp4")
+    assert (phone.width, phone.height) == (24, 32)
 
 
 @pytest.mark.slow

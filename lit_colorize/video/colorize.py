@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import sys
 import time
+import warnings
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import ExitStack
@@ -25,6 +26,7 @@ from lit_colorize.errors import check_temperatures
 from lit_colorize.fullres import full_resolution_l, network_input, render, working_size
 from lit_colorize.network import ColorizationNet
 from lit_colorize.video.io import VideoInfo, VideoReader, VideoReadError, VideoWriter, probe_video
+from lit_colorize.video.flow import MIN_FLOW_SIDE
 from lit_colorize.video.stabilize import StabilizerSettings, TemporalStabilizer
 
 DEFAULT_BATCH_FRAMES = 8  # frames per network call: enough to fill a GPU at working sizes, little memory
@@ -47,7 +49,9 @@ class FrameColorizer:
     """Colorizes a sequence of same-sized frames (uint8 RGB (H, W, 3), color or gray) of one
     video; yields, per frame, one uint8 RGB (H, W, 3) per temperature. With
     ``temporal_consistency`` the ab of each frame passes through a :class:`TemporalStabilizer`
-    before rendering. ``cuts`` lists the frames where a new shot was detected so far."""
+    before rendering. ``cuts`` lists the frames where a new shot was detected so far;
+    ``without_flow`` is True when the frames were too small for optical flow (stabilised
+    without motion; a warning says so once per video)."""
 
     def __init__(
         self,
@@ -74,6 +78,10 @@ class FrameColorizer:
     def cuts(self) -> list[int]:
         """The frames of the latest video where the stabiliser found a new shot (after the first)."""
         return list(self._stabilizer.cuts) if self._stabilizer is not None else []
+
+    @property
+    def without_flow(self) -> bool:
+        return self._stabilizer is not None and self._stabilizer.without_flow
 
     @property
     def device(self) -> torch.device:
@@ -113,7 +121,14 @@ class FrameColorizer:
         for index, frame_l in enumerate(lightness):
             ab = [one[index] for one in ab_per_temperature]
             if stabilizer is not None:
+                warned = stabilizer.without_flow
                 ab = self._stabilize(stabilizer, frame_l, ab, blend_size)
+                if stabilizer.without_flow and not warned:
+                    warnings.warn(
+                        f"frames of {width}x{height} are below the {MIN_FLOW_SIDE} px optical flow needs: stabilised "
+                        "without motion (colors held where the lightness does not change)",
+                        stacklevel=4,
+                    )
             yield [render(frame_l, one).permute(1, 2, 0).cpu().numpy() for one in ab]
 
     @staticmethod
@@ -137,6 +152,23 @@ class VideoReport:
     bad_packets: int = 0
     cuts: list[int] = field(default_factory=list)
     seconds: float = 0.0
+    without_flow: bool = False  # too small for optical flow: stabilised without motion
+    timestamp_resets: int = 0  # resets of the source's time line, joined
+    dropped_subtitles: int = 0  # subtitle streams the output container did not take
+    rotation: int = 0  # clockwise degrees applied from the source's display matrix
+
+    def notes(self) -> list[str]:
+        """One line per thing the output differs in from the source, for predict to print."""
+        notes = []
+        if self.without_flow:
+            notes.append(f"its frames are below the {MIN_FLOW_SIDE} px optical flow needs: stabilised without motion")
+        if self.timestamp_resets:
+            notes.append(f"its timestamps jumped back {self.timestamp_resets} time(s) (joined files?): the time line was continued")
+        if self.dropped_subtitles:
+            notes.append(f"{self.dropped_subtitles} subtitle stream(s) dropped: the output container cannot take them as they are (use --writer.video_format mkv)")
+        if self.rotation:
+            notes.append(f"its rotation metadata was applied: turned {self.rotation} degrees clockwise, written upright")
+        return notes
 
     @property
     def frames_per_second(self) -> float:
@@ -203,12 +235,15 @@ def colorize_video(
     line_progress: bool = False,
     info: VideoInfo | None = None,
     on_frame: Callable[[int], None] | None = None,
+    overwrite: bool = True,
 ) -> VideoReport:
     """Colorizes the video ``source`` into one file per temperature (``outputs[i]`` at
     ``temperatures[i]``): H.264 yuv420p at the source's size, with its frame times and its
     audio. Each output is written under a temporary name and renamed only once complete;
     on any error (VideoReadError, VideoWriteError, Ctrl-C) no output has its final name.
-    Existing outputs are replaced: callers check first (predict's --overwrite rules).
+    With ``overwrite`` existing outputs are replaced (callers check first: predict's
+    --overwrite rules); without it an output that appeared meanwhile (another run) is kept
+    and :class:`~lit_colorize.video.io.VideoExistsError` raised.
     ``progress``: a bar (a line every 10 s with ``line_progress`` or without a terminal)."""
     source = Path(source)
     outputs = [Path(path) for path in outputs]
@@ -222,7 +257,10 @@ def colorize_video(
     try:
         with ExitStack() as stack:
             reader = stack.enter_context(VideoReader(source))
-            writers = [stack.enter_context(VideoWriter(path, info, crf=crf, preset=preset, audio_source=source)) for path in outputs]
+            writers = [
+                stack.enter_context(VideoWriter(path, info, crf=crf, preset=preset, audio_source=source, overwrite=overwrite))
+                for path in outputs
+            ]
             times: deque[int] = deque()
 
             def frames() -> Iterator[np.ndarray]:
@@ -245,8 +283,12 @@ def colorize_video(
                     "or scale it to one size first"
                 ) from None
             report.bad_packets = reader.bad_packets
+            report.timestamp_resets = reader.timestamp_resets
+            report.dropped_subtitles = writers[0].dropped_subtitles
     finally:
         bar.close()
     report.cuts = colorizer.cuts
+    report.without_flow = colorizer.without_flow
+    report.rotation = info.rotation
     report.seconds = time.monotonic() - started
     return report

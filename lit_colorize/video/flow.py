@@ -16,6 +16,7 @@ Conventions (the whole of :mod:`lit_colorize.video`):
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Literal
@@ -78,9 +79,22 @@ def check_flow(flow: np.ndarray, name: str = "flow") -> None:
         )
 
 
+#: The shortest side DIS takes at all: below it OpenCV raises "The input image must have either
+#: width or height >= 12" (measured by tests/test_video.py for every preset).
+MIN_FLOW_SIDE = 12
+
+
 class FlowEstimator:
     """Dense flow between two gray frames with OpenCV's DIS (Kroeger et al. 2016): fast enough on
-    the CPU for full-resolution video ("medium" ≈ a few frames a second at 1080p)."""
+    the CPU for full-resolution video ("medium" ≈ a few frames a second at 1080p).
+
+    Small frames: DIS builds a pyramid whose coarsest level is set by the frame's sides; where
+    that level lies above the preset's finest one, OpenCV re-chooses its scales from the width
+    alone, and for short, wide frames (12x40, 16x100, 31x300 px: opencv-python 5.1) it then
+    crashes the process (a segmentation fault, no exception). Such frames are enlarged for the
+    estimate, to the smallest size where the coarsest level reaches the finest (for "fast":
+    shorter side 32, longer 91), and the flow is scaled back. Frames with a side below
+    :data:`MIN_FLOW_SIDE` are refused with a ValueError (callers go without flow)."""
 
     def __init__(self, preset: Preset = "medium") -> None:
         if preset not in _PRESETS:
@@ -88,14 +102,41 @@ class FlowEstimator:
         self.preset = preset
         self._dis = cv2.DISOpticalFlow_create(_PRESETS[preset])
 
+    def _pyramid_fits(self, height: int, width: int) -> bool:
+        """DIS's own rule (dis_flow.cpp): its coarsest level reaches the preset's finest one."""
+        patch = self._dis.getPatchSize()
+        coarsest = min(int(math.log2(max(height, width) / (4.0 * patch)) + 0.5), int(math.log2(min(height, width) / patch)))
+        return coarsest >= self._dis.getFinestScale()
+
+    def estimate_size(self, height: int, width: int) -> tuple[int, int]:
+        """The (h, w) at which the flow of an (height, width) frame is estimated: the frame's
+        own, or the smallest enlargement of it (same aspect ratio) that DIS handles safely."""
+        if min(height, width) < MIN_FLOW_SIDE:
+            raise ValueError(
+                f"frames of {width}x{height} are too small for optical flow (DIS needs {MIN_FLOW_SIDE} px on each side)"
+            )
+        scale = 1.0
+        while not self._pyramid_fits(round(height * scale), round(width * scale)):
+            scale *= 1.05
+        return round(height * scale), round(width * scale)
+
     def __call__(self, gray_a: np.ndarray, gray_b: np.ndarray) -> np.ndarray:
         """The flow from a to b, float32 ``(H, W, 2)``: ``gray_a(x) ≈ gray_b(x + flow(x))``."""
         _check_gray(gray_a, "gray_a")
         _check_gray(gray_b, "gray_b")
         if gray_a.shape != gray_b.shape:
             raise ValueError(f"frames differ in size: {gray_a.shape} and {gray_b.shape}")
-        flow = self._dis.calc(np.ascontiguousarray(gray_a), np.ascontiguousarray(gray_b), None)
-        return np.asarray(flow, dtype=np.float32)
+        height, width = gray_a.shape
+        size = self.estimate_size(height, width)
+        if size == (height, width):
+            flow = self._dis.calc(np.ascontiguousarray(gray_a), np.ascontiguousarray(gray_b), None)
+            return np.asarray(flow, dtype=np.float32)
+        big_a, big_b = (cv2.resize(gray, size[::-1], interpolation=cv2.INTER_LINEAR) for gray in (gray_a, gray_b))
+        flow = cv2.resize(self._dis.calc(big_a, big_b, None), (width, height), interpolation=cv2.INTER_AREA)
+        flow = np.asarray(flow, dtype=np.float32)
+        flow[..., 0] *= np.float32(width / size[1])
+        flow[..., 1] *= np.float32(height / size[0])
+        return flow
 
 
 def remap_maps(flow: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

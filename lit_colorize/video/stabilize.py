@@ -23,6 +23,12 @@ has no detail to keep (the detail is in the full-resolution L), so their data te
 the blend above. It is the recursive filter along the flow that these methods share, and it
 costs two small DIS flows per frame on the CPU.
 
+Frames whose shorter side is below :data:`~lit_colorize.video.flow.MIN_FLOW_SIDE` (OpenCV's
+DIS refuses them: "the input image must have either width or height >= 12") are stabilised
+without motion: the
+previous output is carried in place (flow zero), weighted by the L* check alone, which holds
+colors where the lightness does not change; :attr:`TemporalStabilizer.without_flow` says so.
+
 The blend is in ab, so a region whose prediction alternates between two bins settles on a
 colour between them (the price: it can be less saturated than either).
 """
@@ -35,7 +41,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from lit_colorize.errors import ConfigError
-from lit_colorize.video.flow import FlowEstimator, occlusion_mask, remap_maps, warp_with_maps
+from lit_colorize.video.flow import MIN_FLOW_SIDE, FlowEstimator, occlusion_mask, remap_maps, warp_with_maps
 from lit_colorize.video.flow import Preset as FlowPreset
 
 L_TO_GRAY = 255.0 / 100.0  # L* in [0, 100] -> the uint8 gray frames the flow is estimated on
@@ -87,9 +93,17 @@ class TemporalStabilizer:
         self.frame_index = 0
         self.cuts: list[int] = []  # frame indices that started a new shot (after the first)
         self._previous: tuple[np.ndarray, np.ndarray, list[np.ndarray]] | None = None
+        #: True once a frame was too small for optical flow and was stabilised without motion.
+        self.without_flow = False
 
     def reset(self) -> None:
-        self.frame_index, self.cuts, self._previous = 0, [], None
+        self.frame_index, self.cuts, self._previous, self.without_flow = 0, [], None, False
+
+    def _still_confidence(self, lightness: np.ndarray) -> np.ndarray:
+        """Frames too small for flow: the previous output stays in place, trusted where the
+        lightness agrees with the previous frame's."""
+        disagreement = (lightness - self._previous[1]) * np.float32(1.0 / self.settings.l_sigma)
+        return np.exp(np.float32(-0.5) * disagreement * disagreement)
 
     def confidence(self, gray: np.ndarray, lightness: np.ndarray) -> tuple[tuple[np.ndarray, np.ndarray], np.ndarray]:
         """Where each pixel of this frame is in the previous one (``cv2.remap`` maps), and the
@@ -117,7 +131,11 @@ class TemporalStabilizer:
             raise ValueError(f"frame size changed from {self._previous[0].shape} to {gray.shape} within one video")
         cut, reliable, output = True, 0.0, ab
         if self._previous is not None:
-            maps, confidence = self.confidence(gray, lightness)
+            if min(gray.shape) < MIN_FLOW_SIDE:
+                self.without_flow = True
+                maps, confidence = None, self._still_confidence(lightness)
+            else:
+                maps, confidence = self.confidence(gray, lightness)
             reliable = float(np.mean(confidence > 0.5))
             cut = reliable < self.settings.cut_fraction
             if cut:
@@ -127,7 +145,7 @@ class TemporalStabilizer:
                 # out = predicted + weight * (carried - predicted): one temporary less than the textbook form
                 output = []
                 for previous, predicted in zip(self._previous[2], ab):
-                    carried = warp_with_maps(previous, *maps)
+                    carried = warp_with_maps(previous, *maps) if maps is not None else previous.copy()
                     carried -= predicted
                     carried *= weight
                     carried += predicted
