@@ -116,7 +116,9 @@ def parse_hints(hints: Sequence[Mapping[str, Any]] | None, photo: str, height: i
         if size is not None and size < 1:
             raise HintError(f"{where}: size must be at least 1 photo pixel, got {shown(size)}")
         if size is not None and size > longest:
-            raise HintError(f"{where}: size must be at most {longest} photo pixels (twice the photo's longer side), got {shown(size)}")
+            raise HintError(
+                f"{where}: size must be at most {longest} photo pixels (twice the photo's longer side), got {shown(size)}"
+            )
         try:
             rgb = parse_color(hint["color"])
         except ValueError as error:

@@ -101,7 +101,7 @@ def decode_upload(data: bytes, max_pixels: int) -> Photo:
             image.load()
             rgb, _ = pillow_pixels(ImageOps.exif_transpose(image))
         except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
-            raise UploadError(f"the image cannot be read ({one_line(error)}); it may be truncated or corrupt", status=415) from None
+            raise _unreadable(error) from None
     return Photo(rgb, _preview(rgb), _has_color(rgb))
 
 
@@ -118,12 +118,16 @@ def _opened(data: bytes, max_pixels: int) -> Iterator[Image.Image]:
         found = re.search(r"\((\d+) pixels\)", str(error))
         raise too_many_pixels(int(found.group(1)) if found else max_pixels + 1, max_pixels) from None
     except (OSError, SyntaxError, ValueError) as error:
-        raise UploadError(f"the image cannot be read ({one_line(error)}); it may be truncated or corrupt", status=415) from None
+        raise _unreadable(error) from None
     with image:
         width, height = image.size
         if width * height > max_pixels:
             raise too_many_pixels(width * height, max_pixels, (width, height))
         yield image
+
+
+def _unreadable(error: BaseException) -> UploadError:
+    return UploadError(f"the image cannot be read ({one_line(error)}); it may be truncated or corrupt", status=415)
 
 
 def _preview(rgb: np.ndarray) -> np.ndarray:
