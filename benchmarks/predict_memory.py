@@ -1,4 +1,4 @@
-"""Peak memory of ``lit-colorize predict`` on photos of extreme shapes and sizes.
+"""Peak memory of ``lit-colorize predict`` and ``lit-colorize evaluate`` on photos of extreme shapes and sizes.
 
 Why: a 30 KB PNG of 1x10000 pixels once took 5 GB and 70 s, because the network's input was
 scaled to the working size by its short side alone (32 x 320,000). The network input is now
@@ -9,6 +9,12 @@ from ``os.wait4``), its time and the network input it got:
 
     python -m benchmarks.predict_memory              # 64x64 (the fixed cost), 1x10000, 3x5000, 12000x12000
     python -m benchmarks.predict_memory --quick      # small shapes only, for the tests
+    python -m benchmarks.predict_memory --commands evaluate   # the evaluate rows alone
+
+Evaluate (issue 26: it once took 460 bytes a pixel, 21.6 GB for a 48-megapixel photo) is
+measured on 64x64, the 1x10000 strip and a 6000x8000 photo (48 megapixels; target: under 3 GB),
+with one setting (mode_mean T=0.8) beside gray: it measures an output a strip at a time, so
+more settings take longer, not more memory.
 
 The photos are made in a temporary folder: PNG strips of noise, and a smooth 12000x12000 JPEG
 (144 megapixels; Pillow refuses photos above 179 megapixels as decompression bombs). The
@@ -37,6 +43,8 @@ from benchmarks.common import REPO_ROOT, machine_line
 WORKING_SIZE = 128
 SHAPES = {"64x64": (64, 64), "1x10000": (1, 10000), "3x5000": (3, 5000), "12000x12000": (12000, 12000)}  # height x width
 QUICK_SHAPES = {"1x10000": (1, 10000), "3x5000": (3, 5000)}
+EVALUATE_SHAPES = {"64x64": (64, 64), "1x10000": (1, 10000), "6000x8000": (6000, 8000)}
+QUICK_EVALUATE_SHAPES = {"64x64": (64, 64), "1500x2000": (1500, 2000)}
 
 
 def make_photo(folder: Path, name: str, height: int, width: int) -> Path:
@@ -81,11 +89,8 @@ def console_script() -> str:
     return shutil.which("lit-colorize", path=str(Path(sys.executable).parent)) or "lit-colorize"
 
 
-def measure(photo: Path, checkpoint: Path, out: Path) -> dict:
-    """One ``lit-colorize predict`` of ``photo`` in a fresh process: its peak RSS and time."""
-    command = [console_script(), "predict", "--config", str(REPO_ROOT / "configs" / "predict.yaml"),
-               "--ckpt_path", str(checkpoint), "--data.inputs", f"[{photo}]", "--writer.output_dir", str(out),
-               "--data.num_workers", "0", "--trainer.accelerator", "cpu"]  # fmt: skip
+def run_measured(command: list[str], what: str) -> tuple[float, float]:
+    """``command`` in a fresh process: its peak RSS in MB and its seconds; RuntimeError if it fails."""
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "WANDB_MODE": "offline"}
     start = time.perf_counter()
     with subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as process:
@@ -94,42 +99,85 @@ def measure(photo: Path, checkpoint: Path, out: Path) -> dict:
         process.returncode = os.waitstatus_to_exitcode(status)
     seconds = time.perf_counter() - start
     if process.returncode != 0:
-        raise RuntimeError(f"predict of {photo} failed ({process.returncode}):\n{output[-3000:]}")
+        raise RuntimeError(f"{what} failed ({process.returncode}):\n{output[-3000:]}")
+    return usage.ru_maxrss / 1024, seconds  # Linux: KB
+
+
+def measure(photo: Path, checkpoint: Path, out: Path) -> dict:
+    """One ``lit-colorize predict`` of ``photo`` in a fresh process: its peak RSS and time."""
+    command = [console_script(), "predict", "--config", str(REPO_ROOT / "configs" / "predict.yaml"),
+               "--ckpt_path", str(checkpoint), "--data.inputs", f"[{photo}]", "--writer.output_dir", str(out),
+               "--data.num_workers", "0", "--trainer.accelerator", "cpu"]  # fmt: skip
+    peak_mb, seconds = run_measured(command, f"predict of {photo}")
     written = next(out.glob(f"{photo.stem}_colorized_*"))
     with Image.open(written) as image:
         size = image.size
-    return {"peak_mb": usage.ru_maxrss / 1024, "seconds": seconds, "output": f"{size[1]}x{size[0]}"}  # Linux: KB
+    return {"peak_mb": peak_mb, "seconds": seconds, "output": f"{size[1]}x{size[0]}"}
+
+
+def measure_evaluate(photo: Path, checkpoint: Path, out: Path) -> dict:
+    """One ``lit-colorize evaluate`` of ``photo`` (gray and mode_mean T=0.8) in a fresh process."""
+    command = [console_script(), "evaluate", "--ckpt_path", str(checkpoint), "--data.inputs", f"[{photo}]",
+               "--out", str(out), "--temperatures", "[0.8]", "--decodings", "mode_mean", "--device", "cpu",
+               "--overwrite"]  # fmt: skip
+    peak_mb, seconds = run_measured(command, f"evaluate of {photo}")
+    with Image.open(out / "grid.png") as grid:
+        size = grid.size
+    return {"peak_mb": peak_mb, "seconds": seconds, "grid": f"{size[1]}x{size[0]}"}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small shapes only (a smoke run)")
+    parser.add_argument("--commands", nargs="+", choices=("predict", "evaluate"), default=["predict", "evaluate"])
     args = parser.parse_args()
+    print(machine_line(torch.device("cpu")))
+    with tempfile.TemporaryDirectory() as folder:
+        folder = Path(folder)
+        checkpoint = make_checkpoint(folder / "model.ckpt")
+        if "predict" in args.commands:
+            predict_rows(folder, checkpoint, QUICK_SHAPES if args.quick else SHAPES)
+        if "evaluate" in args.commands:
+            evaluate_rows(folder, checkpoint, QUICK_EVALUATE_SHAPES if args.quick else EVALUATE_SHAPES)
+
+
+def predict_rows(folder: Path, checkpoint: Path, shapes: dict[str, tuple[int, int]]) -> None:
     from lit_colorize.fullres import MAX_WORKING_ASPECT, working_size
     from lit_colorize.unet import PRESETS, UNet
 
-    shapes = QUICK_SHAPES if args.quick else SHAPES
     multiple = UNet(1, 324, PRESETS["thesis128"]).size_multiple
     print("lit-colorize predict: peak resident memory per photo, CPU, each photo in a fresh process")
-    print(machine_line(torch.device("cpu")))
     print(
         f"model: thesis128 U-Net (16-...-256, 324 bins), random weights; working size {WORKING_SIZE} "
         f"(network input at most {MAX_WORKING_ASPECT:g} x {WORKING_SIZE}^2 = {int(MAX_WORKING_ASPECT * WORKING_SIZE**2):,} pixels); "
         "PNG output, T=0.8"
     )
     print(f"{'photo (h x w)':<16}{'file':>10}{'network input':>16}{'output':>14}{'peak RSS MB':>13}{'seconds':>9}")
-    with tempfile.TemporaryDirectory() as folder:
-        folder = Path(folder)
-        checkpoint = make_checkpoint(folder / "model.ckpt")
-        for name, (height, width) in shapes.items():
-            photo = make_photo(folder, f"photo_{name}", height, width)
-            h, w = working_size(height, width, WORKING_SIZE, multiple)
-            result = measure(photo, checkpoint, folder / "out")
-            print(
-                f"{name:<16}{photo.stat().st_size / 1024:>8.0f}KB{f'{h}x{w}':>16}{result['output']:>14}"
-                f"{result['peak_mb']:>13.0f}{result['seconds']:>9.1f}"
-            )
-            photo.unlink()
+    for name, (height, width) in shapes.items():
+        photo = make_photo(folder, f"photo_{name}", height, width)
+        h, w = working_size(height, width, WORKING_SIZE, multiple)
+        result = measure(photo, checkpoint, folder / "out")
+        print(
+            f"{name:<16}{photo.stat().st_size / 1024:>8.0f}KB{f'{h}x{w}':>16}{result['output']:>14}"
+            f"{result['peak_mb']:>13.0f}{result['seconds']:>9.1f}",
+            flush=True,
+        )
+        photo.unlink()
+
+
+def evaluate_rows(folder: Path, checkpoint: Path, shapes: dict[str, tuple[int, int]]) -> None:
+    print("lit-colorize evaluate: peak resident memory per photo, CPU, each photo in a fresh process")
+    print("the same model; rows gray and mode_mean T=0.8; metrics in strips of about half a megapixel")
+    print(f"{'command':<9}{'photo (h x w)':<16}{'MP':>7}{'file':>10}{'grid.png':>12}{'peak RSS MB':>13}{'seconds':>9}")
+    for name, (height, width) in shapes.items():
+        photo = make_photo(folder, f"photo_{name}", height, width)
+        result = measure_evaluate(photo, checkpoint, folder / "evaluation")
+        print(
+            f"{'evaluate':<9}{name:<16}{height * width / 1e6:>7.2f}{photo.stat().st_size / 1024:>8.0f}KB{result['grid']:>12}"
+            f"{result['peak_mb']:>13.0f}{result['seconds']:>9.1f}",
+            flush=True,
+        )
+        photo.unlink()
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 from skimage.color import lab2rgb, rgb2lab
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
@@ -23,6 +24,7 @@ from lit_colorize.evaluation import (
     DEFAULT_SETTINGS,
     GRAY,
     GRID_TILE_HEIGHT,
+    GRID_TILE_MAX_WIDTH,
     PSNR_CAP_DB,
     TRUTH,
     Setting,
@@ -285,3 +287,132 @@ def test_files_from_evaluates_exactly_the_listed_photos(
     assert f"{listing}:2: photos/gone.png does not exist" in message and "\n" not in message
     with pytest.raises(SystemExit, match="--files_from"):
         main(["evaluate", "--ckpt_path", str(checkpoint), "--out", str(tmp_path / "o3")])
+
+
+# --- issue 26: videos, memory, the grid and --out --------------------------------------------
+def test_videos_among_the_inputs_are_skipped_with_one_line(photos: Path, checkpoint: Path, tmp_path: Path) -> None:
+    """Case 6: a video among the inputs crashed evaluate (AttributeError on its missing pixels)."""
+    pytest.importorskip("av")
+    from tests.test_video_io import make_video
+
+    clip = make_video(photos / "clip.avi", frames=3)
+    messages: list[str] = []
+    result = evaluate(module_from_checkpoint(checkpoint), [photos], [Setting("mode_mean", 0.8)], log=messages.append)
+    assert result.videos == [str(clip)] and len(result.photos) == 3 and result.skipped == []
+    assert [m for m in messages if str(clip) in m] == [f"skipped: {clip} is a video; evaluate measures photos (benchmarks/video.py measures videos)"]
+
+    with pytest.raises(SystemExit) as error:  # nothing but a video: one line, nothing written
+        main(["evaluate", "--ckpt_path", str(checkpoint), "--data.inputs", f"[{clip}]", "--out", str(tmp_path / "out")])
+    message = str(error.value.code)
+    assert message.startswith("lit-colorize evaluate: error: none of the 1 file(s)") and "\n" not in message
+    assert not (tmp_path / "out").exists()
+
+
+def whole_photo_ssim(output: np.ndarray, truth: np.ndarray) -> float:
+    """Today's definition: torchmetrics' SSIM map of the whole photo, cropped to the windows inside it."""
+    from torchmetrics.functional.image import structural_similarity_index_measure
+
+    as_tensor = [torch.from_numpy(a).permute(2, 0, 1)[None].float() / 255 for a in (output, truth)]
+    _, full = structural_similarity_index_measure(*as_tensor, data_range=1.0, return_full_image=True)
+    return float(full[..., 5:-5, 5:-5].mean())
+
+
+def test_strips_measure_exactly_what_the_whole_photo_gives(checkpoint: Path) -> None:
+    """Case 7: evaluate works in strips now (memory bounded as predict's); cut into 7 strips of
+    11 rows or taken whole, a photo gives the same numbers, and the same as the whole-photo
+    formulas (torchmetrics' SSIM, predict's own rendering)."""
+    from lit_colorize.evaluation import RowScores, photo_strips, score_photo
+
+    net = module_from_checkpoint(checkpoint).net
+    rgb = torch.from_numpy(color_photo(71, 45, seed=3)).permute(2, 0, 1).contiguous()
+    strips = list(photo_strips(71, 45, budget=45 * 11))
+    assert len(strips) == 7 and all(s.stop - s.start >= 11 for s in strips)
+    assert [row for s in strips for row in range(s.top, s.bottom)] == list(range(71))
+    settings = [Setting("mode_mean", 0.0), Setting("annealed_mean", 0.38)]
+    measured = {}
+    for budget in (45 * 11, 1 << 30):
+        rows = [RowScores(net.grid_size, net.color_table.counts, torch.device("cpu")) for _ in range(3)]
+        with torch.no_grad():
+            cf, gray = score_photo(net, rgb, settings, None, rows, budget=budget)
+        measured[budget] = (cf, gray, rows)
+    (cf_strips, gray_strips, by_strips), (cf_whole, gray_whole, whole) = measured.values()
+    assert cf_strips == pytest.approx(cf_whole, rel=1e-12) and gray_strips == gray_whole is False
+    for a, b in zip(by_strips, whole):
+        assert torch.equal(a.auc.histogram, b.auc.histogram)  # the AuC's counts: exactly
+        for values_a, values_b in ((a.psnr, b.psnr), (a.ab_error, b.ab_error), (a.ssim, b.ssim), (a.cf, b.cf)):
+            assert values_a == pytest.approx(values_b, rel=1e-6)
+
+    truth = rgb.permute(1, 2, 0).numpy()
+    outputs = net.colorize_photo(rgb, [0.0])  # mode_mean, as predict renders it
+    # float32 either way; torchmetrics sums the 2-D window in another order (a noise photo: SSIM 0.47)
+    assert by_strips[1].ssim[0] == pytest.approx(whole_photo_ssim(outputs[0].permute(1, 2, 0).numpy(), truth), abs=1e-5)
+    assert by_strips[1].psnr[0] == pytest.approx(peak_signal_noise_ratio(truth / 255, outputs[0].permute(1, 2, 0).numpy() / 255), abs=1e-6)
+
+
+@pytest.mark.slow
+def test_evaluate_memory_is_bounded_like_predicts() -> None:
+    """Case 7: evaluate took about 460 bytes per pixel (6.6 GB for 12 MP; 48 MP was killed at
+    21.6 GB). The benchmark's quick run: a 3-megapixel photo may add at most 100 bytes a pixel
+    over a 64x64 one (the 48-megapixel row, in the README, stays under 3 GB)."""
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO_ROOT
+
+    result = subprocess.run(
+        [sys.executable, "-m", "benchmarks.predict_memory", "--quick", "--commands", "evaluate"],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=900,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = {line.split()[1]: line.split() for line in result.stdout.splitlines() if line.startswith("evaluate ")}
+    small, large = float(rows["64x64"][-2]), float(rows["1500x2000"][-2])
+    assert (large - small) * 2**20 / (1500 * 2000) < 100, result.stdout
+
+
+def test_grid_tiles_are_bounded_for_a_long_strip(checkpoint: Path, tmp_path: Path) -> None:
+    """Case 11: a 1x10000 strip made a 2.3-gigapixel grid.png (each tile 160 tall, aspect kept)."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    Image.fromarray(color_photo(2, 1000, seed=1)).save(folder / "strip.png")
+    Image.fromarray(color_photo(48, 64, seed=2)).save(folder / "photo.png")
+    out = tmp_path / "out"
+    main(["evaluate", "--ckpt_path", str(checkpoint), "--data.inputs", f"[{folder}]", "--out", str(out),
+          "--temperatures", "[0.8]", "--decodings", "mode_mean"])  # fmt: skip
+    with Image.open(out / "grid.png") as grid:
+        assert grid.height == 2 * GRID_TILE_HEIGHT + 4
+        assert grid.width == 3 * GRID_TILE_MAX_WIDTH + 2 * 4  # the strip's row: three tiles 640 wide, 1 tall
+
+
+def test_out_is_checked_before_any_work(photos: Path, checkpoint: Path, tmp_path: Path, monkeypatch) -> None:
+    """Case 11: an --out that cannot be written failed only after all the work; an --out that is
+    an input folder was accepted (the next run measured its grid.png as a photo)."""
+    from lit_colorize import evaluation
+
+    def no_work(*args, **kwargs):
+        raise AssertionError("evaluate ran before --out was checked")
+
+    monkeypatch.setattr(evaluation, "evaluate", no_work)
+    (tmp_path / "notes.txt").write_text("mine")
+    cases = {
+        tmp_path / "notes.txt" / "out": f"--out {tmp_path / 'notes.txt' / 'out'} is not writable ({tmp_path / 'notes.txt'}, where",
+        photos: f"--out {photos} is the input folder {photos}",
+    }
+    for out, expected in cases.items():
+        with pytest.raises(SystemExit) as error:
+            main(["evaluate", "--ckpt_path", str(checkpoint), "--data.inputs", f"[{photos}]", "--out", str(out)])
+        message = str(error.value.code)
+        assert expected in message and "\n" not in message, message
+    assert sorted(p.name for p in photos.iterdir()) == ["p0.png", "p1.png", "p2.png"]
+
+
+def test_a_photo_listed_three_times_counts_once(photos: Path, checkpoint: Path, monkeypatch) -> None:
+    """Case 11: the same photo by three names (a file twice, its folder) counted three times."""
+    monkeypatch.chdir(photos)
+    messages: list[str] = []
+    module = module_from_checkpoint(checkpoint)
+    result = evaluate(module, ["p0.png", photos / "p0.png", photos], [Setting("mode_mean", 0.8)], log=messages.append)
+    assert result.photos == [Path("p0.png"), photos / "p1.png", photos / "p2.png"]
+    assert f"{photos / 'p0.png'} is among the inputs 3 times; counted once" in messages
+    once = evaluate(module, [photos], [Setting("mode_mean", 0.8)], log=lambda m: None)
+    assert result.rows[GRAY] == once.rows[GRAY] and result.rows["mode_mean T=0.8"] == once.rows["mode_mean T=0.8"]
+    assert result.rows[TRUTH]["cf"] == once.rows[TRUTH]["cf"]

@@ -350,7 +350,7 @@ def test_run_level_checks_name_the_problem(tmp_path) -> None:
 @pytest.mark.slow
 def test_predict_memory_benchmark_quick_run() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "benchmarks.predict_memory", "--quick"],
+        [sys.executable, "-m", "benchmarks.predict_memory", "--quick", "--commands", "predict"],
         cwd=REPO_ROOT, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
