@@ -10,8 +10,9 @@ from __future__ import annotations
 import errno
 import json
 import os
+import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from torch.utils.data import Dataset
@@ -23,6 +24,11 @@ from lit_colorize.prediction import PhotoItem
 from lit_colorize.user_hints import HintError, parse_hints
 
 HINTS_SIDECAR = ".hints.json"  # photo.jpg's hints, found beside it: photo.hints.json
+#: How deep a photo's hints may nest: a list of hints is 3 deep (``[{"color": [r, g, b]}]``).
+#: Deeper JSON is refused before it is decoded: Python's decoder recurses once per level and
+#: would end the whole run (RecursionError) on a few thousand brackets.
+MAX_HINTS_DEPTH = 8
+_JSON_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]')  # a string (skipped whole), or a bracket
 
 
 @dataclass(frozen=True)
@@ -100,32 +106,144 @@ def _search_folder(root: Path, skip_dirs: list[Path], own: OutputNames) -> list[
     return sorted(sources, key=lambda source: source.path)
 
 
-def read_hints_file(path: str | Path) -> dict[Path, list]:
+@dataclass
+class JsonNesting:
+    """How deep a JSON text nests, and, for a top-level object, which members nest deeper than
+    a limit: their keys and (start, end) spans in the text."""
+
+    depth: int = 0
+    deep_members: dict[str, tuple[int, int]] = field(default_factory=dict)
+
+
+def json_nesting(text: str, limit: int = MAX_HINTS_DEPTH) -> JsonNesting:
+    """One pass over the brackets outside strings (a regular expression, no recursion)."""
+    nesting = JsonNesting()
+    depth, key, value_start, value_depth = 0, None, -1, 0
+    last_string: tuple[str, int] | None = None
+    for match in _JSON_TOKEN.finditer(text):
+        token = match.group()
+        if token[0] == '"':
+            last_string = (token, match.end()) if depth == 1 else last_string
+            continue
+        if token in "[{":
+            if depth == 1 and last_string is not None and text[last_string[1] : match.start()].strip() == ":":
+                key, value_start, value_depth = last_string[0], match.start(), 0
+            depth += 1
+            nesting.depth = max(nesting.depth, depth)
+            value_depth = max(value_depth, depth - 1)
+            continue
+        depth -= 1
+        if depth == 1 and value_start >= 0:
+            if value_depth > limit and key is not None:
+                nesting.deep_members[decode_key(key)] = (value_start, match.end())
+            value_start = -1
+    return nesting
+
+
+def decode_key(token: str) -> str:
+    """A JSON string token as its text (an undecodable one as written)."""
+    try:
+        return json.loads(token)
+    except ValueError:
+        return token.strip('"')
+
+
+@dataclass
+class HintsFile:
+    """``--data.hints FILE.json`` as read: each photo's hints by resolved path, the photos whose
+    entry cannot be used (nested too deep) with why, and each resolved path's key as written."""
+
+    path: Path
+    hints: dict[Path, list] = field(default_factory=dict)
+    errors: dict[Path, str] = field(default_factory=dict)
+    keys: dict[Path, str] = field(default_factory=dict)
+
+
+def read_hints_file(path: str | Path) -> HintsFile:
     """``--data.hints FILE.json``: ``{"photo path": [hint, ...], ...}``, paths relative to the
-    current folder like every path on the command line; keyed by resolved path."""
+    current folder like every path on the command line; keyed by resolved path. A file that
+    cannot be read is one line for the run (PredictSetupError); an entry nested deeper than
+    :data:`MAX_HINTS_DEPTH` fails its photo alone."""
     path = Path(path).expanduser()
     try:
-        mapping = json.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise PredictSetupError(f"hints file {path} not found; give a JSON file mapping photo paths to lists of hints") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+    except (OSError, UnicodeDecodeError) as error:
         raise PredictSetupError(f"cannot read hints file {path}: {error}") from None
-    if not isinstance(mapping, dict) or not all(isinstance(v, list) for v in mapping.values()):
-        raise PredictSetupError(
-            f"hints file {path} must map photo paths to lists of hints, e.g. "
-            '{"photo.jpg": [{"x": 120, "y": 45, "color": "#2a6fdb"}]}'
-        )
-    return {Path(photo).expanduser().resolve(): hints for photo, hints in mapping.items()}
+    nesting = json_nesting(text)
+    for start, end in sorted(nesting.deep_members.values(), reverse=True):  # decoded as null, reported per photo
+        text = text[:start] + "null" + text[end:]
+    if nesting.depth > MAX_HINTS_DEPTH + 1 and not nesting.deep_members:
+        raise PredictSetupError(f"hints file {path} nests {nesting.depth} levels deep; {HINTS_FILE_FORM}")
+    try:
+        mapping = json.loads(text)
+    except (ValueError, RecursionError) as error:  # JSONDecodeError, an integer of over 4300 digits
+        raise PredictSetupError(f"cannot read hints file {path}: {error}") from None
+    deep = set(nesting.deep_members)
+    if not isinstance(mapping, dict) or not all(isinstance(v, list) or k in deep for k, v in mapping.items()):
+        raise PredictSetupError(f"hints file {path} must map photo paths to lists of hints, e.g. {HINTS_FILE_FORM}")
+    read = HintsFile(path)
+    for photo, hints in mapping.items():
+        resolved = Path(photo).expanduser().resolve()
+        read.keys[resolved] = photo
+        if photo in deep:
+            read.errors[resolved] = f"its hints in {path} nest more than {MAX_HINTS_DEPTH} levels deep; a photo's hints are a list of {{x, y, color}}"
+        else:
+            read.hints[resolved] = hints
+    return read
+
+
+HINTS_FILE_FORM = 'a JSON object of photo paths to lists of hints: {"photo.jpg": [{"x": 120, "y": 45, "color": "#2a6fdb"}]}'
+
+
+def check_hints_keys(hints_file: HintsFile, photos: Sequence[PhotoSource]) -> None:
+    """Every photo the hints file names is among the inputs; else PredictSetupError naming the
+    keys that match none (a typo, a case difference, another current folder), with the input
+    they were likely meant for."""
+    found = {source.path.resolve(): source.path for source in photos if source.error is None}
+    unmatched = [resolved for resolved in hints_file.keys if resolved not in found]
+    if not unmatched:
+        return
+    described = [f"{hints_file.keys[resolved]!r}{likely_meant(resolved, found)}" for resolved in unmatched[:3]]
+    more = f" and {len(unmatched) - 3} more" if len(unmatched) > 3 else ""
+    raise PredictSetupError(
+        f"hints file {hints_file.path} names {len(unmatched)} photo(s) not among the inputs: {', '.join(described)}{more}; "
+        f"its paths are relative to the current folder ({Path.cwd()}) or absolute, as in --data.inputs"
+    )
+
+
+def likely_meant(resolved: Path, found: dict[Path, Path]) -> str:
+    """`` (did you mean X?)`` for the input whose path differs only in case, or else has the same name."""
+    for candidate, given in found.items():
+        if str(candidate).lower() == str(resolved).lower():
+            return f" (did you mean {given}?)"
+    same_name = [given for candidate, given in found.items() if candidate.name.lower() == resolved.name.lower()]
+    return f" (did you mean {same_name[0]}?)" if same_name else ""
+
+
+def sidecar_path(photo: Path) -> Path:
+    return photo.with_name(photo.stem + HINTS_SIDECAR)
 
 
 def sidecar_hints(photo: Path) -> list | None:
-    """The hints of ``photo.hints.json`` beside ``photo.jpg``, when it exists."""
-    sidecar = photo.with_name(photo.stem + HINTS_SIDECAR)
+    """The hints of ``photo.hints.json`` beside ``photo.jpg``, when it exists; HintError (that
+    photo's failure) for one that cannot be read or nests too deep."""
+    sidecar = sidecar_path(photo)
     if not sidecar.is_file():
         return None
     try:
-        hints = json.loads(sidecar.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        text = sidecar.read_text(encoding="utf-8")
+        depth = json_nesting(text).depth
+        if depth > MAX_HINTS_DEPTH:
+            raise HintError(
+                f"{photo}: its hints file {sidecar} nests {depth} levels deep (at most {MAX_HINTS_DEPTH}); "
+                "it holds a list of hints, e.g. [{\"x\": 120, \"y\": 45, \"color\": \"#2a6fdb\"}]"
+            )
+        hints = json.loads(text)
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as error:  # ValueError: JSON, a 4300-digit integer
+        if isinstance(error, HintError):
+            raise
         raise HintError(f"{photo}: cannot read its hints file {sidecar}: {error}") from None
     return hints
 
@@ -144,7 +262,9 @@ class PhotoDataset(Dataset):
         hints_file: str | Path | None = None,
     ) -> None:
         self.photos = find_photos(inputs, output_dir, suffix)
-        self.hints = read_hints_file(hints_file) if hints_file is not None else {}
+        self.hints_file = read_hints_file(hints_file) if hints_file is not None else None
+        if self.hints_file is not None:
+            check_hints_keys(self.hints_file, self.photos)
 
     def __len__(self) -> int:
         return len(self.photos)
@@ -155,16 +275,37 @@ class PhotoDataset(Dataset):
         if source.error is not None:
             return PhotoItem(str(path), relative_dir, error=source.error)
         if has_video_suffix(path):  # streamed by the writer, never decoded whole here
-            return PhotoItem(str(path), relative_dir, is_video=True)
+            return PhotoItem(str(path), relative_dir, is_video=True, error=self.video_hints_error(path))
         try:
             decoded = read_image(path)
-            raw = self.hints.get(path.resolve())
-            hints = parse_hints(raw if raw is not None else sidecar_hints(path), str(path), *decoded.rgb.shape[-2:])
         except ImageReadError as error:
             return PhotoItem(str(path), relative_dir, error=str(error))
+        try:
+            hints = self.photo_hints(path, *decoded.rgb.shape[-2:])
         except HintError as error:  # the writer prefixes the photo's path itself
             return PhotoItem(str(path), relative_dir, error=str(error).removeprefix(f"{path}: "))
+        except (ValueError, TypeError, OverflowError, RecursionError) as error:  # hints the checks did not foresee
+            return PhotoItem(str(path), relative_dir, error=f"its hints cannot be used: {type(error).__name__}: {error}")
         return PhotoItem(str(path), relative_dir, decoded.rgb, decoded.alpha, hints=hints or None)
+
+    def photo_hints(self, path: Path, height: int, width: int) -> list:
+        """The checked hints of the photo ``path`` (``--data.hints`` first, else its sidecar)."""
+        resolved = path.resolve()
+        if self.hints_file is not None and resolved in self.hints_file.errors:
+            raise HintError(f"{path}: {self.hints_file.errors[resolved]}")
+        raw = self.hints_file.hints.get(resolved) if self.hints_file is not None else None
+        return parse_hints(raw if raw is not None else sidecar_hints(path), str(path), height, width)
+
+    def video_hints_error(self, path: Path) -> str | None:
+        """Hints are for photos: a video named by ``--data.hints`` or with a sidecar fails alone,
+        rather than being colorized as if they were not there."""
+        if self.hints_file is not None and path.resolve() in self.hints_file.keys:
+            where = f"hints file {self.hints_file.path} names it"
+        elif sidecar_path(path).is_file():
+            where = f"{sidecar_path(path)} lies beside it"
+        else:
+            return None
+        return f"{where}, but hints apply to photos only (a video is colorized without hints); remove them, or colorize its frames as photos"
 
 
 def collate_photos(items: list[PhotoItem]) -> list[PhotoItem]:
