@@ -288,9 +288,11 @@ def test_outputs_are_never_read_back_and_symlink_loops_are_reported(tmp_path, ch
     assert "a_colorized_T0.8.png" in files_under(folder)
 
 
-def test_partial_names_carry_the_writer_pid(tmp_path) -> None:
+def test_partial_names_carry_the_writer_host_namespace_and_pid(tmp_path) -> None:
+    from lit_colorize.atomic import host_name, process_space
+
     path = partial_path(tmp_path / "x_colorized_T0.8.png")
-    assert is_partial(path.name) and path.name.startswith(f".x_colorized_T0.8.{os.getpid()}-")
+    assert is_partial(path.name) and path.name.startswith(f".x_colorized_T0.8.{host_name()}~{process_space()}-{os.getpid()}-")
     assert path.name.endswith(".partial.png") and path.parent == tmp_path
 
 
@@ -314,13 +316,14 @@ def test_folder_search_skips_outputs_and_the_output_folder(tmp_path) -> None:
 
 
 def test_stale_temporary_files_are_removed_only_when_their_writer_is_gone(tmp_path) -> None:
-    from lit_colorize.atomic import remove_stale_partials
+    from lit_colorize.atomic import host_name, process_space, remove_stale_partials
 
     finished = subprocess.Popen(["true"])
     finished.wait()
     (tmp_path / "sub").mkdir()
-    dead = tmp_path / "sub" / f".a_colorized_T0.8.{finished.pid}-0123abcd.partial.png"
-    alive = tmp_path / f".b_colorized_T0.8.{os.getppid()}-0123abcd.partial.jpg"  # a process still writing
+    here = f"{host_name()}~{process_space()}"
+    dead = tmp_path / "sub" / f".a_colorized_T0.8.{here}-{finished.pid}-0123abcd.partial.png"
+    alive = tmp_path / f".b_colorized_T0.8.{here}-{os.getppid()}-0123abcd.partial.jpg"  # a process still writing
     mine = [tmp_path / ".a_colorized_T0.8.12345.partial.png", tmp_path / "a_colorized_T0.8.png", tmp_path / ".hidden.png"]
     for path in [dead, alive, *mine]:
         path.write_bytes(b"x")
