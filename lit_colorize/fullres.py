@@ -142,7 +142,7 @@ def render(
     if out is None:
         out = torch.empty(3, height, width, dtype=torch.uint8, device=lightness.device)
     step = strip_rows(width, budget)
-    for top in range(0, height, step):
+    for top in _strip_starts(height, step):
         out[:, top : top + step] = render_rows(lightness[top : top + step], ab_wide, top, height)
     return out
 

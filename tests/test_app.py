@@ -705,3 +705,29 @@ def test_a_normal_colorize_stays_fast_while_another_page_asks_for_ten_40_mp_down
     out = result.stdout
     assert "hostile: 10 full-size downloads at once" in out and "x 503 refused at once" in out
     assert out.count("MET     ") == 2
+
+
+def test_case3_full_size_work_checks_between_the_strips_of_both_its_passes() -> None:
+    """The hook the gate stops abandoned work with: called before every strip of the L pass and
+    of the render pass; what it raises ends the work there."""
+    from lit_colorize.fullres import between_strips, full_resolution_l, render
+
+    rgb = torch.randint(0, 256, (3, 100, 40), dtype=torch.uint8)
+    seen: list[tuple[int, int]] = []
+    with between_strips(lambda done, total: seen.append((done, total))):
+        lightness = full_resolution_l(rgb, budget=40 * 10)  # 10 rows a strip
+        render(lightness, torch.zeros(2, 8, 4), budget=40 * 10)
+    assert seen == [(top, 100) for top in range(0, 100, 10)] * 2
+
+    class Stop(Exception):
+        pass
+
+    def stop_at_half(done: int, total: int) -> None:
+        if done >= total // 2:
+            raise Stop
+
+    out = torch.zeros(3, 100, 40, dtype=torch.uint8)
+    with between_strips(stop_at_half), pytest.raises(Stop):
+        render(lightness, torch.full((2, 8, 4), 30.0), budget=40 * 10, out=out)
+    assert out[:, :50].any() and not out[:, 50:].any()  # the rows after the stop were never computed
+    full_resolution_l(rgb)  # outside the block: no callback
