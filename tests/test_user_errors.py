@@ -273,3 +273,79 @@ def test_a_normal_run_does_not_warn(tmp_path: Path) -> None:
         trainer.fit(module, tiny_toyshapes())
     assert not [w for w in caught if "diverged" in str(w.message)]
     assert module.divergence.diverged_loss == pytest.approx(10 * torch.log(torch.tensor(324.0)).item())
+
+
+# --- issue 26 case 9, issue 31 section 2: one line and exit 1, not a usage page and exit 2 ------
+def test_cuda_without_a_gpu_is_one_line(tmp_path: Path, monkeypatch) -> None:
+    """Before: Lightning's MisconfigurationException traceback."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    Image.new("RGB", (40, 32), (90, 60, 30)).save(tmp_path / "photo.png")
+    message = user_error("predict", "--config", PREDICT, "--data.inputs", f"[{tmp_path / 'photo.png'}]",
+                         "--trainer.accelerator", "cuda")  # fmt: skip
+    assert "--trainer.accelerator cuda: no CUDA GPU is available here" in message and "--trainer.accelerator cpu" in message
+    assert not (tmp_path / "colorized").exists()
+
+
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (["--writer.video_format", "webm"], "--writer.video_format: Expected a typing.Literal['mp4', 'mkv']. Got value: webm; see lit-colorize predict --help"),
+        (["--writer.working_size", "100000"], "working_size must be a whole number of pixels from 1 to 2048"),
+        (["--model.init_args.lr", "abc"], "--model.lr: Expected a <class 'float'>. Got value: abc"),
+        (["--no_such_option", "3"], "unrecognized arguments: --no_such_option 3"),
+    ],
+    ids=["video-format-webm", "working-size-100000", "lr-abc", "unknown-option"],
+)  # fmt: skip
+def test_wrong_option_values_are_one_line_not_a_usage_page(args: list[str], expected: str, tmp_path: Path, monkeypatch) -> None:
+    """Before: jsonargparse's usage dump (60-80 lines) and exit status 2."""
+    monkeypatch.chdir(tmp_path)
+    Image.new("RGB", (40, 32), (90, 60, 30)).save(tmp_path / "photo.png")
+    message = user_error("predict", "--config", PREDICT, "--data.inputs", f"[{tmp_path / 'photo.png'}]", *args)
+    assert expected in message
+    assert not (tmp_path / "colorized").exists()
+
+
+def test_evaluate_working_size_beyond_the_bound_is_one_line(tmp_path: Path) -> None:
+    """Before: --working_size 100000 tried to allocate tens of GB (a traceback, or the kernel's kill)."""
+    Image.new("RGB", (40, 32), (90, 60, 30)).save(tmp_path / "photo.png")
+    for value, words in (("100000", "from 1 to 2048"), ("0", "from 1 to 2048"), ("x", "invalid int value: 'x'")):
+        message = user_error("evaluate", "--data.inputs", str(tmp_path / "photo.png"), "--working_size", value, "--out", str(tmp_path / "e"))
+        assert "--working_size" in message and words in message
+    assert not (tmp_path / "e").exists()
+
+
+def test_predict_without_a_config_or_outside_the_clone_names_the_fix(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)  # not the clone: configs/predict.yaml is not here
+    Image.new("RGB", (40, 32), (90, 60, 30)).save(tmp_path / "old_photo.jpg")
+    message = user_error("predict", "--data.inputs", "old_photo.jpg")
+    assert f"predict needs its config: add --config {REPO_ROOT / 'configs' / 'predict.yaml'}" in message
+    message = user_error("predict", "--config", "configs/predict.yaml", "--data.inputs", "old_photo.jpg")
+    assert f"config file configs/predict.yaml not found (relative paths start at the current folder, {tmp_path})" in message
+    assert f"--config {REPO_ROOT / 'configs' / 'predict.yaml'}" in message
+    monkeypatch.chdir(REPO_ROOT)  # in the clone, the relative path is the fix
+    message = user_error("predict", "--data.inputs", str(tmp_path / "old_photo.jpg"))
+    assert "add --config configs/predict.yaml " in message
+    assert not (tmp_path / "colorized").exists()
+
+
+def test_a_bare_input_path_is_a_list_of_one(checkpoint: Path, tmp_path: Path, monkeypatch) -> None:
+    """``--data.inputs old_photo.jpg`` as the README's reader types it; before: a usage page, exit 2."""
+    monkeypatch.chdir(tmp_path)
+    Image.new("RGB", (40, 32), (90, 60, 30)).save(tmp_path / "old_photo.jpg")
+    main(["predict", "--config", PREDICT, "--ckpt_path", str(checkpoint), "--data.inputs", "old_photo.jpg", "--data.num_workers", "0"])
+    assert [p.name for p in (tmp_path / "colorized").iterdir()] == ["old_photo_colorized_T0.8.png"]
+
+
+@pytest.mark.slow
+def test_the_user_sees_one_line_and_exit_1_for_a_wrong_option(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [console_script(), "predict", "--data.inputs", "old_photo.jpg"],
+        cwd=tmp_path, env=cli_env(), capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 1 and result.stdout == ""
+    assert result.stderr.strip().splitlines() == [
+        f"lit-colorize predict: error: predict needs its config: add --config {REPO_ROOT / 'configs' / 'predict.yaml'} "
+        "(it names the photo inputs and the writer); e.g. lit-colorize predict --config configs/predict.yaml "
+        "--data.inputs '[old_photo.jpg]'"
+    ]
