@@ -21,6 +21,11 @@ The photos are made in a temporary folder: PNG strips of noise, and a smooth 120
 model is the thesis's 128x128 U-Net (16-...-256, 324 bins) with random weights and a bin
 table of bin centers, saved as a checkpoint: memory does not depend on the weights.
 Photos are decoded in the main process (``--data.num_workers 0``), so one process holds all.
+
+The photos and the checkpoint are made in processes of their own: Linux counts the memory of
+the process that starts a command in the command's peak (``ru_maxrss`` carries the parent's
+resident size over the fork and exec), so a parent that had held the 144-megapixel photo made
+every later row read about 2 GB.
 """
 
 from __future__ import annotations
@@ -49,12 +54,11 @@ QUICK_EVALUATE_SHAPES = {"64x64": (64, 64), "1500x2000": (1500, 2000)}
 
 def make_photo(folder: Path, name: str, height: int, width: int) -> Path:
     """Thin strips as PNG noise (a few KB to a few tens of KB); large photos as a smooth JPEG."""
-    if height * width <= 1_000_000:
-        path = folder / f"{name}.png"
+    path = photo_path(folder, name, height, width)
+    if path.suffix == ".png":
         pixels = np.random.default_rng(0).integers(0, 256, (height, width, 3), dtype=np.uint8)
         Image.fromarray(pixels).save(path)
         return path
-    path = folder / f"{name}.jpg"
     rows = np.linspace(0, 255, height, dtype=np.float32)[:, None]
     cols = np.linspace(0, 255, width, dtype=np.float32)[None, :]
     image = np.empty((height, width, 3), dtype=np.uint8)
@@ -83,6 +87,18 @@ def make_checkpoint(path: Path) -> Path:
     trainer.strategy.connect(module)
     trainer.save_checkpoint(path)
     return path
+
+
+def in_child(call: str) -> None:
+    """Run ``call`` (Python, this module's names in scope) in a process of its own, so that what
+    it allocates never counts in the peak of the commands measured after it."""
+    code = f"from benchmarks.predict_memory import *; {call}"
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO_ROOT, env={**os.environ, "PYTHONPATH": str(REPO_ROOT)})
+
+
+def photo_path(folder: Path, name: str, height: int, width: int) -> Path:
+    """Where :func:`make_photo` writes: PNG for thin strips, JPEG for large photos."""
+    return folder / f"{name}.{'png' if height * width <= 1_000_000 else 'jpg'}"
 
 
 def console_script() -> str:
@@ -134,7 +150,8 @@ def main() -> None:
     print(machine_line(torch.device("cpu")))
     with tempfile.TemporaryDirectory() as folder:
         folder = Path(folder)
-        checkpoint = make_checkpoint(folder / "model.ckpt")
+        checkpoint = folder / "model.ckpt"
+        in_child(f"make_checkpoint(Path({str(checkpoint)!r}))")
         if "predict" in args.commands:
             predict_rows(folder, checkpoint, QUICK_SHAPES if args.quick else SHAPES)
         if "evaluate" in args.commands:
@@ -154,7 +171,8 @@ def predict_rows(folder: Path, checkpoint: Path, shapes: dict[str, tuple[int, in
     )
     print(f"{'photo (h x w)':<16}{'file':>10}{'network input':>16}{'output':>14}{'peak RSS MB':>13}{'seconds':>9}")
     for name, (height, width) in shapes.items():
-        photo = make_photo(folder, f"photo_{name}", height, width)
+        photo = photo_path(folder, f"photo_{name}", height, width)
+        in_child(f"make_photo(Path({str(folder)!r}), {photo.stem!r}, {height}, {width})")
         h, w = working_size(height, width, WORKING_SIZE, multiple)
         result = measure(photo, checkpoint, folder / "out")
         print(
@@ -170,7 +188,8 @@ def evaluate_rows(folder: Path, checkpoint: Path, shapes: dict[str, tuple[int, i
     print("the same model; rows gray and mode_mean T=0.8; metrics in strips of about half a megapixel")
     print(f"{'command':<9}{'photo (h x w)':<16}{'MP':>7}{'file':>10}{'grid.png':>12}{'peak RSS MB':>13}{'seconds':>9}")
     for name, (height, width) in shapes.items():
-        photo = make_photo(folder, f"photo_{name}", height, width)
+        photo = photo_path(folder, f"photo_{name}", height, width)
+        in_child(f"make_photo(Path({str(folder)!r}), {photo.stem!r}, {height}, {width})")
         result = measure_evaluate(photo, checkpoint, folder / "evaluation")
         print(
             f"{'evaluate':<9}{name:<16}{height * width / 1e6:>7.2f}{photo.stat().st_size / 1024:>8.0f}KB{result['grid']:>12}"

@@ -5,8 +5,12 @@ model card's measurement)."""
 
 from __future__ import annotations
 
+import hashlib
 import inspect
-
+import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -15,11 +19,23 @@ import torch
 from PIL import Image
 from skimage.color import rgb2lab
 
-from lit_colorize import ColorizationModule, Colorizer
+from callbacks import ColorizedPhotoWriter
+from lit_colorize import ColorizationModule, Colorizer, pretrained
 from lit_colorize.cli import main
 from lit_colorize.colorizer import check_hyperparameters, read_checkpoint
+from lit_colorize.errors import MAX_WORKING_SIZE, CheckpointError, ConfigError
 from lit_colorize.evaluation import GRAY, Setting, evaluate
-from lit_colorize.pretrained import MAX_SHIPPED_BYTES, PRETRAINED_HINTS_NAME, SHIPPED_KEYS, pretrained_checkpoint
+from lit_colorize.pretrained import (
+    CHECKSUMS_NAME,
+    MAX_SHIPPED_BYTES,
+    PRETRAINED_HINTS_NAME,
+    PRETRAINED_NAME,
+    SHIPPED_KEYS,
+    pretrained_checkpoint,
+    recorded_checksums,
+    verify_shipped,
+    weights_folder,
+)
 from tests.conftest import REPO_ROOT
 from tests.helpers import parsed_config
 
@@ -140,3 +156,115 @@ def test_the_shipped_hint_model_takes_true_colors_where_they_are_given(shared_da
 
     without, with_hints = window_error(colorizer.colorize(gray)), window_error(colorizer.colorize(gray, hints=hints))
     assert with_hints < 0.6 * without, (without, with_hints)
+
+
+# --- issue 26 case 13: the shipped weights' integrity -----------------------------------------
+def test_every_shipped_file_matches_its_recorded_sha256() -> None:
+    """``lit_colorize/weights/SHA256SUMS`` lists every shipped checkpoint, as ``sha256sum`` writes it."""
+    folder = weights_folder()
+    records = recorded_checksums(folder)
+    assert set(records) == {p.name for p in folder.glob("*.ckpt")} >= {PRETRAINED_NAME, PRETRAINED_HINTS_NAME}
+    for name, digest in records.items():
+        assert hashlib.sha256((folder / name).read_bytes()).hexdigest() == digest, name
+    lines = (folder / CHECKSUMS_NAME).read_text(encoding="utf-8").splitlines()
+    assert all(len(line.split("  ")[0]) == 64 for line in lines)
+
+
+def flipped_copy(tmp_path: Path) -> Path:
+    """The weights folder copied, one bit of the automatic model's weights flipped in the copy."""
+    folder = tmp_path / "weights"
+    shutil.copytree(weights_folder(), folder)
+    damaged = folder / PRETRAINED_NAME
+    data = bytearray(damaged.read_bytes())
+    data[len(data) // 2] ^= 0x10
+    damaged.write_bytes(bytes(data))
+    return folder
+
+
+def test_a_bit_flipped_shipped_model_is_refused_naming_the_file_and_the_fix(tmp_path: Path, monkeypatch) -> None:
+    """Before: it loaded silently and colored everything cyan."""
+    folder = flipped_copy(tmp_path)
+    monkeypatch.setattr(pretrained, "weights_folder", lambda: folder)
+    with pytest.raises(CheckpointError) as error:
+        Colorizer.pretrained()
+    message = str(error.value)
+    assert f"the shipped model {folder / PRETRAINED_NAME} is damaged" in message and "reinstall lit-colorize" in message
+    assert Colorizer.pretrained(hints=True).module.net.hints  # the undamaged one still loads
+    monkeypatch.setattr("sys.argv", ["lit-colorize"])
+    Image.new("RGB", (40, 32), (90, 60, 30)).save(tmp_path / "photo.png")
+    with pytest.raises(SystemExit) as exit_info:  # the command: one line, nothing written
+        main(["predict", "--config", PREDICT, "--data.inputs", f"[{tmp_path / 'photo.png'}]", "--writer.output_dir", str(tmp_path / "out")])
+    assert str(exit_info.value.code).startswith(f"lit-colorize predict: error: the shipped model {folder / PRETRAINED_NAME} is damaged")
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_shipped_file_without_a_record_is_refused(tmp_path: Path, monkeypatch) -> None:
+    folder = tmp_path / "weights"
+    shutil.copytree(weights_folder(), folder)
+    (folder / CHECKSUMS_NAME).unlink()
+    monkeypatch.setattr(pretrained, "weights_folder", lambda: folder)
+    with pytest.raises(CheckpointError, match="has no SHA-256 recorded"):
+        pretrained_checkpoint()
+
+
+@pytest.mark.slow
+def test_ship_model_records_the_sha256_of_what_it_ships(checkpoint: Path, tmp_path: Path) -> None:
+    out = tmp_path / "weights" / "model_v2.ckpt"
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    result = subprocess.run([sys.executable, str(REPO_ROOT / "scripts" / "ship_model.py"), str(checkpoint), "--out", str(out)],
+                            capture_output=True, text=True, env=env, timeout=300)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    digest = hashlib.sha256(out.read_bytes()).hexdigest()
+    assert (out.parent / CHECKSUMS_NAME).read_text() == f"{digest}  model_v2.ckpt\n" and digest in result.stdout
+    assert verify_shipped(out) == out
+
+
+# --- issue 26 case 14: working_size as the CLI takes it; export --opset ------------------------
+@pytest.mark.parametrize("working_size", [0, -1, 2.5, True, 100_000, "128"])
+def test_pretrained_working_size_follows_the_cli_rule(working_size: object) -> None:
+    """Before: 0, -1, 2.5 and True were accepted silently, and 100000 asked for 60 GB."""
+    with pytest.raises(ConfigError, match=f"working_size must be a whole number of pixels from 1 to {MAX_WORKING_SIZE}"):
+        Colorizer.pretrained(working_size=working_size)
+    with pytest.raises(ConfigError, match="writer.working_size"):
+        ColorizedPhotoWriter(working_size=working_size)
+
+
+def test_pretrained_working_size_in_bounds_is_used() -> None:
+    assert Colorizer.pretrained(working_size=np.int64(96)).working_size == 96
+    assert Colorizer.pretrained(working_size=MAX_WORKING_SIZE).working_size == MAX_WORKING_SIZE
+
+
+def test_export_opset_is_honoured_or_refused(tmp_path: Path, monkeypatch) -> None:
+    """Before: --opset 5 wrote opset 18 silently (the exporter builds opset 18 and converts down
+    only where ONNX's converter can: not the shipped model, not even to 17)."""
+    onnx = pytest.importorskip("onnx")
+    monkeypatch.setattr("sys.argv", ["lit-colorize"])
+    for opset in (5, 99):
+        with pytest.raises(SystemExit) as error:
+            main(["export", "--output", str(tmp_path / f"o{opset}.onnx"), "--opset", str(opset)])
+        message = str(error.value.code)
+        assert message.startswith("lit-colorize export: error: --opset") and "\n" not in message, message
+        assert not list(tmp_path.iterdir())
+    main(["export", "--output", str(tmp_path / "o20.onnx"), "--opset", "20", "--temperature", "0.8"])
+    assert {o.domain: o.version for o in onnx.load(str(tmp_path / "o20.onnx")).opset_import}[""] == 20
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("command", ["evaluate", "export"])
+def test_an_unwritable_output_is_one_line_naming_it_before_the_work(command: str, tmp_path: Path) -> None:
+    """Case 11: evaluate failed only after all the work; export after it, naming its hidden temporary file."""
+    from tests.helpers import cli_env, console_script
+    from tests.test_predict_faults import drop_privileges
+
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o555)
+    Image.new("RGB", (40, 32), (90, 60, 30)).save(tmp_path / "photo.png")
+    target = locked / ("evaluation" if command == "evaluate" else "model.onnx")
+    args = {"evaluate": ["--data.inputs", str(tmp_path / "photo.png"), "--out", str(target)], "export": ["--output", str(target)]}
+    result = subprocess.run([*drop_privileges(), console_script(), command, *args[command]], cwd=tmp_path, env=cli_env(),
+                            capture_output=True, text=True, timeout=300)  # fmt: skip
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 1 and lines[-1].startswith(f"lit-colorize {command}: error:"), result.stderr[-2000:]
+    assert str(target) in lines[-1] and ".partial" not in lines[-1] and "not writable" in lines[-1]
+    assert "Traceback" not in result.stderr and list(locked.iterdir()) == []
