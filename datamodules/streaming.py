@@ -1,0 +1,193 @@
+"""StreamingShards: train from shard sets (``scripts/make_shards.py``) on a local path or in an
+S3-compatible object store, through LitData, resumable mid-epoch.
+
+Why: PhotoFolders lists and scans every photo at setup and reads one small file per draw; at
+a million photos on a shared file system or in an object store that is the bottleneck. Here
+the photos are JPEG bytes in large chunks that LitData streams, splits across ranks and
+workers (each sees disjoint samples), shuffles with ``seed`` and the epoch, and caches
+locally. The crops and the device augmentation are PhotoFolders' own, so batches are the same.
+
+The training loader is a ``StreamingDataLoader``: Lightning stores its state in the
+checkpoint, so ``--ckpt_path last`` continues with the samples of the epoch not yet seen.
+A damaged photo inside a chunk is skipped, counted and logged with its source path; a
+missing or truncated chunk, a wrong URI, refused credentials or a set written by another
+format version fail at setup, in one line naming the set.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from datamodules.base import ImageDataModule, check_loader_options
+from datamodules.folders import center_square, random_square_crop, to_tensor
+from lit_colorize.augment import RandomHorizontalFlip
+from lit_colorize.errors import ConfigError
+from lit_colorize.shards import check_shard_set, decode_jpeg, is_remote, sample_key
+
+log = logging.getLogger(__name__)
+
+
+def plain_http_downloader() -> type:
+    """A boto3-only ``s3://`` downloader for plain-http endpoints (an in-cluster MinIO, a test
+    server): LitData's default S3 path goes through obstore, which refuses http URLs."""
+    import boto3
+    from litdata.streaming.downloader import Downloader
+
+    class PlainHttpS3Downloader(Downloader):
+        def __init__(self, remote_dir: str, cache_dir: str, chunks: list, storage_options: dict | None = None,
+                     **kwargs: Any) -> None:  # fmt: skip
+            super().__init__(remote_dir, cache_dir, chunks, storage_options, **kwargs)
+            self.client_options = dict(storage_options or {})
+
+        def download_file(self, remote_filepath: str, local_filepath: str) -> None:
+            if os.path.exists(local_filepath):
+                return
+            parsed = urlparse(remote_filepath)
+            client = boto3.client("s3", **self.client_options)
+            temporary = f"{local_filepath}.{os.getpid()}.partial"
+            os.makedirs(os.path.dirname(local_filepath) or ".", exist_ok=True)
+            client.download_file(parsed.netloc, parsed.path.lstrip("/"), temporary)
+            os.replace(temporary, local_filepath)
+
+    return PlainHttpS3Downloader
+
+
+def use_plain_http(storage_options: dict[str, Any] | None) -> None:
+    """Register :func:`plain_http_downloader` for ``s3://`` when the endpoint is http://."""
+    endpoint = (storage_options or {}).get("endpoint_url") or ""
+    if endpoint.startswith("http://"):
+        from litdata.streaming.downloader import register_downloader
+
+        register_downloader("s3://", plain_http_downloader(), overwrite=True)
+
+
+def make_shard_set_class() -> type:
+    """The dataset class, built on first use so importing datamodules does not need litdata."""
+    from litdata import StreamingDataset
+
+    class ShardSet(StreamingDataset):
+        """Samples of a shard set as ``(uint8 image, label)``; a damaged photo as None (skipped by
+        :func:`collate_photos`). Training crops are drawn from ``(seed, epoch, index)``, so a
+        sample's crop is the same in any worker and after a resume."""
+
+        def __init__(self, uri: str, image_size: int, crop_scale: tuple[float, float] | None, seed: int,
+                     train: bool, cache_dir: str | None, storage_options: dict[str, Any] | None) -> None:  # fmt: skip
+            super().__init__(
+                uri, cache_dir=cache_dir, shuffle=train, seed=seed, storage_options=storage_options or {},
+                drop_last=None if train else False,
+            )  # fmt: skip
+            self.image_size, self.crop_scale, self.crop_seed = image_size, crop_scale, seed
+            self.uri = uri
+
+        def __getitem__(self, index: Any) -> tuple[Tensor, Tensor, int] | None:
+            item = super().__getitem__(index)
+            position = int(getattr(index, "index", index))
+            try:
+                photo = decode_jpeg(item["jpeg"])
+            except ValueError as error:
+                log.warning("StreamingShards: skipping damaged photo %s in %s (%s)", sample_key(item), self.uri, error)
+                return None
+            if self.crop_scale is None:
+                image = center_square(photo, self.image_size)
+            else:
+                rng = np.random.default_rng([self.crop_seed, self.current_epoch, position])
+                image = random_square_crop(photo, self.image_size, self.crop_scale, rng)
+            return to_tensor(image), torch.tensor(int(item["label"])), position
+
+    return ShardSet
+
+
+def collate_photos(items: list[tuple[Tensor, Tensor, int] | None]) -> tuple[Tensor, Tensor, Tensor]:
+    """(images, labels, sample indices) of the readable items; damaged ones are counted out."""
+    kept = [item for item in items if item is not None]
+    if not kept:
+        return torch.zeros(0, 3, 1, 1, dtype=torch.uint8), torch.zeros(0, dtype=torch.long), torch.zeros(0, dtype=torch.long)
+    return (
+        torch.stack([image for image, _, _ in kept]),
+        torch.stack([label for _, label, _ in kept]),
+        torch.tensor([position for _, _, position in kept], dtype=torch.long),
+    )
+
+
+class StreamingShards(ImageDataModule):
+    """Shard sets ``{shards}/train`` and ``{shards}/val`` (or ``train``/``val`` given apart), a
+    local path or ``s3://bucket/prefix``; ``endpoint_url`` for S3-compatible stores (MinIO).
+    Batches are ``(uint8 images, labels, sample indices)``: the indices let a run record what it
+    trained on. Credentials come from the usual AWS environment variables or profile."""
+
+    def __init__(
+        self,
+        shards: str | None = None,
+        train: str | None = None,
+        val: str | None = None,
+        image_size: int = 128,
+        crop_scale: tuple[float, float] = (0.5, 1.0),
+        seed: int = 0,
+        batch_size: int = 32,
+        num_workers: int = 4,
+        endpoint_url: str | None = None,
+        cache_dir: str | None = None,
+    ) -> None:
+        super().__init__()
+        check_loader_options(batch_size, num_workers)
+        if shards is None and (train is None or val is None):
+            raise ConfigError("StreamingShards needs data.init_args.shards, or both train and val shard set paths")
+        if not 0.0 < crop_scale[0] <= crop_scale[1] <= 1.0:
+            raise ConfigError(f"crop_scale must be (low, high) with 0 < low <= high <= 1, got {crop_scale}")
+        self.save_hyperparameters()
+        base = (shards or "").rstrip("/")
+        self.train_uri = train or f"{base}/train"
+        self.val_uri = val or f"{base}/val"
+        self.storage_options = {"endpoint_url": endpoint_url} if endpoint_url else {}
+        self.train_augmentation = RandomHorizontalFlip()
+        self.class_names: list[str] = []
+
+    def cache_for(self, uri: str) -> str | None:
+        """A local cache folder per remote set (LitData's default otherwise); none for local sets."""
+        if not is_remote(uri) or self.hparams.cache_dir is None:
+            return None
+        return str(Path(self.hparams.cache_dir).expanduser() / uri.replace("://", "/").replace("/", "_"))
+
+    def make_set(self, uri: str, train: bool) -> Any:
+        hp = self.hparams
+        if not is_remote(uri):
+            uri = str(Path(uri).expanduser().resolve())
+        use_plain_http(self.storage_options)
+        dataset_class = make_shard_set_class()
+        crop = tuple(hp.crop_scale) if train else None
+        return dataset_class(uri, hp.image_size, crop, hp.seed, train, self.cache_for(uri), self.storage_options)
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.train_set is not None:
+            return
+        manifest = check_shard_set(self.train_uri, self.storage_options)
+        check_shard_set(self.val_uri, self.storage_options)
+        self.class_names = list(manifest.get("classes", []))
+        self.train_set = self.make_set(self.train_uri, train=True)
+        self.val_set = self.make_set(self.val_uri, train=False)
+        log.info("StreamingShards: %d train / %d val photos from %s and %s", len(self.train_set), len(self.val_set),
+                 self.train_uri, self.val_uri)  # fmt: skip
+
+    def loader(self, dataset: Any) -> Any:
+        from litdata import StreamingDataLoader
+
+        if dataset is None:
+            raise RuntimeError("StreamingShards.setup() has not run yet")
+        return StreamingDataLoader(
+            dataset, batch_size=self.hparams.batch_size, num_workers=self.hparams.num_workers, collate_fn=collate_photos,
+            persistent_workers=self.hparams.num_workers > 0,
+        )  # fmt: skip
+
+    def train_dataloader(self) -> Any:
+        return self.loader(self.train_set)
+
+    def val_dataloader(self) -> Any:
+        return self.loader(self.val_set)

@@ -1,0 +1,266 @@
+"""Shard sets (scripts/make_shards.py) and StreamingShards, on a local disk and through a real S3
+API on 127.0.0.1 (moto's standalone server), bad inputs included."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+pytest.importorskip("litdata")
+boto3 = pytest.importorskip("boto3")
+moto_server = pytest.importorskip("moto.server")
+
+from datamodules.folders import random_square_crop, to_tensor  # noqa: E402
+from datamodules.streaming import StreamingShards  # noqa: E402
+from lit_colorize.errors import DataError  # noqa: E402
+from lit_colorize.shards import INDEX, MANIFEST, sample_key  # noqa: E402
+from scripts.make_shards import main as make_shards  # noqa: E402
+
+NUM_PHOTOS = 48  # per class, 2 classes; a few go to val
+CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def make_photos(root: Path) -> Path:
+    """Small colorful photos of varied aspect in two class folders, one unreadable, one gray."""
+    rng = np.random.default_rng(0)
+    for category in ("beach", "forest"):
+        (root / category).mkdir(parents=True)
+        for number in range(NUM_PHOTOS):
+            height, width = int(rng.integers(40, 90)), int(rng.integers(40, 90))
+            base = rng.integers(0, 256, 3)
+            pixels = np.clip(base + rng.integers(-60, 60, (height, width, 3)), 0, 255).astype(np.uint8)
+            Image.fromarray(pixels).save(root / category / f"{number:03d}.jpg", quality=95)
+    (root / "beach" / "broken.jpg").write_bytes(b"\xff\xd8\xff not a jpeg")
+    Image.new("RGB", (70, 50), (120, 120, 120)).save(root / "forest" / "gray.png")
+    return root
+
+
+@pytest.fixture(scope="module")
+def shard_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("shards")
+    photos = make_photos(root / "photos")
+    assert make_shards(["--inputs", str(photos), "--output", str(root / "set"), "--short_side", "48",
+                        "--val_fraction", "0.1", "--chunk_bytes", "40kB"]) == 0  # fmt: skip
+    return root / "set"
+
+
+def stored_items(folder: Path) -> list[dict]:
+    from litdata import StreamingDataset
+
+    dataset = StreamingDataset(str(folder))
+    return [dataset[i] for i in range(len(dataset))]
+
+
+def epoch_indices(datamodule: StreamingShards, loader: object = None) -> list[int]:
+    """The sample indices of one epoch of ``loader`` (a new training loader by default)."""
+    return [int(i) for batch in (loader or datamodule.train_dataloader()) for i in batch[2]]
+
+
+# The shards command.
+
+
+def test_shards_store_shrunk_jpeg_bytes_and_report_skipped_files(shard_root: Path, capsys: pytest.CaptureFixture) -> None:
+    train, val = stored_items(shard_root / "train"), stored_items(shard_root / "val")
+    assert len(train) + len(val) == 2 * NUM_PHOTOS and 0 < len(val) < len(train)
+    assert not {sample_key(item) for item in train} & {sample_key(item) for item in val}  # the held-out split is its own set
+    for item in train[:10]:
+        assert bytes(item["jpeg"])[:2] == b"\xff\xd8"  # JPEG bytes, not pixels
+        with Image.open(io.BytesIO(bytes(item["jpeg"]))) as image:
+            with Image.open(sample_key(item)) as original:
+                assert min(image.size) == min(48, min(original.size))
+                assert abs(image.width / image.height - original.width / original.height) < 0.05  # aspect kept
+    manifest = json.loads((shard_root / "train" / MANIFEST).read_text())
+    assert manifest["classes"] == ["beach", "forest"]
+    skipped = manifest["skipped"]
+    assert skipped[str(shard_root.parent / "photos" / "forest" / "gray.png")] == "near-gray"
+    assert "not a readable image" in skipped[str(shard_root.parent / "photos" / "beach" / "broken.jpg")]
+    assert not list(shard_root.parent.glob(".*partial*"))
+
+
+def test_shards_refuse_an_existing_set_and_an_interrupted_run_leaves_none(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    photos = tmp_path / "photos" / "only"
+    photos.mkdir(parents=True)
+    Image.new("RGB", (40, 30), (200, 30, 30)).save(photos / "red.png")
+    (photos / "bad.jpg").write_bytes(b"garbage")  # the val split gets the readable one or the bad one
+    out = tmp_path / "set"
+    assert make_shards(["--inputs", str(tmp_path / "photos"), "--output", str(out), "--val_fraction", "0.5"]) == 1
+    assert "could be written" in capsys.readouterr().err
+    assert not out.exists()  # the failed run left no shard set under the final name...
+    assert (tmp_path / ".set.partial").exists()  # ...only its partial folder, which a rerun replaces
+    Image.new("RGB", (40, 30), (30, 200, 30)).save(photos / "green.png")
+    (photos / "bad.jpg").unlink()
+    assert make_shards(["--inputs", str(tmp_path / "photos"), "--output", str(out), "--val_fraction", "0.5"]) == 0
+    assert (out / "train" / INDEX).is_file() and not (tmp_path / ".set.partial").exists()
+    assert make_shards(["--inputs", str(tmp_path / "photos"), "--output", str(out)]) == 1
+    assert f"shard set {out} exists; pass --overwrite" in capsys.readouterr().err
+
+
+# Streaming from the local disk.
+
+
+def test_local_epoch_sees_each_sample_once_shuffled_per_epoch_and_seeded(shard_root: Path) -> None:
+    datamodule = StreamingShards(str(shard_root), image_size=32, batch_size=8, num_workers=0, seed=3)
+    datamodule.setup("fit")
+    count = len(datamodule.train_set)
+    images, labels, _ = next(iter(datamodule.train_dataloader()))
+    assert images.dtype == torch.uint8 and images.shape == (8, 3, 32, 32) and labels.dtype == torch.long
+    loader = datamodule.train_dataloader()  # Lightning keeps one loader for the fit; each pass is an epoch
+    first, second = epoch_indices(datamodule, loader), epoch_indices(datamodule, loader)
+    assert sorted(first) == sorted(second) == list(range(count))
+    assert first != second  # reshuffled each epoch
+    again = StreamingShards(str(shard_root), image_size=32, batch_size=8, num_workers=0, seed=3)
+    again.setup("fit")
+    assert epoch_indices(again) == first  # same seed, same first epoch
+
+
+def test_workers_see_disjoint_samples(shard_root: Path) -> None:
+    datamodule = StreamingShards(str(shard_root), image_size=32, batch_size=4, num_workers=2)
+    datamodule.setup("fit")
+    seen = epoch_indices(datamodule)
+    assert sorted(seen) == list(range(len(datamodule.train_set)))
+
+
+def test_training_crop_is_the_folder_crop_of_the_stored_photo(shard_root: Path) -> None:
+    """The same crop code as PhotoFolders, drawn from (seed, epoch, index): reproducible anywhere."""
+    datamodule = StreamingShards(str(shard_root), image_size=24, batch_size=1, num_workers=0, seed=5)
+    datamodule.setup("fit")
+    images, _, index = next(iter(datamodule.train_dataloader()))
+    stored = stored_items(shard_root / "train")[int(index[0])]
+    with Image.open(io.BytesIO(bytes(stored["jpeg"]))) as photo:
+        rng = np.random.default_rng([5, datamodule.train_set.current_epoch, int(index[0])])
+        expected = to_tensor(random_square_crop(photo.convert("RGB"), 24, (0.5, 1.0), rng))
+    assert torch.equal(images[0], expected)
+    val_images, _, _ = next(iter(datamodule.val_dataloader()))
+    assert val_images.shape[1:] == (3, 24, 24)
+
+
+def test_damaged_photo_inside_a_chunk_is_skipped_and_reported(shard_root: Path, tmp_path: Path,
+                                                              caplog: pytest.LogCaptureFixture) -> None:  # fmt: skip
+    copy = tmp_path / "set"
+    shutil.copytree(shard_root, copy)
+    chunk = sorted((copy / "train").glob("*.bin"))[0]
+    data = bytearray(chunk.read_bytes())
+    start = data.find(b"\xff\xd8\xff")
+    data[start : start + 40] = b"\x00" * 40  # the first photo's JPEG header zeroed, the chunk's size unchanged
+    chunk.write_bytes(bytes(data))
+    datamodule = StreamingShards(str(copy), image_size=16, batch_size=8, num_workers=0)
+    datamodule.setup("fit")
+    with caplog.at_level(logging.WARNING, logger="datamodules.streaming"):
+        seen = epoch_indices(datamodule)
+    assert len(seen) == len(datamodule.train_set) - 1 and len(set(seen)) == len(seen)  # the epoch went on
+    assert any("skipping damaged photo" in r.message and str(copy / "train") in r.message for r in caplog.records)
+
+
+def test_missing_chunk_and_old_format_fail_in_one_line_naming_the_set(shard_root: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "set"
+    shutil.copytree(shard_root, copy)
+    missing = sorted((copy / "train").glob("*.bin"))[1]
+    missing.unlink()
+    with pytest.raises(DataError, match=f"shard set {copy / 'train'}: chunk {missing.name} is missing"):
+        StreamingShards(str(copy)).setup("fit")
+    manifest = json.loads((copy / "val" / MANIFEST).read_text())
+    (copy / "val" / MANIFEST).write_text(json.dumps({**manifest, "version": 0}))
+    with pytest.raises(DataError, match=f"shard set {copy / 'val'} is format lit-colorize-shards version 0.*rebuild"):
+        StreamingShards(train=str(shard_root / "train"), val=str(copy / "val")).setup("fit")
+    (copy / "val" / MANIFEST).unlink()  # what a set written before the manifest existed looks like
+    with pytest.raises(DataError, match=f"shard set {copy / 'val'} has no {MANIFEST}"):
+        StreamingShards(train=str(shard_root / "train"), val=str(copy / "val")).setup("fit")
+    with pytest.raises(DataError, match=f"shard set {tmp_path / 'nowhere'}/train does not exist"):
+        StreamingShards(str(tmp_path / "nowhere")).setup("fit")
+
+
+# Through a real S3 API on the loopback.
+
+
+@pytest.fixture(scope="module")
+def s3_store(shard_root: Path) -> Iterator[str]:
+    """moto's standalone S3 server on a free port, the shard set uploaded to s3://shards/set."""
+    saved = {key: os.environ.get(key) for key in CREDENTIALS}
+    os.environ.update(CREDENTIALS)
+    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=free_port(), verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    client = boto3.client("s3", endpoint_url=endpoint)
+    client.create_bucket(Bucket="shards")
+    for path in shard_root.rglob("*"):
+        if path.is_file():
+            client.upload_file(str(path), "shards", f"set/{path.relative_to(shard_root).as_posix()}")
+    yield endpoint
+    server.stop()
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+def test_s3_stream_gives_the_local_epoch(shard_root: Path, s3_store: str, tmp_path: Path) -> None:
+    local = StreamingShards(str(shard_root), image_size=32, batch_size=8, num_workers=0, seed=1)
+    remote = StreamingShards("s3://shards/set", image_size=32, batch_size=8, num_workers=2, seed=1,
+                             endpoint_url=s3_store, cache_dir=str(tmp_path / "cache"))  # fmt: skip
+    local.setup("fit")
+    remote.setup("fit")
+    assert len(remote.train_set) == len(local.train_set) and remote.class_names == ["beach", "forest"]
+    seen = epoch_indices(remote)
+    assert sorted(seen) == list(range(len(local.train_set)))
+    remote_val = torch.cat([batch[0] for batch in remote.val_dataloader()])
+    local_val = torch.cat([batch[0] for batch in local.val_dataloader()])
+    assert torch.equal(remote_val, local_val)  # the same photos, the same pixels
+
+
+def test_s3_wrong_uri_and_truncated_chunk_fail_in_one_line(shard_root: Path, s3_store: str) -> None:
+    with pytest.raises(DataError, match="shard set s3://nobucket/set/train: no bucket 'nobucket'"):
+        StreamingShards("s3://nobucket/set", endpoint_url=s3_store).setup("fit")
+    with pytest.raises(DataError, match="shard set s3://shards/typo/train is empty or does not exist"):
+        StreamingShards("s3://shards/typo", endpoint_url=s3_store).setup("fit")
+    client = boto3.client("s3", endpoint_url=s3_store)
+    for path in (shard_root / "val").iterdir():
+        client.upload_file(str(path), "shards", f"cut/val/{path.name}")
+        client.upload_file(str(path), "shards", f"cut/train/{path.name}")
+    chunk = sorted((shard_root / "val").glob("*.bin"))[0]
+    client.put_object(Bucket="shards", Key=f"cut/train/{chunk.name}", Body=chunk.read_bytes()[:100])
+    with pytest.raises(DataError, match=f"shard set s3://shards/cut/train: chunk {chunk.name} is truncated or damaged"):
+        StreamingShards("s3://shards/cut", endpoint_url=s3_store).setup("fit")
+
+
+def test_s3_refused_credentials_fail_in_one_line(tmp_path: Path) -> None:
+    """A second moto server with authentication on (its first request already checked): the
+    store answers InvalidAccessKeyId for keys it does not know."""
+    port = free_port()
+    env = {**os.environ, **CREDENTIALS, "INITIAL_NO_AUTH_ACTION_COUNT": "0"}
+    code = f"from moto.server import ThreadedMotoServer as S; import time; S('127.0.0.1', {port}, verbose=False).start(); time.sleep(120)"
+    server = subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.2)
+        with pytest.raises(DataError, match=r"shard set s3://shards/set/train: the store refused the credentials \(InvalidAccessKeyId\)"):
+            StreamingShards("s3://shards/set", endpoint_url=f"http://127.0.0.1:{port}").setup("fit")
+    finally:
+        server.kill()
+        server.wait()
