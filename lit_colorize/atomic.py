@@ -54,6 +54,12 @@ class TemporaryFileVanished(FileNotFoundError):
     """The temporary file was removed by someone else before it could be published."""
 
 
+class TargetExists(FileExistsError):
+    """Publishing without replacing found the target there (another process wrote it while
+    this one was writing); the target was kept. Not any FileExistsError: ``mkdir`` over a file
+    raises that too."""
+
+
 def is_partial(name: str) -> bool:
     return PARTIAL_NAME.fullmatch(name) is not None
 
@@ -102,7 +108,7 @@ def atomic_write(path: str | os.PathLike[str], mode: str = "wb", *, replace: boo
     """A file object whose content is published as ``path`` only when the block ends without
     an exception; on any exception (KeyboardInterrupt too) the temporary file is removed and
     ``path`` is untouched. ``mode`` is "wb" or "w" ("w" takes ``open``'s encoding etc.).
-    ``replace=False``: an existing ``path`` is kept and FileExistsError raised."""
+    ``replace=False``: an existing ``path`` is kept and :class:`TargetExists` raised."""
     if mode not in ("wb", "w"):
         raise ValueError(f"atomic_write writes a new file: mode 'wb' or 'w', got {mode!r}")
     with atomic_path(path, replace=replace) as temporary:
@@ -153,7 +159,7 @@ def publish(temporary: Path, target: Path, replace: bool) -> None:
     appeared a moment ago: ``renameat2(RENAME_NOREPLACE)``; where the file system lacks that
     flag (NFS), a hard link then the temporary name's removal; where it lacks hard links too,
     the name is claimed with ``O_EXCL`` and replaced (an empty file shows for that instant).
-    An existing target raises FileExistsError and is left as it is."""
+    An existing target raises :class:`TargetExists` and is left as it is."""
     if not temporary.exists():
         raise _vanished(temporary, target)
     if replace:
@@ -173,8 +179,8 @@ def publish(temporary: Path, target: Path, replace: bool) -> None:
     temporary.unlink()
 
 
-def _exists(target: Path) -> FileExistsError:
-    return FileExistsError(errno.EEXIST, f"{target} exists (written by another process while this one was being written)", str(target))
+def _exists(target: Path) -> TargetExists:
+    return TargetExists(errno.EEXIST, f"{target} exists (written by another process while this one was being written)", str(target))
 
 
 @functools.cache

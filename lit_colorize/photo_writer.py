@@ -15,7 +15,7 @@ from lightning.pytorch.callbacks import BasePredictionWriter
 from lightning.pytorch.utilities import rank_zero_info
 from PIL import Image
 
-from lit_colorize.atomic import atomic_write, remove_stale_partials
+from lit_colorize.atomic import TargetExists, atomic_write, remove_stale_partials
 from lit_colorize.batches import is_photo_batch
 from lit_colorize.errors import ConfigError
 from lit_colorize.module import ColorizationModule
@@ -185,7 +185,7 @@ class ColorizedPhotoWriter(BasePredictionWriter):
             rank_zero_info(f"ColorizedPhotoWriter: {source} has transparency, which JPEG cannot keep; use PNG")
         try:
             self._save_atomically(Image.fromarray(np.ascontiguousarray(pixels)), path)
-        except FileExistsError:  # another run published it while this one encoded: theirs is kept
+        except TargetExists:  # another run published it while this one encoded: theirs is kept
             self._fail(source, f"{path} exists (another run wrote it meanwhile); pass --overwrite to replace it, or --skip_existing to keep it")
             return
         except OSError as error:  # no space, permission denied, read-only disk, a file where a folder goes

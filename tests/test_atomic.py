@@ -18,6 +18,7 @@ import pytest
 from lit_colorize import atomic
 from lit_colorize.atomic import (
     STALE_AFTER_SECONDS,
+    TargetExists,
     TemporaryFileVanished,
     atomic_path,
     atomic_write,
@@ -150,8 +151,8 @@ try:
         stream.flush()
         print(os.getpid(), os.readlink("/proc/self/ns/pid"), flush=True)
         sys.stdin.readline()
-except FileExistsError as error:
-    print("EXISTS", error, flush=True)
+except FileExistsError as error:  # TargetExists
+    print("EXISTS", type(error).__name__, error, flush=True)
     sys.exit(3)
 """
 
@@ -178,7 +179,7 @@ def test_two_processes_publishing_one_name_the_later_one_fails_and_keeps_the_fir
     fast = start_writer(target, "B")
     assert finish(fast)[0] == 0 and target.read_text() == "B"
     status, out = finish(slow)
-    assert status == 3 and "EXISTS" in out and str(target) in out
+    assert status == 3 and "EXISTS TargetExists" in out and str(target) in out
     assert target.read_text() == "B"
     assert sorted(p.name for p in tmp_path.iterdir()) == [target.name]  # A's temporary file is gone
     replacing = start_writer(target, "C", mode="replace")  # --overwrite
@@ -199,7 +200,7 @@ def test_publishing_without_replacing_falls_back_where_the_file_system_lacks_a_f
     with atomic_write(target, replace=False) as stream:
         stream.write(b"first")
     assert target.read_bytes() == b"first"
-    with pytest.raises(FileExistsError, match="exists"):
+    with pytest.raises(TargetExists, match="exists"):
         with atomic_write(target, replace=False) as stream:
             stream.write(b"second")
     assert target.read_bytes() == b"first"

@@ -69,7 +69,7 @@ try:
 except ImportError:
     raise ImportError("video needs PyAV: pip install -e '.[video]'") from None
 
-from lit_colorize.atomic import TemporaryFileVanished, atomic_path
+from lit_colorize.atomic import TargetExists, TemporaryFileVanished, atomic_path
 from lit_colorize.errors import ConfigError, UserError
 from lit_colorize.files import VIDEO_SUFFIXES, has_video_suffix  # noqa: F401 - the one list, beside the image suffixes
 #: Output suffix -> FFmpeg muxer: the containers that keep H.264 with exact presentation times.
@@ -668,7 +668,7 @@ class VideoWriter:
     def _write_error(self, error: BaseException) -> VideoWriteError:
         """The cause in one line: another run's file, a vanished temporary file, the file
         system's error (folder, space, permissions), or FFmpeg's own message."""
-        if isinstance(error, FileExistsError):
+        if isinstance(error, TargetExists):
             return VideoExistsError(
                 f"{self.dst} exists: another run wrote it while this one encoded; it was kept "
                 "(pass --overwrite to replace it, or --skip_existing to keep it)"
