@@ -1,8 +1,9 @@
 """``lit-colorize evaluate``: a checkpoint's quality on any folder of color photos, as the table of a
 colorization paper, measured on what a user of ``predict`` gets.
 
-Why this path: a model is judged by the images it gives, so every photo goes through
-:meth:`ColorizationNet.colorize_photo`, as in ``predict``: at its own resolution, the network sees
+Why this path: a model is judged by the images it gives, so every photo goes the way of
+:meth:`ColorizationNet.colorize_photo`, as in ``predict`` (the same functions, a strip of rows
+at a time, the same pixels): at its own resolution, the network sees
 its L at the working size, the predicted ab is upsampled and joined with the photo's own L, and
 the uint8 RGB that comes out is compared with the photo. Gray (ab = 0 at the photo's own L,
 rendered the same way) is the baseline each row is read against.
@@ -20,12 +21,12 @@ Per setting (decoding and temperature) and for gray:
   gray row of a gray photo) counts as that, not as infinity, so means stay finite.
 * ``SSIM``: mean over photos (Gaussian window 11x11, sigma 1.5, windows inside the photo only, as
   Wang et al. and scikit-image; photos with a side under 11 pixels have none and are left out).
+* ``CF``: mean colorfulness (Hasler and Suesstrunk 2003) of the outputs, beside the truth's
+  (the ``truth`` row); ``ΔCF``: mean over photos of |CF(output) - CF(photo)|.
 
 Memory is bounded as predict's is: every metric is summed strip by strip (:func:`photo_strips`,
 about half a megapixel each, with SSIM's 5 rows of context), so only the photo's uint8 pixels
 and its float L plane exist whole (about 7 bytes per pixel), whatever its size.
-* ``CF``: mean colorfulness (Hasler and Suesstrunk 2003) of the outputs, beside the truth's
-  (the ``truth`` row); ``ΔCF``: mean over photos of |CF(output) - CF(photo)|.
 
 Outputs in ``--out``: ``metrics.md`` and ``metrics.csv`` (the table) and ``grid.png`` (the best,
 median and worst photos by mean ab error under the best setting by rebalanced AuC; columns gray |
