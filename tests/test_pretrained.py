@@ -234,6 +234,7 @@ def test_pretrained_working_size_in_bounds_is_used() -> None:
     assert Colorizer.pretrained(working_size=MAX_WORKING_SIZE).working_size == MAX_WORKING_SIZE
 
 
+@pytest.mark.slow
 def test_export_opset_is_honoured_or_refused(tmp_path: Path, monkeypatch) -> None:
     """Before: --opset 5 wrote opset 18 silently (the exporter builds opset 18 and converts down
     only where ONNX's converter can: not the shipped model, not even to 17)."""
