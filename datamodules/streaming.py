@@ -149,6 +149,8 @@ class StreamingShards(ImageDataModule):
         self.storage_options = {"endpoint_url": endpoint_url} if endpoint_url else {}
         self.train_augmentation = RandomHorizontalFlip()
         self.class_names: list[str] = []
+        self.train_loader: Any = None
+        self.pending_loader_state: dict[str, Any] | None = None
 
     def cache_for(self, uri: str) -> str | None:
         """A local cache folder per remote set (LitData's default otherwise); none for local sets."""
@@ -187,7 +189,22 @@ class StreamingShards(ImageDataModule):
         )  # fmt: skip
 
     def train_dataloader(self) -> Any:
-        return self.loader(self.train_set)
+        loader = self.loader(self.train_set)
+        if self.pending_loader_state is not None:
+            loader.load_state_dict(self.pending_loader_state)
+            self.pending_loader_state = None
+        self.train_loader = loader
+        return loader
+
+    def state_dict(self) -> dict[str, Any]:
+        """The training loader's place in the epoch, saved in every checkpoint. Lightning saves it
+        too, but does not restore it when the loader was built before the loop state was loaded
+        (``trainer.estimated_stepping_batches``, which the one-cycle schedule reads, builds it
+        early); the DataModule's state is restored before any loader is built."""
+        return {} if self.train_loader is None else {"train_loader": self.train_loader.state_dict()}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.pending_loader_state = state_dict.get("train_loader")
 
     def val_dataloader(self) -> Any:
         return self.loader(self.val_set)

@@ -8,16 +8,20 @@ import json
 import logging
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import lightning as L
 import numpy as np
 import pytest
 import torch
+import yaml
 from PIL import Image
 
 pytest.importorskip("litdata")
@@ -29,8 +33,9 @@ from datamodules.streaming import StreamingShards  # noqa: E402
 from lit_colorize.errors import DataError  # noqa: E402
 from lit_colorize.shards import INDEX, MANIFEST, sample_key  # noqa: E402
 from scripts.make_shards import main as make_shards  # noqa: E402
+from tests.helpers import cli_env, console_script, toyshapes_config  # noqa: E402
 
-NUM_PHOTOS = 48  # per class, 2 classes; a few go to val
+NUM_PHOTOS = 49  # per class, 2 classes; 10 go to val, 88 train: whole batches of 4 on each of 2 ranks
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
 
 
@@ -264,3 +269,94 @@ def test_s3_refused_credentials_fail_in_one_line(tmp_path: Path) -> None:
     finally:
         server.kill()
         server.wait()
+
+
+# 2-process DDP (gloo, CPU) on the shards in the S3 store, through the console script.
+
+
+class IndexedShards(StreamingShards):
+    """StreamingShards that keeps the sample indices of the batch on its way to the model (the
+    module turns batches into Lab on the device, so callbacks no longer see them)."""
+
+    batch_indices: list[int] = []
+
+    def on_before_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        self.batch_indices = [int(i) for i in batch[2]]
+        return batch
+
+
+class SampleLog(L.Callback):
+    """Appends each rank's trained sample indices (``<epoch> <step> <indices>``) to
+    ``samples.rank<r>.log`` beside ``folder``; with ``kill_at_step``, rank 0 SIGKILLs its whole
+    process group at the start of that step, once, after ``last.ckpt`` holds the step before."""
+
+    def __init__(self, folder: str, kill_at_step: int | None = None) -> None:
+        self.folder, self.kill_at_step = Path(folder), kill_at_step
+
+    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int) -> None:
+        marker = self.folder / "killed"
+        if trainer.is_global_zero and trainer.global_step == self.kill_at_step and not marker.exists():
+            marker.touch()
+            os.killpg(os.getpgrp(), signal.SIGKILL)
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
+                           batch_idx: int) -> None:  # fmt: skip
+        indices = " ".join(str(int(i)) for i in trainer.datamodule.batch_indices)
+        with open(self.folder / f"samples.rank{trainer.global_rank}.log", "a") as log:
+            log.write(f"{trainer.current_epoch} {trainer.global_step} {indices}\n")
+
+
+def logged_samples(folder: Path) -> dict[int, list[int]]:
+    """rank -> sample indices trained in epoch 0, in order."""
+    found = {}
+    for rank in (0, 1):
+        path = folder / f"samples.rank{rank}.log"
+        lines = [line.split() for line in path.read_text().splitlines()] if path.is_file() else []
+        found[rank] = [int(i) for fields in lines if fields[0] == "0" for i in fields[2:]]
+    return found
+
+
+def streaming_config(path: Path, endpoint: str, kill_at_step: int | None) -> Path:
+    config = yaml.safe_load(toyshapes_config(path, batch_size=4, last_every_n_train_steps=1, max_epochs=1).read_text())
+    config["model"]["init_args"]["widths"] = [8, 16, 32]
+    config["data"] = {"class_path": "tests.test_streaming.IndexedShards", "init_args": {
+        "shards": "s3://shards/set", "image_size": 32, "batch_size": 4, "num_workers": 0, "seed": 0,
+        "endpoint_url": endpoint, "cache_dir": str(path.parent / "cache")}}  # fmt: skip
+    config["trainer"]["callbacks"] = [c for c in config["trainer"]["callbacks"] if not c["class_path"].endswith("SampleGrid")]
+    config["trainer"]["callbacks"].append({"class_path": "tests.test_streaming.SampleLog",
+                                           "init_args": {"folder": str(path.parent), "kill_at_step": kill_at_step}})  # fmt: skip
+    config["trainer"].update(logger=False, default_root_dir=str(path.parent), num_sanity_val_steps=0)
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+def fit(config: Path, *extra: str) -> subprocess.CompletedProcess:
+    ddp = ["--trainer.accelerator=cpu", "--trainer.devices=2", "--trainer.strategy=ddp"]
+    return subprocess.run([console_script(), "fit", "--config", str(config), *ddp, *extra], cwd=config.parent,
+                          env={**cli_env(), **CREDENTIALS}, capture_output=True, text=True, timeout=600,
+                          start_new_session=True)  # fmt: skip
+
+
+@pytest.mark.slow
+def test_ddp_on_s3_sees_each_sample_once_and_resumes_after_sigkill_mid_epoch(s3_store: str, tmp_path: Path) -> None:
+    expected = list(range(88))  # the train set of shard_root (LitData drops a rank's last partial batch)
+    whole = tmp_path / "whole"
+    whole.mkdir()
+    done = fit(streaming_config(whole / "config.yaml", s3_store, None))
+    assert done.returncode == 0, done.stderr[-4000:]
+    seen = logged_samples(whole)
+    assert sorted(seen[0] + seen[1]) == expected and not set(seen[0]) & set(seen[1])  # disjoint ranks, each once
+
+    killed = tmp_path / "killed"
+    killed.mkdir()
+    config = streaming_config(killed / "config.yaml", s3_store, kill_at_step=5)
+    first = fit(config)
+    assert first.returncode == -signal.SIGKILL and (killed / "checkpoints" / "last.ckpt").is_file(), first.stderr[-3000:]
+    before = logged_samples(killed)
+    assert len(before[0]) == len(before[1]) == 5 * 4
+    resumed = fit(config, "--ckpt_path", "last")
+    assert resumed.returncode == 0, resumed.stderr[-4000:]
+    after = logged_samples(killed)
+    union = after[0] + after[1]
+    assert sorted(union) == expected, f"repeats or gaps: {sorted(union)}; before the kill {before}, after {after}"
+    assert after[0][:20] == before[0] and after[0][20:] == seen[0][20:]  # it went on as the unbroken run did
