@@ -21,8 +21,13 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from lit_colorize.color import L_RANGE, lab_to_rgb, rgb_to_lab
+from lit_colorize.errors import ConfigError
+from lit_colorize.guided import guided_slope, low_resolution_guide
 
 STRIP_PIXELS = 1 << 20  # about 1 megapixel of float work per strip
+#: How the network's low-resolution ab reaches the photo's size: ``bilinear`` resizing, or
+#: ``guided`` by the photo's own full-resolution L (:mod:`lit_colorize.guided`).
+UPSAMPLINGS = ("bilinear", "guided")
 # The network sees at most this many times working_size**2 pixels: a 4:1 panorama keeps the
 # full working scale; longer photos are seen smaller (see working_size).
 MAX_WORKING_ASPECT = 4.0
@@ -111,34 +116,51 @@ def _row_weights(out_rows: Tensor, in_height: int, out_height: int) -> tuple[Ten
     return upper, lower, weight
 
 
-def widen_ab(ab_small: Tensor, width: int) -> Tensor:
-    """ab at the working size (2, h, w) -> (2, h, ``width``): the first, horizontal half of
-    bilinear resizing, small enough to keep whole (:func:`render_rows` does the rows)."""
-    return F.interpolate(ab_small[None].float(), size=(ab_small.shape[-2], width), mode="bilinear", align_corners=False)[0]
+def check_upsampling(upsampling: str) -> str:
+    if upsampling not in UPSAMPLINGS:
+        raise ConfigError(f"upsampling must be one of {', '.join(UPSAMPLINGS)}, got {upsampling!r}")
+    return upsampling
+
+
+def widen_ab(ab_small: Tensor, width: int, lightness: Tensor | None = None, upsampling: str = "bilinear") -> Tensor:
+    """ab at the working size (2, h, w) -> (C, h, ``width``): the first, horizontal half of
+    resizing, small enough to keep whole (:func:`render_rows` does the rows). Bilinear: ab
+    alone (C = 2). Guided: ab, its slope against L and the low-resolution L (C = 5), fitted to
+    ``lightness``, the photo's full-resolution L* (H, W)."""
+    maps = ab_small.float()
+    if check_upsampling(upsampling) == "guided":
+        if lightness is None:
+            raise ValueError("guided upsampling needs the photo's full-resolution L")
+        guide = low_resolution_guide(lightness, tuple(ab_small.shape[-2:]))
+        maps = torch.cat([maps, guided_slope(guide, maps), guide[None]])
+    return F.interpolate(maps[None], size=(ab_small.shape[-2], width), mode="bilinear", align_corners=False)[0]
 
 
 def render_rows(lightness_rows: Tensor, ab_wide: Tensor, top: int, height: int) -> Tensor:
     """Rows ``top`` .. ``top + len(lightness_rows)`` of the rendered photo (``height`` rows in
-    all): their L* (n, W) joined with ab taken from :func:`widen_ab`'s (2, h, W) by the bilinear
-    row weights, as uint8 RGB (3, n, W). Any split into rows gives the same pixels."""
+    all): their L* (n, W) joined with the ab of :func:`widen_ab`'s maps, taken by the bilinear
+    row weights (and, for guided maps, plus the slope times L's detail), as uint8 RGB
+    (3, n, W). Any split into rows gives the same pixels."""
     rows = torch.arange(top, top + lightness_rows.shape[0], device=lightness_rows.device)
     upper, lower, weight = _row_weights(rows, ab_wide.shape[-2], height)
-    ab = torch.lerp(ab_wide[:, upper], ab_wide[:, lower], weight[None, :, None])
+    maps = torch.lerp(ab_wide[:, upper], ab_wide[:, lower], weight[None, :, None])
+    ab = maps[:2] if maps.shape[0] == 2 else maps[:2] + maps[2:4] * (lightness_rows[None] - maps[4:5])
     lab = torch.cat([lightness_rows[None], ab], dim=0)
     return lab_to_rgb(lab).mul_(255.0).round_().to(torch.uint8)
 
 
 def render(
-    lightness: Tensor, ab_small: Tensor, budget: int = STRIP_PIXELS, out: Tensor | None = None
+    lightness: Tensor, ab_small: Tensor, budget: int = STRIP_PIXELS, out: Tensor | None = None, upsampling: str = "bilinear"
 ) -> Tensor:
     """Full-resolution L* (H, W) + ab at the working size (2, h, w) -> uint8 RGB (3, H, W).
 
-    Equal to bilinear ``F.interpolate`` of ab to (H, W), joined with L and converted, but
-    done a strip of rows at a time: ab is first widened to (2, h, W), then each strip takes
-    its rows from that by the same bilinear weights.
+    Bilinear: equal to ``F.interpolate`` of ab to (H, W), joined with L and converted; guided:
+    equal to :func:`~lit_colorize.guided.guided_upsample`. Either is done a strip of rows at a
+    time: the maps are first widened to (C, h, W), then each strip takes its rows from them
+    by the same bilinear weights.
     """
     height, width = lightness.shape
-    ab_wide = widen_ab(ab_small, width)
+    ab_wide = widen_ab(ab_small, width, lightness, upsampling)
     if out is None:
         out = torch.empty(3, height, width, dtype=torch.uint8, device=lightness.device)
     step = strip_rows(width, budget)
@@ -154,12 +176,14 @@ def colorize_full_resolution(
     short_side: int,
     multiple: int,
     budget: int = STRIP_PIXELS,
+    upsampling: str = "bilinear",
 ) -> list[Tensor]:
     """One photo (uint8 RGB (3, H, W), color or gray) -> uint8 RGB (3, H, W) per temperature.
 
     ``predict_ab(l_norm, temperatures)`` maps the network input (1, 1, h, w) to one ab
-    (1, 2, h, w) per temperature; the photo's own L is kept at full resolution.
+    (1, 2, h, w) per temperature; the photo's own L is kept at full resolution, and guides the
+    ab's upsampling where ``upsampling`` is ``guided``.
     """
     lightness = full_resolution_l(rgb, budget)
     l_norm = network_input(lightness, working_size(*lightness.shape, short_side, multiple))
-    return [render(lightness, ab[0], budget) for ab in predict_ab(l_norm, temperatures)]
+    return [render(lightness, ab[0], budget, upsampling=upsampling) for ab in predict_ab(l_norm, temperatures)]

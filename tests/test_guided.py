@@ -1,0 +1,120 @@
+"""Guided chroma upsampling (lit_colorize.guided, fullres's guided rendering) against a naive
+numpy loop oracle, on a synthetic step edge, and strip by strip against one piece."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from lit_colorize.color import lab_to_rgb
+from lit_colorize.errors import ConfigError
+from lit_colorize.fullres import render, widen_ab
+from lit_colorize.guided import DEFAULT_EPS, guided_slope, guided_upsample, low_resolution_guide
+
+
+def naive_slope(guide: np.ndarray, ab: np.ndarray, radius: int, eps: float) -> np.ndarray:
+    """The slope by explicit loops: window means over a reflected border, the edge weight from
+    the photo's mean window variance, one pixel at a time."""
+    h, w = guide.shape
+    pad = lambda x: np.pad(x, radius, mode="reflect")  # noqa: E731
+    g = pad(guide.astype(np.float64))
+    channels = [pad(ab[c].astype(np.float64)) for c in range(2)]
+    variance = np.zeros((h, w))
+    covariance = np.zeros((2, h, w))
+    for y in range(h):
+        for x in range(w):
+            window = g[y : y + 2 * radius + 1, x : x + 2 * radius + 1]
+            variance[y, x] = window.var()
+            for c in range(2):
+                other = channels[c][y : y + 2 * radius + 1, x : x + 2 * radius + 1]
+                covariance[c, y, x] = (window * other).mean() - window.mean() * other.mean()
+    weight = (variance + 1.0) / (variance + 1.0).mean()
+    return covariance / (variance + eps / weight)[None]
+
+
+def naive_bilinear(maps: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Bilinear resizing with pixel centres aligned (align_corners=False), by loops."""
+    _, h, w = maps.shape
+
+    def source(i: int, size_in: int, size_out: int) -> tuple[int, int, float]:
+        s = max((i + 0.5) * size_in / size_out - 0.5, 0.0)
+        low = min(int(np.floor(s)), size_in - 1)
+        return low, min(low + 1, size_in - 1), s - low
+
+    out = np.zeros((maps.shape[0], height, width))
+    for y in range(height):
+        y0, y1, wy = source(y, h, height)
+        for x in range(width):
+            x0, x1, wx = source(x, w, width)
+            top = maps[:, y0, x0] * (1 - wx) + maps[:, y0, x1] * wx
+            bottom = maps[:, y1, x0] * (1 - wx) + maps[:, y1, x1] * wx
+            out[:, y, x] = top * (1 - wy) + bottom * wy
+    return out
+
+
+def test_slope_and_upsampling_match_the_naive_oracle() -> None:
+    generator = torch.Generator().manual_seed(0)
+    lightness = torch.rand(24, 30, generator=generator) * 100
+    ab_small = torch.randn(2, 6, 5, generator=generator) * 30
+    guide = low_resolution_guide(lightness, (6, 5))  # the guide is torch's antialiased resize, given to both
+    for radius, eps in ((1, DEFAULT_EPS), (2, 4.0)):
+        slope = guided_slope(guide, ab_small, radius, eps).numpy()
+        oracle = naive_slope(guide.numpy(), ab_small.numpy(), radius, eps)
+        np.testing.assert_allclose(slope, oracle, atol=1e-4, rtol=1e-4)
+    slope = naive_slope(guide.numpy(), ab_small.numpy(), 1, DEFAULT_EPS)
+    expected = naive_bilinear(ab_small.double().numpy(), 24, 30) + naive_bilinear(slope, 24, 30) * (
+        lightness.double().numpy()[None] - naive_bilinear(guide.double().numpy()[None], 24, 30)
+    )
+    np.testing.assert_allclose(guided_upsample(lightness, ab_small).numpy(), expected, atol=1e-4, rtol=1e-5)
+
+
+def step_edge(factor: int = 8) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Two flat colors split by an L edge at column 61 (inside a low-resolution pixel):
+    (L (64, 128), true ab, ab area-averaged down by ``factor``, distance of each column to the edge)."""
+    edge = 61
+    lightness = torch.full((64, 128), 30.0)
+    lightness[:, edge:] = 70.0
+    ab = torch.empty(2, 64, 128)
+    ab[:, :, :edge] = torch.tensor([40.0, -20.0])[:, None, None]
+    ab[:, :, edge:] = torch.tensor([-30.0, 50.0])[:, None, None]
+    distance = (torch.arange(128) - edge + 0.5).abs()
+    return lightness, ab, F.avg_pool2d(ab[None], factor)[0], distance
+
+
+def test_a_step_edge_stays_sharp_where_bilinear_smears_it() -> None:
+    lightness, ab, small, distance = step_edge(factor=8)
+    guided_error = torch.linalg.vector_norm(guided_upsample(lightness, small) - ab, dim=0).amax(0)
+    bilinear = F.interpolate(small[None], size=(64, 128), mode="bilinear", align_corners=False)[0]
+    bilinear_error = torch.linalg.vector_norm(bilinear - ab, dim=0).amax(0)
+    assert float(torch.cat([distance[guided_error > 5], torch.zeros(1)]).max()) <= 2  # confined to the edge's own pixels
+    assert float(distance[bilinear_error > 5].max()) >= 4  # bilinear: over half the factor and more
+    assert float(bilinear_error.max()) > 40
+
+
+def test_flat_lightness_gives_exactly_bilinear() -> None:
+    lightness = torch.full((40, 56), 55.0)
+    small = torch.randn(2, 5, 7, generator=torch.Generator().manual_seed(1)) * 20
+    bilinear = F.interpolate(small[None], size=(40, 56), mode="bilinear", align_corners=False)[0]
+    torch.testing.assert_close(guided_upsample(lightness, small), bilinear, atol=1e-4, rtol=0)
+
+
+@pytest.mark.parametrize("upsampling", ["bilinear", "guided"])
+def test_strips_give_the_pixels_of_one_piece(upsampling: str) -> None:
+    generator = torch.Generator().manual_seed(2)
+    lightness = (torch.rand(37, 53, generator=generator) * 100).round()
+    small = torch.randn(2, 5, 7, generator=generator) * 25
+    whole = render(lightness, small, budget=10**9, upsampling=upsampling)
+    for budget in (53, 53 * 7, 1000):
+        assert torch.equal(render(lightness, small, budget=budget, upsampling=upsampling), whole)
+    ab = guided_upsample(lightness, small) if upsampling == "guided" else F.interpolate(small[None], size=(37, 53), mode="bilinear")[0]
+    reference = lab_to_rgb(torch.cat([lightness[None], ab])).mul(255).round().to(torch.uint8)
+    assert (whole.int() - reference.int()).abs().max() <= 1  # separable in strips vs 2-D in one piece: float rounding
+
+
+def test_bad_settings_are_named() -> None:
+    with pytest.raises(ConfigError, match="upsampling must be one of bilinear, guided"):
+        render(torch.zeros(4, 4), torch.zeros(2, 1, 1), upsampling="bicubic")
+    with pytest.raises(ValueError, match="full-resolution L"):
+        widen_ab(torch.zeros(2, 2, 2), 8, upsampling="guided")
