@@ -37,6 +37,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -65,7 +66,9 @@ def make_photo(folder: Path, name: str, height: int, width: int) -> Path:
     image[..., 0] = rows
     image[..., 1] = cols
     image[..., 2] = 128
-    Image.fromarray(image).save(path, quality=90)
+    with warnings.catch_warnings():  # made here on purpose: Pillow's warning is for files it reads
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        Image.fromarray(image).save(path, quality=90)
     return path
 
 
