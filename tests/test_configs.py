@@ -23,6 +23,7 @@ OWN_TRAINER = {
     "landscape_bsds500": {"max_epochs": 30, "log_every_n_steps": 20},
     "recipe": {"max_epochs": 50, "log_every_n_steps": 20},
     "hints": {"max_epochs": 50, "log_every_n_steps": 20},
+    "imagenet_streaming": {"max_epochs": 20, "log_every_n_steps": 50},
 }
 LANDSCAPE_ROOTS = ["../shared/data/landscape"]
 BSDS500_ROOTS = ["../shared/data/landscape", "../shared/data/photos/bsds500"]

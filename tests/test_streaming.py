@@ -360,3 +360,20 @@ def test_ddp_on_s3_sees_each_sample_once_and_resumes_after_sigkill_mid_epoch(s3_
     union = after[0] + after[1]
     assert sorted(union) == expected, f"repeats or gaps: {sorted(union)}; before the kill {before}, after {after}"
     assert after[0][:20] == before[0] and after[0][20:] == seen[0][20:]  # it went on as the unbroken run did
+
+
+def test_imagenet_config_and_sbatch_agree_on_4_nodes_of_8_gpus() -> None:
+    from tests.helpers import parsed_config
+
+    root = Path(__file__).resolve().parents[1]
+    script = (root / "scripts" / "slurm" / "train_streaming.sbatch").read_text()
+    directives = dict(line.split()[1].lstrip("-").split("=", 1) for line in script.splitlines()
+                      if line.startswith("#SBATCH") and "=" in line)
+    assert directives["nodes"] == "4" and directives["ntasks-per-node"] == directives["gpus-per-node"] == "8"
+    config = parsed_config("fit", "--config", str(root / "configs" / "imagenet_streaming.yaml"), "--trainer",
+                           str(root / "configs" / "trainer" / "slurm.yaml"), "--trainer.num_nodes", "4",
+                           "--trainer.devices", "8", "--data.init_args.shards", "s3://bucket/shards")  # fmt: skip
+    assert "--trainer.num_nodes 4" in script and "--trainer.devices 8" in script
+    assert config["trainer"]["num_nodes"] == 4 and str(config["trainer"]["devices"]) == "8"
+    assert config["data"]["class_path"] == "datamodules.StreamingShards"
+    assert config["data"]["init_args"]["shards"] == "s3://bucket/shards"
