@@ -52,6 +52,7 @@ import torch
 import yaml
 from PIL import Image
 from torch import Tensor
+from torchmetrics.functional.image import structural_similarity_index_measure
 
 from lit_colorize.atomic import atomic_write
 from lit_colorize.color import rgb_to_lab, to_float_rgb
@@ -69,10 +70,8 @@ GRAY_CHROMA = 6.0
 #: 10 log10(1 / MSE) at the MSE of uint8 rounding noise, (1/255)^2 / 12: about 58.9 dB. No uint8
 #: output can be told apart from its photo more finely, so a photo's PSNR is capped here.
 PSNR_CAP_DB = 10.0 * math.log10(12.0 * 255.0**2)
-SSIM_WINDOW = 11  # torchmetrics' default Gaussian window, sigma 1.5, and its constants for data range 1
-SSIM_SIGMA = 1.5
+SSIM_WINDOW = 11  # torchmetrics' default Gaussian window
 SSIM_BORDER = SSIM_WINDOW // 2  # rows and columns from a window's centre to its edge
-SSIM_C1, SSIM_C2 = 0.01**2, 0.03**2
 GRID_TILE_HEIGHT = 160
 GRID_TILE_MAX_WIDTH = 4 * GRID_TILE_HEIGHT  # a tile of a long strip is this wide, and thinner
 OUTPUT_FILES = ("metrics.md", "metrics.csv", "grid.png")
@@ -237,22 +236,12 @@ class TruthStrip:
     rgb: Tensor
     ab: Tensor
 
-    blurred_truth: tuple[Tensor, Tensor] | None = None
-
     @classmethod
     def of(cls, rgb: Tensor, strip: Strip) -> TruthStrip:
         """``rgb``: the whole photo, uint8 (3, H, W)."""
         rows = rgb[:, strip.start : strip.stop]
         ab = rgb_to_lab(rows[:, strip.core])[None, 1:]
         return cls(strip, to_float_rgb(rows)[None], ab)
-
-    def blurred(self) -> tuple[Tensor, Tensor]:
-        """The SSIM window's mean of the truth and of its square (:func:`gaussian_blur_valid`),
-        shared by every output measured against this strip."""
-        if self.blurred_truth is None:
-            both = gaussian_blur_valid(torch.cat([self.rgb, self.rgb * self.rgb]))
-            self.blurred_truth = (both[0:1], both[1:2])
-        return self.blurred_truth
 
 
 class Moments:
@@ -301,42 +290,13 @@ def psnr_of_mse(mse: float) -> float:
     return PSNR_CAP_DB if mse <= 0 else min(PSNR_CAP_DB, -10.0 * math.log10(mse))
 
 
-def gaussian_window() -> list[float]:
-    """The SSIM window's 1-D weights: Gaussian, sigma 1.5, 11 taps, summing to 1 (torchmetrics')."""
-    weights = [math.exp(-((k - SSIM_BORDER) / SSIM_SIGMA) ** 2 / 2) for k in range(SSIM_WINDOW)]
-    return [w / sum(weights) for w in weights]
-
-
-def gaussian_blur_valid(images: Tensor) -> Tensor:
-    """The SSIM window's weighted mean (Gaussian 11x11, sigma 1.5, as torchmetrics and Wang et
-    al.) of (N, C, H, W), at the windows that lie inside: (N, C, H - 10, W - 10). Two 1-D
-    passes of shifted sums, as the window is separable: on a CPU about ten times faster than
-    torch's depthwise 2-D convolution."""
-    weights = gaussian_window()
-    height, width = images.shape[-2:]
-    rows = images[..., : height - 2 * SSIM_BORDER, :] * weights[0]
-    for k in range(1, SSIM_WINDOW):
-        rows.add_(images[..., k : k + height - 2 * SSIM_BORDER, :], alpha=weights[k])
-    out = rows[..., : width - 2 * SSIM_BORDER] * weights[0]
-    for k in range(1, SSIM_WINDOW):
-        out.add_(rows[..., k : k + width - 2 * SSIM_BORDER], alpha=weights[k])
-    return out
-
-
-def ssim_valid_map(rgb: Tensor, truth: TruthStrip) -> Tensor:
-    """The SSIM map (1, 3, n - 10, W - 10) of (1, 3, n, W) RGB in [0, 1] against the truth's
-    strip, at the windows inside the strip: Wang et al.'s formula with torchmetrics' constants
-    (data range 1). The truth's own means are computed once per strip."""
-    mean_truth, mean_truth_sq = truth.blurred()
-    rgb = rgb.float()
-    blurred = gaussian_blur_valid(torch.cat([rgb, rgb * rgb, rgb * truth.rgb]))
-    mean, mean_sq, mean_product = blurred[0:1], blurred[1:2], blurred[2:3]
-    mu_sq, mu_truth_sq, mu_product = mean * mean, mean_truth * mean_truth, mean * mean_truth
-    variance = (mean_sq - mu_sq).clamp_(min=0.0)
-    variance_truth = (mean_truth_sq - mu_truth_sq).clamp_(min=0.0)
-    upper = 2 * (mean_product - mu_product) + SSIM_C2
-    lower = variance + variance_truth + SSIM_C2
-    return ((2 * mu_product + SSIM_C1) * upper) / ((mu_sq + mu_truth_sq + SSIM_C1) * lower)
+def ssim_map(rgb: Tensor, truth: Tensor) -> Tensor:
+    """torchmetrics' SSIM map (1, 3, n, W) of RGB in [0, 1] against the truth (Gaussian window
+    11x11, sigma 1.5, data range 1), as the whole-photo metric always took it: its values
+    :data:`SSIM_BORDER` or more from the strip's edges are Wang et al.'s (the rest lean on its
+    reflect padding and are not used). The same function on a strip gives the same values."""
+    _, full = structural_similarity_index_measure(rgb.float(), truth.float(), data_range=1.0, return_full_image=True)
+    return full
 
 
 class PhotoScores:
@@ -369,7 +329,7 @@ class PhotoScores:
         first, last = max(strip.top, border), min(strip.bottom, self.height - border)
         if first >= last:
             return
-        values = ssim_valid_map(rgb, truth)[..., first - strip.start - border : last - strip.start - border, :]
+        values = ssim_map(rgb, truth.rgb)[..., first - strip.start : last - strip.start, border : self.width - border]
         self.ssim_sum += float(values.double().sum())
         self.ssim_count += values.numel()
 
