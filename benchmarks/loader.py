@@ -80,6 +80,94 @@ def decode_rates(paths: list[Path], rounds: int = 3) -> dict[str, float]:
     return best
 
 
+def step_seconds(module: ColorizationModule, images: Tensor, rounds: int = 3) -> float:
+    """Seconds of one training step of ``module`` (forward, loss, backward) on ``images``, best of ``rounds``."""
+    batch = module.prepare_batch(images)
+
+    def step() -> None:
+        module.compute_loss(batch).loss.backward()
+
+    step()  # warm-up
+    return min(timed(step)[0] for _ in range(rounds))
+
+
+def s3_server() -> tuple[object, str] | None:
+    """moto's standalone S3 server on a free loopback port (None when moto is not installed)."""
+    try:
+        from moto.server import ThreadedMotoServer
+    except ImportError:
+        return None
+    import logging
+    import os
+    import socket
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # the server's line per request
+    os.environ.update({key: os.environ.get(key, "bench") for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")})
+    os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    return server, f"http://127.0.0.1:{port}"
+
+
+def upload(folder: Path, endpoint: str, bucket: str) -> None:
+    import boto3
+
+    client = boto3.client("s3", endpoint_url=endpoint)
+    client.create_bucket(Bucket=bucket)
+    for path in folder.rglob("*"):
+        if path.is_file():
+            client.upload_file(str(path), bucket, f"set/{path.relative_to(folder).as_posix()}")
+
+
+def streaming_rows(paths: list[Path], root: Path, args: argparse.Namespace, module: ColorizationModule) -> None:
+    """Issue 29: PhotoFolders against StreamingShards on the local disk and through S3 on the
+    loopback, images/s and the data side's share of a training step at ``args.size``."""
+    from datamodules.folders import PhotoFolders, PhotoRoot
+    from datamodules.streaming import StreamingShards
+    from lit_colorize.shards import write_shards
+
+    with tempfile.TemporaryDirectory() as work:
+        work_dir = Path(work)
+        listing = work_dir / "files.txt"
+        listing.write_text("".join(f"{p.relative_to(root)}\n" for p in paths))
+        absolute = work_dir / "absolute.txt"
+        absolute.write_text("".join(f"{p.resolve()}\n" for p in paths))
+        build, _ = timed(lambda: write_shards([absolute], work_dir / "shards", short_side=2 * args.size, val_fraction=0.01,
+                                              gray_threshold=None, chunk_bytes="8MB"))  # fmt: skip
+        common = {"image_size": args.size, "batch_size": args.batch_size, "num_workers": args.workers}
+        folders = PhotoFolders(roots=[PhotoRoot(str(root), files=str(listing))], val_fraction=0.01, drop_gray=False,
+                               cache_dir=str(work_dir / "cache"), **common)  # fmt: skip
+        local = StreamingShards(str(work_dir / "shards"), **common)
+        loaders: dict[str, object] = {"PhotoFolders (decode every draw)": folders, "shards, local disk": local}
+        server = s3_server()
+        if server is not None:
+            upload(work_dir / "shards", server[1], "bench")
+            loaders["shards, S3 on loopback (moto)"] = StreamingShards(
+                "s3://bench/set", endpoint_url=server[1], cache_dir=str(work_dir / "s3cache"), **common
+            )
+        rates = {}
+        for name, datamodule in loaders.items():
+            datamodule.setup("fit")
+            rates[name] = drain(datamodule.train_dataloader(), module, datamodule.train_augmentation, args.epochs)
+        if server is not None:
+            server[0].stop()
+    step = step_seconds(module, torch.randint(0, 256, (args.batch_size, 3, args.size, args.size), dtype=torch.uint8))
+    print(f"streaming (issue 29): shards built in {build:.1f} s ({len(paths) / build:.0f} images/s), workers {args.workers}; "
+          f"a training step of the default model, batch {args.batch_size} at {args.size} px: {step * 1000:.0f} ms")  # fmt: skip
+    print(f"{'loader':<34}{'images/s':>10}{'data share of a step':>23}")
+    for name, rate in rates.items():
+        data = args.batch_size / rate
+        print(f"{name:<34}{rate:>10.0f}{data / (data + step):>22.0%}")
+    if server is None:
+        print("shards, S3 on loopback: moto is not installed (pip install -e .[dev]); row left out")
+    else:
+        first, local_rate, s3_rate = rates.values()
+        print(f"local shards / PhotoFolders: {local_rate / first:.2f}x; S3 / local shards: {s3_rate / local_rate:.2f}x")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--root", default=str(SHARED_DATA / "landscape"))
@@ -87,6 +175,8 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=128)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=0, help="loader workers of the streaming rows")
+    parser.add_argument("--no-streaming", action="store_true", help="leave out the streaming rows (issue 29)")
     parser.add_argument("--large", default=str(SHARED_DATA / "photos" / "large"),
                         help="folder of large photos for the decoder comparison (skipped when absent)")  # fmt: skip
     args = parser.parse_args()
@@ -112,6 +202,8 @@ def main() -> None:
     print(f"{'(a) cached (memmap)':<34}{cached:>10.0f}")
     print(f"{'(b) decode every access':<34}{uncached:>10.0f}")
     print(f"ratio a/b: {cached / uncached:.1f}x")
+    if not args.no_streaming:
+        streaming_rows(paths, root, args, module)
     if not imageio.TORCHVISION_DECODES:
         print("decoders: torchvision.io has no image codecs here; every file goes through Pillow")
         return

@@ -39,6 +39,8 @@ def test_loader_benchmark_small_run(shared_data: Path) -> None:
     assert result.returncode == 0, result.stderr[-3000:]
     assert "(a) cached (memmap)" in result.stdout and "ratio a/b" in result.stdout
     assert "64 landscape photos" in result.stdout  # the decoder comparison
+    for row in ("PhotoFolders (decode every draw)", "shards, local disk", "shards, S3 on loopback (moto)", "S3 / local shards"):
+        assert row in result.stdout, row  # issue 29's streaming rows
 
 
 def test_quality_comparison_quick_run(shared_data: Path, tmp_path: Path) -> None:
