@@ -211,8 +211,8 @@ class Strip:
         return slice(self.top - self.start, self.bottom - self.start)
 
 
-#: Photo pixels per strip of evaluation work: about 0.3 GB of float planes (the truth's and one
-#: output's RGB and Lab, and SSIM's ten maps), whatever the photo's size.
+#: Photo pixels per strip of evaluation work: about 0.4 GB of float planes at most (the truth's
+#: and one output's RGB and Lab, and torchmetrics' SSIM maps), whatever the photo's size.
 EVAL_STRIP_PIXELS = 1 << 19
 
 
