@@ -353,7 +353,7 @@ def test_evaluate_memory_is_bounded_like_predicts() -> None:
     """Case 7: evaluate took about 460 bytes per pixel (6.6 GB for 12 MP; 48 MP was killed at
     21.6 GB). The benchmark's quick run: a 3-megapixel photo may add at most 200 bytes a pixel
     over a 64x64 one (measured: about 155, most of it the strips' fixed ~400 MB; the
-    48-megapixel row, in the README, adds about 17 a pixel and stays under 3 GB)."""
+    48-megapixel row, in the README, adds about 20 a pixel and stays under 3 GB)."""
     import subprocess
     import sys
 
