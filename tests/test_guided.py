@@ -118,3 +118,20 @@ def test_bad_settings_are_named() -> None:
         render(torch.zeros(4, 4), torch.zeros(2, 1, 1), upsampling="bicubic")
     with pytest.raises(ValueError, match="full-resolution L"):
         widen_ab(torch.zeros(2, 2, 2), 8, upsampling="guided")
+
+
+def test_on_real_photos_guided_puts_true_chroma_back_closer_than_bilinear() -> None:
+    """benchmarks/upsampling.py's protocol on a few held-out photos (BSDS500 val, never a
+    reported test set): the true ab, area-averaged down 8x, brought back by each method."""
+    from benchmarks.common import SHARED_DATA
+    from benchmarks.upsampling import measure, methods
+    from lit_colorize.files import image_files
+
+    folder = SHARED_DATA / "photos" / "bsds500" / "val"
+    if not folder.is_dir():
+        pytest.skip(f"needs the shared photos ({folder}), beside the checkout as ../shared")
+    upsamplers = {name: fn for name, fn in methods(grid=False).items() if not name.startswith("joint")}
+    results = measure(image_files(folder)[:6], 8, upsamplers)
+    guided, bilinear = results[f"guided r1 eps{DEFAULT_EPS:g}"], results["bilinear"]
+    assert guided[0] < bilinear[0]  # ab RMSE
+    assert guided[1] < bilinear[1]  # share of pixels off by more than 10 ab units
