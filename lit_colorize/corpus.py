@@ -288,10 +288,30 @@ def stratified_held_out(groups: dict[tuple[str, str], list[str]], fraction: floa
 
 
 def corpus_file_name(source: str, category: str, path: str) -> str:
-    """Where a photo goes in the corpus: ``source/category/path-with-dashes.jpg`` (unique per
-    source path, readable, no folders to walk into)."""
-    flat = path.rsplit(".", 1)[0].replace("/", "--").replace(" ", "_")
-    return f"{source}/{category}/{flat}.jpg"
+    """Where a photo goes in the corpus: ``source/category/path-with-dashes.jpg``, readable and
+    flat; a suffix other than ``.jpg`` stays in the name (``a.png`` -> ``a_png.jpg``), so ``a.jpg``
+    and ``a.png`` beside it stay two photos (:class:`NameBook` settles what is left)."""
+    stem, dot, suffix = path.rpartition(".")
+    if not dot or "/" in suffix:
+        stem, suffix = path, ""
+    flat = stem if suffix == "jpg" else f"{stem}_{suffix.lower()}" if suffix else stem
+    return f"{source}/{category}/{flat.replace('/', '--').replace(' ', '_')}.jpg"
+
+
+class NameBook:
+    """Unique corpus names in build order: a name already given gets ``~2``, ``~3``... (two
+    source paths that differ only in case or spaces), so no photo is written over another."""
+
+    def __init__(self) -> None:
+        self.given: set[str] = set()
+
+    def claim(self, name: str) -> str:
+        base, count, unique = name.removesuffix(".jpg"), 1, name
+        while unique in self.given:
+            count += 1
+            unique = f"{base}~{count}.jpg"
+        self.given.add(unique)
+        return unique
 
 
 def photo_entries(entries: Sequence[Entry], source: Source) -> tuple[list[tuple[Entry, str]], list[Entry]]:

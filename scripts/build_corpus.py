@@ -40,6 +40,7 @@ from lit_colorize.corpus import (
     FolderSource,
     GitClone,
     ListedFiles,
+    NameBook,
     NearDuplicates,
     Source,
     corpus_file_name,
@@ -100,6 +101,7 @@ class Builder:
         self.args, self.staging = args, staging
         self.test_photos = NearDuplicates(args.max_distance)
         self.kept = NearDuplicates(args.max_distance)
+        self.names = NameBook()
         self.rows: list[dict[str, object]] = []
         self.skipped: list[tuple[str, str, str, str]] = []  # source, path, reason, detail
 
@@ -135,7 +137,7 @@ class Builder:
             return "near-gray", ""
         if (original := self.kept.find(value)) is not None:
             return "duplicate", f"of {original}"
-        name = corpus_file_name(source.name, category, entry.path)
+        name = self.names.claim(corpus_file_name(source.name, category, entry.path))
         target = self.staging / name
         target.parent.mkdir(parents=True, exist_ok=True)
         small.save(target, format="JPEG", quality=95)

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from lit_colorize.corpus import NearDuplicates, Source, corpus_file_name, perceptual_hash, stratified_held_out, strided
+from lit_colorize.corpus import NameBook, NearDuplicates, Source, corpus_file_name, perceptual_hash, stratified_held_out, strided
 from lit_colorize.errors import ConfigError
 from tests.conftest import REPO_ROOT
 
@@ -53,6 +53,7 @@ def sources(tmp_path: Path) -> tuple[Path, Path, Path]:
     (repo / "things" / "lfs.jpg").write_text("version https://git-lfs.github.com/spec/v1\noid sha256:00\nsize 12\n")
     (repo / "things" / "link.jpg").symlink_to("../people/b.jpg")
     photo(4).save(repo / "things" / "c.jpg", quality=90)
+    photo(9).save(repo / "things" / "c.png")  # another photo of the same stem: both kept, apart
     photo(5).save(repo / "things" / "d.jpg")  # recompressed below: a look-alike of the test photo
     photo(5).save(repo / "test" / "t.png")
     (repo / "notes.txt").write_text("not a photo")
@@ -124,7 +125,7 @@ def test_builder_keeps_exactly_the_good_distinct_photos(tmp_path: Path, sources:
     manifest = read_csv(corpus / "manifest.csv")
     kept = {(row["source"], row["path"]) for row in manifest}
     assert kept == {
-        ("repo", "people/a.jpg"), ("repo", "people/b.jpg"), ("repo", "things/c.jpg"),
+        ("repo", "people/a.jpg"), ("repo", "people/b.jpg"), ("repo", "things/c.jpg"), ("repo", "things/c.png"),
         *{("repo", f"frames/f{i}.jpg") for i in range(4)}, ("folder", "train/e.jpg"),
     }  # fmt: skip
     skipped = {row["path"]: row["reason"] for row in read_csv(corpus / "skipped.csv")}
@@ -146,6 +147,8 @@ def test_builder_keeps_exactly_the_good_distinct_photos(tmp_path: Path, sources:
         assert stored.size == (384, 256) and stored.format == "JPEG"  # 600x400 -> 256 on the short side
     for row in manifest:
         assert (corpus / row["file"]).is_file()
+    assert len({row["file"] for row in manifest}) == len(manifest)  # no photo written over another
+    assert by_path["things/c.png"]["file"] == "repo/objects/things--c_png.jpg"
     held = [line for line in (tmp_path / "lists" / "heldout.txt").read_text().splitlines() if not line.startswith("#")]
     train = [line for line in (tmp_path / "lists" / "train.txt").read_text().splitlines() if not line.startswith("#")]
     assert sorted(held + train) == sorted(row["file"] for row in manifest) and not set(held) & set(train)
@@ -216,7 +219,10 @@ def test_stratified_split_and_helpers() -> None:
     assert sum(name.startswith("a") for name in held) == 2 and sum(name.startswith("b") for name in held) == 1
     assert "c0" not in held and held == stratified_held_out(groups, 0.05, seed=0)
     assert held != stratified_held_out(groups, 0.05, seed=1)
-    assert corpus_file_name("cam", "street", "CamVid/train/0001 TP.png") == "cam/street/CamVid--train--0001_TP.jpg"
+    assert corpus_file_name("cam", "street", "CamVid/train/0001 TP.png") == "cam/street/CamVid--train--0001_TP_png.jpg"
+    assert corpus_file_name("f", "people", "d/x copy.jpg") == "f/people/d--x_copy.jpg"
+    book = NameBook()
+    assert [book.claim(n) for n in ("s/c/a.jpg", "s/c/a.jpg", "s/c/b.jpg", "s/c/a.jpg")] == ["s/c/a.jpg", "s/c/a~2.jpg", "s/c/b.jpg", "s/c/a~3.jpg"]
     source = Source("s", "CC0", (("x/drop/*", "drop"), ("x/*", "objects")), test_sets=("t/*",))
     assert source.category("x/drop/1.jpg") == "drop" and source.category("x/a/1.jpg") == "objects"
     assert source.category("y/1.jpg") is None and source.is_test_set("t/1.jpg")
@@ -242,13 +248,3 @@ def test_strided_takes_every_nth_file_per_folder() -> None:
     entries = [Entry(f"{d}/{i}.jpg", "") for d in ("a", "b") for i in range(5)]
     assert [e.path for e in strided(entries, 2)] == ["a/0.jpg", "a/2.jpg", "a/4.jpg", "b/0.jpg", "b/2.jpg", "b/4.jpg"]
 
-
-def test_committed_held_out_split_is_disjoint_and_stratified() -> None:
-    lists = REPO_ROOT / "docs" / "data"
-    read = lambda name: [line for line in (lists / name).read_text().splitlines() if not line.startswith("#")]  # noqa: E731
-    held, train = read("heldout.txt"), read("train.txt")
-    assert not set(held) & set(train) and len(set(held)) == len(held)
-    assert 0.045 <= len(held) / (len(held) + len(train)) <= 0.055
-    groups = lambda files: {tuple(f.split("/")[:2]) for f in files}  # noqa: E731
-    assert groups(held) == groups(train)  # every (source, category) group is measured
-    assert not any(name.startswith("bsds500/") and "/test--" in name for name in held + train)  # BSDS500 test: never

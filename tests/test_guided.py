@@ -131,7 +131,7 @@ def test_on_real_photos_guided_puts_true_chroma_back_closer_than_bilinear() -> N
     if not folder.is_dir():
         pytest.skip(f"needs the shared photos ({folder}), beside the checkout as ../shared")
     upsamplers = {name: fn for name, fn in methods(grid=False).items() if not name.startswith("joint")}
-    results = measure(image_files(folder)[:6], 8, upsamplers)
+    results = measure(image_files(folder)[:15], 8, upsamplers)
     guided, bilinear = results[f"guided r1 eps{DEFAULT_EPS:g}"], results["bilinear"]
     assert guided[0] < bilinear[0]  # ab RMSE
     assert guided[1] < bilinear[1]  # share of pixels off by more than 10 ab units
