@@ -248,3 +248,14 @@ def test_strided_takes_every_nth_file_per_folder() -> None:
     entries = [Entry(f"{d}/{i}.jpg", "") for d in ("a", "b") for i in range(5)]
     assert [e.path for e in strided(entries, 2)] == ["a/0.jpg", "a/2.jpg", "a/4.jpg", "b/0.jpg", "b/2.jpg", "b/4.jpg"]
 
+
+
+def test_committed_held_out_split_is_disjoint_and_stratified() -> None:
+    lists = REPO_ROOT / "docs" / "data"
+    read = lambda name: [line for line in (lists / name).read_text().splitlines() if not line.startswith("#")]  # noqa: E731
+    held, train = read("heldout.txt"), read("train.txt")
+    assert len(set(held)) == len(held) and len(set(train)) == len(train) and not set(held) & set(train)
+    assert 0.045 <= len(held) / (len(held) + len(train)) <= 0.055
+    groups = lambda files: {tuple(f.split("/")[:2]) for f in files}  # noqa: E731
+    assert groups(held) == groups(train)  # every (source, category) group is measured
+    assert not any(name.startswith("bsds500/") and "/test--" in name for name in held + train)  # BSDS500 test: never
