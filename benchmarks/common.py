@@ -63,6 +63,15 @@ def training_augmentation(size: int) -> nn.Module:
     return CIFAR100Subset().train_augmentation if size == 32 else landscape_augmentation(size)
 
 
+# --- verdicts ------------------------------------------------------------------------------
+def print_verdicts(verdicts: list[tuple[str, bool]]) -> int:
+    """Prints each target as MET / NOT MET after a blank line; the exit status: 0 if all are met."""
+    print()
+    for text, met in verdicts:
+        print(f"{'MET    ' if met else 'NOT MET'} {text}")
+    return 0 if all(met for _, met in verdicts) else 1
+
+
 # --- timing -------------------------------------------------------------------------------
 def synchronize(device: torch.device) -> None:
     """Waits for the GPU's queued work, so a clock read after it counts that work."""

@@ -104,6 +104,13 @@ def photo_path(folder: Path, name: str, height: int, width: int) -> Path:
     return folder / f"{name}.{'png' if height * width <= 1_000_000 else 'jpg'}"
 
 
+def photo_made_apart(folder: Path, name: str, height: int, width: int) -> Path:
+    """:func:`make_photo` run in a process of its own (see :func:`in_child`); the photo's path."""
+    photo = photo_path(folder, f"photo_{name}", height, width)
+    in_child(f"make_photo(Path({str(folder)!r}), {photo.stem!r}, {height}, {width})")
+    return photo
+
+
 def console_script() -> str:
     return shutil.which("lit-colorize", path=str(Path(sys.executable).parent)) or "lit-colorize"
 
@@ -174,8 +181,7 @@ def predict_rows(folder: Path, checkpoint: Path, shapes: dict[str, tuple[int, in
     )
     print(f"{'photo (h x w)':<16}{'file':>10}{'network input':>16}{'output':>14}{'peak RSS MB':>13}{'seconds':>9}")
     for name, (height, width) in shapes.items():
-        photo = photo_path(folder, f"photo_{name}", height, width)
-        in_child(f"make_photo(Path({str(folder)!r}), {photo.stem!r}, {height}, {width})")
+        photo = photo_made_apart(folder, name, height, width)
         h, w = working_size(height, width, WORKING_SIZE, multiple)
         result = measure(photo, checkpoint, folder / "out")
         print(
@@ -191,8 +197,7 @@ def evaluate_rows(folder: Path, checkpoint: Path, shapes: dict[str, tuple[int, i
     print("the same model; rows gray and mode_mean T=0.8; metrics in strips of about half a megapixel")
     print(f"{'command':<9}{'photo (h x w)':<16}{'MP':>7}{'file':>10}{'grid.png':>12}{'peak RSS MB':>13}{'seconds':>9}")
     for name, (height, width) in shapes.items():
-        photo = photo_path(folder, f"photo_{name}", height, width)
-        in_child(f"make_photo(Path({str(folder)!r}), {photo.stem!r}, {height}, {width})")
+        photo = photo_made_apart(folder, name, height, width)
         result = measure_evaluate(photo, checkpoint, folder / "evaluation")
         print(
             f"{'evaluate':<9}{name:<16}{height * width / 1e6:>7.2f}{photo.stat().st_size / 1024:>8.0f}KB{result['grid']:>12}"

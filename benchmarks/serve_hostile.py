@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script,
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from benchmarks.common import SHARED_DATA, machine_line  # noqa: E402
+from benchmarks.common import SHARED_DATA, machine_line, print_verdicts  # noqa: E402
 from benchmarks.serve_load import percentiles, post  # noqa: E402
 from lit_colorize.app.browser import free_port  # noqa: E402
 
@@ -148,10 +148,7 @@ def main(argv: list[str] | None = None) -> int:
         (f"a normal colorize's p99 under attack is {p99:.0f} ms (< {args.p99_limit_ms:.0f})", p99 < args.p99_limit_ms),
         ("the server still up", alive),
     ]
-    print()
-    for text, met in verdicts:
-        print(f"{'MET    ' if met else 'NOT MET'} {text}")
-    return 0 if all(met for _, met in verdicts) else 1
+    return print_verdicts(verdicts)
 
 
 if __name__ == "__main__":

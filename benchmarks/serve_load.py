@@ -35,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script,
 
 import numpy as np  # noqa: E402
 
-from benchmarks.common import SHARED_DATA, machine_line  # noqa: E402
+from benchmarks.common import SHARED_DATA, machine_line, print_verdicts  # noqa: E402
 from lit_colorize.app.browser import free_port  # noqa: E402
 
 
@@ -151,10 +151,7 @@ def main(argv: list[str] | None = None) -> int:
         (f"memory bounded: the second half's highest is {growth:+.0f} MiB from the first's (< {args.max_growth_mib:.0f})",
          growth < args.max_growth_mib),
     ]
-    print()
-    for text, met in verdicts:
-        print(f"{'MET    ' if met else 'NOT MET'} {text}")
-    return 0 if all(met for _, met in verdicts) else 1
+    return print_verdicts(verdicts)
 
 
 if __name__ == "__main__":
