@@ -34,7 +34,7 @@ from torch.utils.data import Dataset, Sampler
 from datamodules.base import ImageDataModule, check_loader_options
 from lit_colorize.atomic import atomic_path
 from lit_colorize.augment import RandomHorizontalFlip
-from lit_colorize.color import near_gray_images, rgb_to_lab
+from lit_colorize.corpus import is_near_gray, shrink
 from lit_colorize.errors import ConfigError, DataError
 from lit_colorize.files import has_image_suffix, image_files
 from lit_colorize.imageio import pillow_pixels
@@ -87,12 +87,7 @@ def scan_photo(path: Path, gray_threshold: float | None) -> str | None:
     if min(image.size) < 2:
         return f"unreadable: {image.width}x{image.height} pixels"
     if gray_threshold is not None:
-        small = image if min(image.size) <= SCAN_SIDE else image.resize(
-            (max(1, round(image.width * SCAN_SIDE / min(image.size))), max(1, round(image.height * SCAN_SIDE / min(image.size)))),
-            Image.Resampling.BILINEAR,
-        )  # fmt: skip
-        rgb = torch.from_numpy(np.array(small)).permute(2, 0, 1)[None]
-        if bool(near_gray_images(rgb_to_lab(rgb)[:, 1:], gray_threshold)[0]):
+        if is_near_gray(shrink(image, SCAN_SIDE), gray_threshold):
             return "near-gray"
     return None
 
