@@ -4,6 +4,7 @@ plus ``lit-colorize export`` (ONNX) and ``lit-colorize evaluate`` (metrics on a 
 from __future__ import annotations
 
 import re
+import signal
 import sys
 from argparse import ArgumentError
 from pathlib import Path
@@ -15,6 +16,7 @@ from lightning import LightningDataModule, LightningModule, Trainer
 from lightning.pytorch.callbacks import ProgressBar
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from jsonargparse import ActionYesNo, Namespace
 
 from lit_colorize.colorizer import check_ckpt_path
@@ -26,6 +28,9 @@ from lit_colorize.precision import default_precision
 from lit_colorize.pretrained import pretrained_checkpoint
 from lit_colorize.resume import resolve_last_checkpoint
 
+
+#: The exit status of a run stopped by SIGTERM, as a shell reports a process killed by it (128 + 15).
+SIGTERM_EXIT = 128 + signal.SIGTERM
 
 #: The configs of this clone (an editable install), to name in the fix for a config not found.
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
@@ -233,7 +238,10 @@ def parse_error_line(error: ArgumentError, command: str) -> str:
 def main(args: list[str] | None = None) -> None:
     """The console script. A user error (:mod:`lit_colorize.errors`) ends the run with one line
     and exit status 1; a bug keeps its traceback. ``--debug`` or ``LIT_COLORIZE_DEBUG=1``: the
-    traceback of user errors too."""
+    traceback of user errors too. A run stopped by SIGTERM exits with 143 once Lightning's
+    ``SIGTERMException`` has reached the callbacks (``RunCheckpoint`` saves ``last.ckpt`` then):
+    Lightning's exception is a ``SystemExit`` without a code, which would exit 0 and tell
+    ``&&`` chains and schedulers that the run succeeded."""
     argv = sys.argv[1:] if args is None else list(args)
     debug = debug_requested(argv)
     argv = [arg for arg in argv if arg != "--debug"]
@@ -244,6 +252,9 @@ def main(args: list[str] | None = None) -> None:
     try:
         check_config_files(argv)
         _run(argv, None if args is None else argv)
+    except SIGTERMException:
+        print(f"lit-colorize {command}: stopped by SIGTERM (exit status {SIGTERM_EXIT})", file=sys.stderr, flush=True)
+        raise SystemExit(SIGTERM_EXIT) from None
     except ArgumentError as error:  # a wrong option (the parsers raise, see ColorizationCLI.init_parser)
         if debug:
             raise

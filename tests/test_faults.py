@@ -88,7 +88,8 @@ def test_sigkill_mid_epoch_then_resume_from_last(tmp_path: Path) -> None:
     assert len(offline) == 2
 
 
-def test_sigterm_saves_a_checkpoint_before_exit(tmp_path: Path) -> None:
+def test_sigterm_saves_a_checkpoint_then_exits_143(tmp_path: Path) -> None:
+    """Schedulers and ``&&`` chains read the exit status: a SIGTERMed fit is not a success."""
     config = toyshapes_config(tmp_path / "config.yaml", max_epochs=100)
     process = start_fit(config)
     wait_for_step(tmp_path / "steps.log", 3, process)
@@ -97,7 +98,10 @@ def test_sigterm_saves_a_checkpoint_before_exit(tmp_path: Path) -> None:
     stopped_at = recorded_steps(tmp_path / "steps.log")[-1][1]
     saved = load(only_run(tmp_path) / "checkpoints" / "last.ckpt")
     assert saved["global_step"] == stopped_at, output[-3000:]
+    assert process.returncode == 128 + signal.SIGTERM == 143, output[-3000:]
     assert "RunCheckpoint: SIGTERMException" in output
+    assert output.index("RunCheckpoint: SIGTERMException") < output.index("lit-colorize fit: stopped by SIGTERM (exit status 143)")
+    assert not (only_run(tmp_path) / "checkpoints" / "finished.json").exists()  # a stopped run stays resumable
 
 
 def test_slurm_sigusr1_saves_and_requeues(tmp_path: Path) -> None:
