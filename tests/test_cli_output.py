@@ -6,12 +6,15 @@ import io
 import re
 import subprocess
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
+import torch
 import yaml
 from lightning.pytorch.callbacks import ProgressBar, RichProgressBar
 from PIL import Image
 
+import callbacks.progress
 from callbacks import ColorTableBuilder, LogProgressBar, auto_progress_bar
 from lit_colorize import ColorizationModule
 from tests.conftest import REPO_ROOT
@@ -71,6 +74,46 @@ def test_log_progress_bar_prints_every_n_steps(tmp_path: Path) -> None:
     last_loss = float(trainer.progress_bar_metrics["train/loss_step"])
     assert f"train/loss {last_loss:.4g} " in lines[1] and lines[1].endswith("ETA 0:00:00")
     assert lines[2].startswith("epoch 0 step 4 validation: ") and "val/loss" in lines[2]
+
+
+class FakeClock:
+    """``time.monotonic`` for the progress module: what the test says the time is."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+
+def test_the_eta_follows_the_recent_pace_not_the_whole_run_average(monkeypatch) -> None:
+    """50 slow steps (10 s each: warm-up), then 50 fast ones (1 s): at step 100 of 1000 the
+    remaining 900 steps take 900 s at the recent pace; the whole-run average (5.5 s a step)
+    would say 4950 s (1:22:30)."""
+    clock = FakeClock()
+    monkeypatch.setattr(callbacks.progress, "time", clock)
+    stream = io.StringIO()
+    bar = LogProgressBar(every_n_steps=50, every_n_seconds=1e9, stream=stream, eta_window=20)
+    trainer = SimpleNamespace(global_step=0, estimated_stepping_batches=1000, current_epoch=0, max_epochs=1,
+                              loggers=[], progress_bar_metrics={"train/loss_step": 2.5})  # fmt: skip
+    bar.on_train_start(trainer, None)
+    batch = torch.zeros(4, 1, 8, 8)
+    for step in range(1, 101):
+        clock.now += 10.0 if step <= 50 else 1.0
+        trainer.global_step = step
+        bar.on_train_batch_end(trainer, None, None, batch, step - 1)
+    first, second = stream.getvalue().splitlines()
+    assert first == "epoch 0/0 step 50/1000 train/loss 2.5 0 img/s ETA 2:38:20"  # 950 steps x 10 s = 9500 s
+    assert second == "epoch 0/0 step 100/1000 train/loss 2.5 4 img/s ETA 0:15:00"  # 900 steps x 1 s
+
+
+def test_accumulated_batches_count_once_in_the_pace() -> None:
+    pace = callbacks.progress.RecentPace(window=2)
+    pace.reset(0.0, 10)
+    assert pace.seconds_per_step() == float("inf")
+    for now, step in [(4.0, 11), (5.0, 11), (6.0, 12), (7.0, 13)]:  # step 11 twice: two batches, one step
+        pace.mark(now, step)
+    assert pace.seconds_per_step() == (7.0 - 4.0) / (13 - 11)  # the last two steps only
 
 
 class _Terminal(io.StringIO):
