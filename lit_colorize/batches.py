@@ -17,7 +17,7 @@ from torch import Tensor, nn
 
 from lit_colorize.bins import ab_to_bin
 from lit_colorize.color import split_lab, to_float_rgb
-from lit_colorize.prediction import PhotoItem
+from lit_colorize.prediction import is_photo_batch  # noqa: F401 - part of the batch contract
 
 
 class PreparedBatch(TypedDict):
@@ -59,11 +59,6 @@ def images_of(batch: Any) -> Tensor:
     if isinstance(batch, (tuple, list)) and batch and isinstance(batch[0], Tensor):
         return batch[0]
     raise TypeError(f"a batch must be an RGB tensor, a (images, ...) tuple or a dict with 'image'; got {type(batch)}")
-
-
-def is_photo_batch(batch: Any) -> bool:
-    """A predict batch of full-resolution photos (a list of :class:`PhotoItem`)."""
-    return isinstance(batch, list) and bool(batch) and all(isinstance(item, PhotoItem) for item in batch)
 
 
 def prepare_batch(images: Tensor, grid_size: int, output_stride: int = 1) -> PreparedBatch:

@@ -2,15 +2,13 @@
 
     from lit_colorize import Colorizer
     colorizer = Colorizer.pretrained()   # the shipped model; or Colorizer.from_checkpoint("best.ckpt", device="cpu")
-    color = colorizer.colorize("old_photo.jpg", temperature=0.8)   # a PIL image, full size
+    color = colorizer.colorize("old_photo.jpg")   # a PIL image, full size, the model's own decoding
     colorizer.colorize_video("old_film.mp4", "old_film_colorized.mp4")  # sound kept, steady colors
 """
 
 from __future__ import annotations
 
 import inspect
-import re
-import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Union
@@ -20,11 +18,12 @@ import torch
 from PIL import Image, ImageOps
 from torch import Tensor
 
+from lit_colorize.checkpoint_io import read_checkpoint
 from lit_colorize.errors import CheckpointError, check_temperature, check_working_size
 from lit_colorize.imageio import pillow_pixels, read_image
 from lit_colorize.bins import MissingColorTableError, require_color_table
 from lit_colorize.color import lab_to_rgb
-from lit_colorize.fullres import full_resolution_l, network_input, working_size
+from lit_colorize.fullres import DEFAULT_UPSAMPLING, check_upsampling, full_resolution_l, network_input, working_size
 from lit_colorize.module import ColorizationModule
 from lit_colorize.network import upgrade_state_dict
 from lit_colorize.pretrained import PRETRAINED_HINTS_NAME, pretrained_checkpoint
@@ -35,59 +34,6 @@ ImageLike = Union[str, Path, Image.Image, np.ndarray, Tensor]
 FLOAT_RANGE_TOLERANCE = 0.5
 # The class_path LightningCLI records in a checkpoint's hyperparameters for this module.
 _OWN_CLASS_PATHS = ("lit_colorize.ColorizationModule", "lit_colorize.module.ColorizationModule")
-
-
-def _why_unreadable(error: BaseException) -> str:
-    """What a failed ``torch.load(weights_only=True)`` means, for a user. Torch's own message is
-    never shown: it advises loading with ``weights_only=False``, which would run the file's code."""
-    text = str(error)
-    unsafe = re.search(r"Unsupported global: GLOBAL (\S+)", text)
-    if unsafe:
-        return (
-            f"it holds code to run ({unsafe.group(1)}), which lit-colorize never runs; its checkpoints hold only "
-            "tensors and plain data, so this file is not one, or was tampered with"
-        )
-    if isinstance(error, EOFError) or "central directory" in text or "zip archive" in text:
-        return "it is truncated or corrupt (an incomplete copy or download?); copy it again"
-    return "it is not a PyTorch checkpoint (corrupt, or another kind of file)"
-
-
-def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu", mmap: bool = False) -> dict[str, Any]:
-    """A Lightning checkpoint, read with ``weights_only=True`` (no code from the file runs).
-    Raises :class:`CheckpointError`, naming the file and what is wrong, for a missing,
-    unreadable, unsafe or foreign file. ``mmap``: map the tensors instead of reading them
-    (a cheap look at the contents; a legacy file is read whole)."""
-    path = Path(path)
-    if not path.is_file():
-        if not path.exists():
-            raise FileNotFoundError(f"checkpoint {path} not found")
-        raise CheckpointError(f"checkpoint {path} is not a file")
-    if path.stat().st_size == 0:
-        raise CheckpointError(f"cannot use checkpoint {path}: the file is empty")
-    checkpoint = None
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Detected pickle protocol", module="torch")
-        if mmap:
-            try:
-                checkpoint = torch.load(path, map_location=map_location, weights_only=True, mmap=True)
-            except Exception:  # noqa: BLE001 - a legacy file cannot be mapped: read it below
-                checkpoint = None
-        if checkpoint is None:
-            try:
-                checkpoint = torch.load(path, map_location=map_location, weights_only=True)
-            except Exception as error:  # noqa: BLE001 - any failure here is the file's
-                raise CheckpointError(f"cannot use checkpoint {path}: {_why_unreadable(error)}") from None
-    if not isinstance(checkpoint, dict) or not isinstance(checkpoint.get("state_dict"), dict):
-        raise CheckpointError(
-            f"{path} is a PyTorch file but not a Lightning checkpoint (no state_dict); give a .ckpt that "
-            "lit-colorize fit wrote (logs/<project>/<run>/checkpoints/)"
-        )
-    if "pytorch-lightning_version" not in checkpoint:
-        raise CheckpointError(
-            f"{path} has a state_dict but is not a Lightning checkpoint (no pytorch-lightning_version); give a "
-            ".ckpt that lit-colorize fit wrote (logs/<project>/<run>/checkpoints/)"
-        )
-    return checkpoint
 
 
 def check_hyperparameters(checkpoint: dict[str, Any], path: str | Path) -> dict[str, Any]:
@@ -164,8 +110,17 @@ class Colorizer:
     PIL image): numpy (H, W, 3|4) uint8, tensor (3|4, H, W) uint8, or a PIL image.
     """
 
-    def __init__(self, module: ColorizationModule, device: str | torch.device = "cpu", working_size: int | None = None) -> None:
+    def __init__(
+        self,
+        module: ColorizationModule,
+        device: str | torch.device = "cpu",
+        working_size: int | None = None,
+        upsampling: str = DEFAULT_UPSAMPLING,
+    ) -> None:
+        """``working_size``: the shorter side the network sees (None: the model's own, measured);
+        ``upsampling``: ``guided`` (chroma edges follow the photo's L edges) or ``bilinear``."""
         working_size = check_working_size(working_size)  # the CLI's rule: a whole number, 1 to MAX_WORKING_SIZE
+        self.upsampling = check_upsampling(upsampling)
         if module.is_classifier and not bool(module.color_table.built):
             raise MissingColorTableError(
                 "this classification model has no bin color table yet (untrained?), so its bins cannot be turned "
@@ -176,30 +131,39 @@ class Colorizer:
         self.working_size = working_size
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path, device: str | torch.device = "cpu", working_size: int | None = None) -> Colorizer:
+    def from_checkpoint(
+        cls, path: str | Path, device: str | torch.device = "cpu", working_size: int | None = None, upsampling: str = DEFAULT_UPSAMPLING
+    ) -> Colorizer:
         check_working_size(working_size)  # before the file is read
-        return cls(module_from_checkpoint(path, map_location="cpu"), device, working_size)
+        check_upsampling(upsampling)
+        return cls(module_from_checkpoint(path, map_location="cpu"), device, working_size, upsampling)
 
     @classmethod
-    def pretrained(cls, device: str | torch.device = "cpu", working_size: int | None = None, hints: bool = False) -> Colorizer:
+    def pretrained(
+        cls, device: str | torch.device = "cpu", working_size: int | None = None, hints: bool = False, upsampling: str = DEFAULT_UPSAMPLING
+    ) -> Colorizer:
         """The model shipped with the package (see ``docs/MODEL_CARD.md``): no training needed.
         ``hints=True``: its twin trained with color hints (``colorize(..., hints=[...])``)."""
-        return cls.from_checkpoint(pretrained_checkpoint(PRETRAINED_HINTS_NAME if hints else None), device, working_size)
+        name = PRETRAINED_HINTS_NAME if hints else None
+        return cls.from_checkpoint(pretrained_checkpoint(name), device, working_size, upsampling)
 
     @torch.no_grad()
     def colorize(
-        self, image: ImageLike | Sequence[ImageLike], temperature: float = 0.8, hints: Sequence[dict] | None = None
+        self, image: ImageLike | Sequence[ImageLike], temperature: float | None = None, hints: Sequence[dict] | None = None
     ) -> Any:
-        """``temperature``: 0 (each bin's mode) to 10, 1 its mean; ValueError otherwise, NaN included.
+        """``temperature``: None, the model's own recommended decoding (its ``predict_decoding``;
+        mode-mean T=0.8 for a model without one); else 0 (each bin's mode) to 10, 1 its mean,
+        with the model's decoding; ValueError otherwise, NaN included.
         ``hints`` (a model trained with ``hints: true``): colors to impose, e.g.
         ``[{"x": 120, "y": 45, "color": "#2a6fdb"}, {"x": 300, "y": 210, "color": (40, 90, 30), "size": 7}]``,
         in the photo's pixels (:mod:`lit_colorize.user_hints`); :class:`HintError` for a bad one."""
-        temperature = check_temperature(temperature)
+        temperatures = _temperatures(temperature)
         if isinstance(image, (list, tuple)):
             return [self.colorize(one, temperature, hints) for one in image]
         rgb, alpha = _as_rgb_alpha(image)
         checked = self._checked_hints(hints, image, rgb)
-        colored = self.module.net.colorize_photo(rgb.to(self.device), [temperature], self.working_size, checked)[0].cpu()
+        net = self.module.net
+        colored = net.colorize_photo(rgb.to(self.device), temperatures, self.working_size, checked, self.upsampling)[0].cpu()
         if alpha is not None:
             colored = torch.cat([colored, alpha], dim=0)
         return _like(image, colored)
@@ -258,7 +222,7 @@ class Colorizer:
         ]
 
     def colorize_frames(
-        self, frames: Iterable[np.ndarray], temperature: float = 0.8, temporal_consistency: bool = True, batch_frames: int = 8
+        self, frames: Iterable[np.ndarray], temperature: float | None = None, temporal_consistency: bool = True, batch_frames: int = 8
     ) -> Iterator[np.ndarray]:
         """For callers with their own video I/O: the frames of one video (uint8 RGB (H, W, 3),
         color or gray, one size) in, colorized frames out, one by one as they come (lazily,
@@ -266,9 +230,9 @@ class Colorizer:
         the colors along the optical flow of the gray frames (needs the ``video`` extra)."""
         from lit_colorize.video.colorize import FrameColorizer
 
-        temperature = check_temperature(temperature)
         colorizer = FrameColorizer(
-            self.module.net, [temperature], self.working_size, temporal_consistency, batch_frames=batch_frames
+            self.module.net, _temperatures(temperature), self.working_size, temporal_consistency, batch_frames=batch_frames,
+            upsampling=self.upsampling,
         )
         for images in colorizer(frames):
             yield images[0]
@@ -277,7 +241,7 @@ class Colorizer:
         self,
         src: str | Path,
         dst: str | Path,
-        temperature: float = 0.8,
+        temperature: float | None = None,
         temporal_consistency: bool = True,
         crf: int = 18,
         overwrite: bool = False,
@@ -293,16 +257,21 @@ class Colorizer:
         from lit_colorize.video.colorize import colorize_video
         from lit_colorize.video.io import VideoWriteError
 
-        temperature = check_temperature(temperature)
+        temperatures = _temperatures(temperature)
         dst = Path(dst)
         if dst.exists() and not overwrite:
             raise VideoWriteError(f"{dst} exists; pass overwrite=True to replace it, or choose another name")
         if Path(src).resolve() == dst.resolve():
             raise VideoWriteError(f"{dst} is the input video itself; choose another output name")
         return colorize_video(
-            self.module.net, src, [dst], [temperature], working_size=self.working_size,
+            self.module.net, src, [dst], temperatures, working_size=self.working_size, upsampling=self.upsampling,
             temporal_consistency=temporal_consistency, crf=crf, progress=progress, overwrite=overwrite,
         )
+
+
+def _temperatures(temperature: float | None) -> list[float] | None:
+    """One checked temperature as a list; None (the model's own decoding) as it is."""
+    return None if temperature is None else [check_temperature(temperature)]
 
 
 def _as_rgb_alpha(image: ImageLike) -> tuple[Tensor, Tensor | None]:

@@ -28,6 +28,8 @@ STRIP_PIXELS = 1 << 20  # about 1 megapixel of float work per strip
 #: How the network's low-resolution ab reaches the photo's size: ``bilinear`` resizing, or
 #: ``guided`` by the photo's own full-resolution L (:mod:`lit_colorize.guided`).
 UPSAMPLINGS = ("bilinear", "guided")
+#: What every path renders with unless told otherwise (measured: docs/upsampling/, README).
+DEFAULT_UPSAMPLING = "guided"
 # The network sees at most this many times working_size**2 pixels: a 4:1 panorama keeps the
 # full working scale; longer photos are seen smaller (see working_size).
 MAX_WORKING_ASPECT = 4.0
@@ -116,9 +118,11 @@ def _row_weights(out_rows: Tensor, in_height: int, out_height: int) -> tuple[Ten
     return upper, lower, weight
 
 
-def check_upsampling(upsampling: str) -> str:
+def check_upsampling(upsampling: str, name: str = "upsampling") -> str:
     if upsampling not in UPSAMPLINGS:
-        raise ConfigError(f"upsampling must be one of {', '.join(UPSAMPLINGS)}, got {upsampling!r}")
+        raise ConfigError(
+            f"{name} must be guided (chroma edges follow the photo's own L edges) or bilinear (plain resizing), got {upsampling!r}"
+        )
     return upsampling
 
 
@@ -171,17 +175,17 @@ def render(
 
 def colorize_full_resolution(
     rgb: Tensor,
-    predict_ab: Callable[[Tensor, Sequence[float]], list[Tensor]],
-    temperatures: Sequence[float],
+    predict_ab: Callable[[Tensor, Sequence], list[Tensor]],
+    temperatures: Sequence,
     short_side: int,
     multiple: int,
     budget: int = STRIP_PIXELS,
-    upsampling: str = "bilinear",
+    upsampling: str = DEFAULT_UPSAMPLING,
 ) -> list[Tensor]:
     """One photo (uint8 RGB (3, H, W), color or gray) -> uint8 RGB (3, H, W) per temperature.
 
     ``predict_ab(l_norm, temperatures)`` maps the network input (1, 1, h, w) to one ab
-    (1, 2, h, w) per temperature; the photo's own L is kept at full resolution, and guides the
+    (1, 2, h, w) per temperature (or decoding); the photo's own L is kept at full resolution, and guides the
     ab's upsampling where ``upsampling`` is ``guided``.
     """
     lightness = full_resolution_l(rgb, budget)

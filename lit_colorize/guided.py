@@ -47,7 +47,10 @@ def low_resolution_guide(lightness: Tensor, size: tuple[int, int]) -> Tensor:
 def guided_slope(guide: Tensor, ab: Tensor, radius: int = DEFAULT_RADIUS, eps: float = DEFAULT_EPS) -> Tensor:
     """The local slope of ab against L at low resolution: guide L* (h, w), ab (2, h, w) ->
     ``a`` (2, h, w), ``cov(L, ab) / (var(L) + eps / weight)`` over (2r+1)^2 windows (reflected at
-    the borders), ``weight = (var + floor) / mean(var + floor)`` over the photo."""
+    the borders), ``weight = (var + floor) / mean(var + floor)`` over the photo; 0 (bilinear) for a map of
+    ``radius`` pixels or fewer on a side."""
+    if min(guide.shape) <= radius:  # a map too small to reflect a window in holds no edge to follow
+        return torch.zeros_like(ab, dtype=guide.dtype if guide.is_floating_point() else torch.float32)
     kernel = 2 * radius + 1
     l = guide.double()[None, None]  # the maps are small: float64 spares var = E[L^2] - E[L]^2 its cancellation
     ab = ab.double()[None]

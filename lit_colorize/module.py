@@ -19,15 +19,14 @@ from lit_colorize.bins import ColorTable, require_color_table
 from lit_colorize.chunked_head import chunked_head_cross_entropy
 from lit_colorize.color import join_lab, to_float_rgb, upsample_ab
 from lit_colorize.divergence import DivergenceGuard
-from lit_colorize.errors import ConfigError, check_temperature, check_temperatures
-from lit_colorize.hints import HintSampling, sample_hints
-from lit_colorize.hints import Location as HintLocation
-from lit_colorize.losses import ClassLossOptions, ClassTargets, LossOutput, class_targets, classification_loss
+from lit_colorize.errors import ConfigError, check_temperature, check_temperatures, check_working_size
+from lit_colorize.hints import HintSampling, Location as HintLocation, sample_hints
+from lit_colorize.losses import ClassLossOptions, LossOutput, class_targets, classification_loss
 from lit_colorize.losses import image_weights, rebalancing_weights, regression_loss
 from lit_colorize.metrics import EvaluationMetrics, PixelAccuracy
 from lit_colorize.options import Decoding, Head, LRSchedule, Optimizer, build_optimizers, check_module_options
 from lit_colorize.network import ColorizationNet, upgrade_state_dict
-from lit_colorize.prediction import ColorizedPhoto, PhotoItem, RenderSettings, colorize_item
+from lit_colorize.prediction import ColorizedPhoto, RenderSettings, predict_batch
 from lit_colorize.unet import Activation, widths_from
 
 
@@ -67,35 +66,35 @@ class ColorizationModule(L.LightningModule):
         hints: bool = False,
         hint_location: HintLocation = "uniform",
         hint_stop_probability: float = 0.125,
+        predict_working_size: int | None = None,
+        predict_decoding: dict[str, Any] | None = None,
         fused_head_loss: bool = True,
         channels_last: bool = True,
         compile: bool = False,
     ) -> None:
         """Literature options (all off: the thesis's plain cross-entropy; see ``losses``):
-        ``class_rebalancing`` (Gaussian ``rebalancing_sigma`` in ab units, uniform share
-        ``rebalancing_mix``), ``soft_targets`` k > 0 nearest bins (``soft_sigma``),
-        ``gamut_classes``, ``gray_image_threshold`` (loss weight 0 for training images with no
-        chroma above it); ``output_stride`` 2 or 4: logits at 1/2 or 1/4 of the input size;
-        ``global_context``: Iizuka et al.'s global scene vector fused into the bottleneck.
-        ``hints``: user-guided colorization (Zhang et al. 2017): the network also sees color
-        hints, simulated from the truth while training (``hint_stop_probability`` p of the
-        geometric hint count, ``hint_location``; :mod:`lit_colorize.hints`); validation and
-        test run without hints, so their metrics are the automatic mode's.
-
-        ``fused_head_loss``: the classification loss in chunks of pixels without the logits
-        (``chunked_head``); off, ``F.cross_entropy`` over the full logits. ``channels_last``:
-        NHWC weights and activations. ``compile``: ``torch.compile`` of the U-Net body."""
+        ``class_rebalancing`` (Gaussian ``rebalancing_sigma``, uniform share ``rebalancing_mix``),
+        ``soft_targets`` k nearest bins (``soft_sigma``), ``gamut_classes``, ``gray_image_threshold``
+        (loss weight 0 for training images with no chroma above it); ``output_stride`` 2 or 4:
+        logits at 1/2 or 1/4 size; ``global_context``: Iizuka et al.'s scene vector at the bottleneck.
+        ``hints``: Zhang et al. 2017's user-guided model, hints simulated while training
+        (``hint_stop_probability``, ``hint_location``: :mod:`lit_colorize.hints`); evaluation runs
+        without hints. ``predict_working_size``, ``predict_decoding`` (``{name: annealed_mean,
+        temperature: 0.38}``): what predict, the Colorizer, the page and video use by default,
+        measured for the model. ``fused_head_loss``: the loss without the logits (``chunked_head``);
+        ``channels_last``: NHWC; ``compile``: ``torch.compile`` of the U-Net body."""
         super().__init__()
         check_module_options(head, optimizer, lr_schedule, grid_size, lr, bool(class_rebalancing or soft_targets or gamut_classes))
         eval_temperature = check_temperature(eval_temperature, "eval_temperature")
         # Plain lists keep the saved hyperparameters loadable with torch.load(weights_only=True).
         widths = [int(w) for w in widths] if widths else list(widths_from(base_width, depth, width_divider))
         predict_temperatures = check_temperatures(predict_temperatures, "predict_temperatures")
+        predict_working_size = check_working_size(predict_working_size, "predict_working_size")
         self.save_hyperparameters()
         try:
             self.net = ColorizationNet(
                 head, grid_size, widths, activation, output_stride, decoding, gamut_classes, channels_last, global_context,
-                hints,
+                hints, predict_working_size, predict_decoding,
             )
         except ValueError as error:  # widths, activation, output_stride: the user's options
             raise ConfigError(str(error)) from error
@@ -104,7 +103,7 @@ class ColorizationModule(L.LightningModule):
         # Derived from the bin table when it is built (see on_color_table_built); saved with it.
         self.register_buffer("class_weights", torch.ones(grid_size * grid_size))
         self._train_image_size_recorded = False  # a Python flag: no device sync per batch
-        self.render_settings = RenderSettings(predict_temperatures)
+        self.render_settings = RenderSettings(predict_temperatures)  # what predict renders; a writer sets its own
         # nan_strategy="disable": no device sync per update; a NaN loss stops the run (DivergenceGuard).
         self.train_loss = MeanMetric(nan_strategy="disable")
         self.train_acc = PixelAccuracy()
@@ -117,12 +116,7 @@ class ColorizationModule(L.LightningModule):
 
     @property
     def color_table(self) -> ColorTable | None:
-        """The network's bin color table (None for the regression head)."""
-        return self.net.color_table
-
-    def set_render_settings(self, settings: RenderSettings) -> None:
-        """What ``predict_step`` renders (a prediction writer states it; default: ``predict_temperatures``)."""
-        self.render_settings = settings
+        return self.net.color_table  # None for the regression head
 
     def forward(self, l_norm: Tensor) -> Tensor:
         """Network-scaled L (B, 1, H, W), with hint ab and mask after it (B, 4, H, W) for a
@@ -153,8 +147,7 @@ class ColorizationModule(L.LightningModule):
             images = augmentation(to_float_rgb(images)).clamp_(0.0, 1.0)
         batch = self.prepare_batch(images)
         if self.hint_sampling is not None:
-            hint_ab, mask = sample_hints(batch["ab"], self.hint_sampling)
-            batch["hints"] = torch.cat([hint_ab, mask], dim=1)
+            batch["hints"] = torch.cat(sample_hints(batch["ab"], self.hint_sampling), dim=1)
         return batch
 
     def network_input(self, batch: PreparedBatch) -> Tensor:
@@ -188,16 +181,12 @@ class ColorizationModule(L.LightningModule):
             output = self(self.network_input(batch))
             predicted = self.net.predicted_bins(output.detach())
             return LossOutput(regression_loss(output, batch["target_ab"], per_image), predicted, output)
-        targets = self.class_targets(batch, per_image)
+        targets = class_targets(batch["bins"], batch.get("target_ab"), self.loss_options, self.net.class_of_bin, self.class_weights, per_image)
         if self.training and self.hparams.fused_head_loss:
             features = self.net.body(self.network_input(batch))
             return LossOutput(*chunked_head_cross_entropy(features, self.net.head.weight, self.net.head_bias(), *targets))
         output = self(self.network_input(batch))
         return LossOutput(classification_loss(output, targets), output.detach().argmax(dim=1), output)
-
-    def class_targets(self, batch: PreparedBatch, per_image: Tensor | None = None) -> ClassTargets:
-        """The batch's classification targets under this model's loss options and bin classes."""
-        return class_targets(batch["bins"], batch.get("target_ab"), self.loss_options, self.net.class_of_bin, self.class_weights, per_image)
 
     def training_step(self, batch: PreparedBatch, batch_idx: int) -> Tensor:
         result = self.compute_loss(batch)
@@ -222,15 +211,11 @@ class ColorizationModule(L.LightningModule):
         self._evaluate(batch, "test")
 
     def on_validation_epoch_start(self) -> None:
-        self._set_color_prior()
-
-    def on_test_epoch_start(self) -> None:
-        self._set_color_prior()
-
-    def _set_color_prior(self) -> None:
         """The rebalanced AuC weighs pixels by the training colors' prior when the table holds it."""
         if self.is_classifier and bool(self.color_table.built):
             self.evaluation.set_prior(self.color_table.counts)
+
+    on_test_epoch_start = on_validation_epoch_start
 
     def _evaluate(self, batch: PreparedBatch, stage: str) -> None:
         result = self.compute_loss(batch)
@@ -248,35 +233,14 @@ class ColorizationModule(L.LightningModule):
             require_color_table(self.color_table.built, "this model")
 
     def predict_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> list[ColorizedPhoto]:
-        """One :class:`ColorizedPhoto` per item, rendered as :attr:`render_settings` say: photos
-        (``datamodules.Photos``) at full resolution, one failing alone when out of memory; a
-        DataModule's images at their own size, named ``<loader>-<index in the set>``."""
-        temperatures, working_size = list(self.render_settings.temperatures), self.render_settings.working_size
-        if is_photo_batch(batch):
-            return [self._predict_photo(item, temperatures, working_size) for item in batch]
-        rgb = self.net.colorize(batch["l"], temperatures).mul(255).round_().to(torch.uint8).cpu()
-        first = batch_idx * len(rgb)  # without the loader's indices: exact for all but a last, shorter batch
-        indices = batch["index"].tolist() if "index" in batch else range(first, first + len(rgb))
-        return [ColorizedPhoto(PhotoItem(f"{dataloader_idx}-{i:06d}"), temperatures, list(images)) for i, images in zip(indices, rgb)]
-
-    def _predict_photo(self, item: PhotoItem, temperatures: list[float], working_size: int | None) -> ColorizedPhoto:
-        if item.hints and not self.net.hints:
-            reason = (
-                f"{len(item.hints)} hint(s) given (first at x={item.hints[0].x:g}, y={item.hints[0].y:g}), but this "
-                "model was trained without hints (hints: false); use a model trained with hints: true, or remove them"
-            )
-            return ColorizedPhoto(PhotoItem(item.path, item.relative_dir, error=reason))
-        hints = item.hints or ()
-        return colorize_item(item, lambda rgb: self.net.colorize_photo(rgb, temperatures, working_size, hints), temperatures)
+        """One :class:`ColorizedPhoto` per item, rendered as :attr:`render_settings` say (:func:`predict_batch`)."""
+        return predict_batch(self.net, batch, self.render_settings, batch_idx, dataloader_idx)
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Refuse, with the fix, a classification checkpoint without a bin color table, except
         when training resumes from it (ColorTableBuilder then builds the table)."""
-        state = checkpoint.get("state_dict", {})
-        upgrade_state_dict(state, self.hparams.grid_size)
-        trainer = self._trainer
-        if self.is_classifier and not (trainer is not None and trainer.state.fn == "fit"):
-            require_color_table(state.get("net.color_table.built"), "this checkpoint")
+        fitting = self._trainer is not None and self._trainer.state.fn == "fit"
+        upgrade_state_dict(checkpoint.get("state_dict", {}), self.hparams.grid_size, require_table=self.is_classifier and not fitting)
 
     def configure_optimizers(self) -> Any:
         return build_optimizers(self.parameters(), self.hparams, lambda: int(self.trainer.estimated_stepping_batches))

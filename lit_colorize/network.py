@@ -11,15 +11,17 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from lit_colorize.bins import ColorTable, ab_to_bin, nearest_occupied
+from lit_colorize.bins import ColorTable, ab_to_bin, nearest_occupied, require_color_table
 from lit_colorize.chunked_head import chunked_head_argmax
 from lit_colorize.color import denormalize_ab, join_lab, upsample_ab
-from lit_colorize.fullres import colorize_full_resolution
-from lit_colorize.options import Decoding, Head
+from lit_colorize.fullres import DEFAULT_UPSAMPLING, colorize_full_resolution
+from lit_colorize.options import Decoding, DecodingChoice, Head, check_predict_decoding
 from lit_colorize.unet import PRESETS, Activation, UNet
 from lit_colorize.user_hints import UserHint, working_hints
 
 DEFAULT_WORKING_SIZE = 256  # for a model whose training image size was never recorded
+#: predict's temperature for a model that recorded no decoding of its own (mode-mean, T=0.8).
+FALLBACK_TEMPERATURE = 0.8
 HINT_CHANNELS = 3  # a user-guided model's extra input: hint ab (normalized, 0 = none) and the hint mask
 #: Buffers that moved into the network; checkpoints written before hold them at the top level.
 _MOVED_KEYS = ("color_table.", "class_of_bin", "train_image_size")
@@ -32,7 +34,9 @@ class ColorizationNet(UNet):
     Besides the U-Net's weights it holds, as buffers (so a checkpoint restores them exactly):
     the bin color table (classification), the class of each bin (``gamut_classes``: bins never
     seen in training map to the nearest seen one, and their logits are -inf) and the training
-    images' shorter side, the scale at which predict shows it photos.
+    images' shorter side, the scale at which predict shows it photos unless the model records a
+    measured one (``predict_working_size``), and the decoding it renders by default
+    (``predict_decoding``, measured like the working size; see :meth:`decodings_for`).
 
     ``hints``: a user-guided network (Zhang et al. 2017) whose input is L plus the hint ab and
     mask (:mod:`lit_colorize.hints`), 4 channels. Given L alone it sees "no hint anywhere", so
@@ -51,6 +55,8 @@ class ColorizationNet(UNet):
         channels_last: bool = True,
         global_context: bool = False,
         hints: bool = False,
+        predict_working_size: int | None = None,
+        predict_decoding: DecodingChoice | dict | None = None,
     ) -> None:
         self.is_classifier = head == "classification"
         num_bins = grid_size * grid_size
@@ -59,6 +65,8 @@ class ColorizationNet(UNet):
         self.hints = hints
         self.grid_size, self.decoding, self.gamut_classes, self.channels_last = grid_size, decoding, gamut_classes, channels_last
         self.color_table = ColorTable(grid_size) if self.is_classifier else None
+        self.predict_working_size = predict_working_size
+        self.predict_decoding = check_predict_decoding(predict_decoding)
         self.register_buffer("class_of_bin", torch.arange(num_bins))
         self.register_buffer("train_image_size", torch.tensor(0, dtype=torch.long))
         if channels_last:
@@ -112,16 +120,27 @@ class ColorizationNet(UNet):
 
     @property
     def predict_short_side(self) -> int:
-        """Shorter side of the network input at predict time by default: the training images'."""
-        return int(self.train_image_size) or DEFAULT_WORKING_SIZE
+        """Shorter side of the network input at predict time by default: the model's measured
+        ``predict_working_size``, else the training images'."""
+        return int(self.predict_working_size or self.train_image_size) or DEFAULT_WORKING_SIZE
+
+    def decodings_for(self, temperatures: Sequence[float | DecodingChoice] | None) -> list[DecodingChoice]:
+        """What to render: temperatures with the model's ``decoding`` (a :class:`DecodingChoice`
+        as it is); None, the model's own recommended decoding (``predict_decoding``), or the
+        configured decoding at T=0.8 for a model that recorded none (predict's old default)."""
+        if temperatures is None:
+            return [self.predict_decoding or DecodingChoice(self.decoding, FALLBACK_TEMPERATURE)]
+        return [t if isinstance(t, DecodingChoice) else DecodingChoice(self.decoding, float(t)) for t in temperatures]
 
     # --- decoding -----------------------------------------------------------------------
-    def decode(self, output: Tensor, temperature: float | Tensor, bins: Tensor | None = None) -> Tensor:
-        """Network output -> ab in ab units, with the configured decoding at ``temperature``.
-        ``bins``: the output's argmax when already known (mode/mean decoding needs only it)."""
+    def decode(
+        self, output: Tensor, temperature: float | Tensor, bins: Tensor | None = None, decoding: Decoding | None = None
+    ) -> Tensor:
+        """Network output -> ab in ab units, with ``decoding`` (default: the configured one) at
+        ``temperature``. ``bins``: the output's argmax when already known (mode/mean needs only it)."""
         if not self.is_classifier:
             return denormalize_ab(output.float().clamp(0.0, 1.0))
-        if self.decoding == "annealed_mean":
+        if (decoding or self.decoding) == "annealed_mean":
             return self.color_table.annealed_mean(output, temperature)
         return self.color_table.decode(output, temperature) if bins is None else self.color_table.decode_bins(bins, temperature)
 
@@ -130,17 +149,21 @@ class ColorizationNet(UNet):
         return output.argmax(dim=1) if self.is_classifier else ab_to_bin(self.decode(output, 1.0), self.grid_size)
 
     @torch.no_grad()
-    def predict_ab(self, l_norm: Tensor, temperatures: Sequence[float], hints: Tensor | None = None) -> list[Tensor]:
-        """L (B, 1, H, W) -> ab (B, 2, H, W) in ab units, one per temperature (one forward).
-        Mode/mean decoding needs only each pixel's most likely bin: no (B, K, H, W) logits.
+    def predict_ab(
+        self, l_norm: Tensor, temperatures: Sequence[float | DecodingChoice], hints: Tensor | None = None
+    ) -> list[Tensor]:
+        """L (B, 1, H, W) -> ab (B, 2, H, W) in ab units, one per temperature (the model's
+        decoding) or :class:`DecodingChoice`, from one forward. Mode/mean decoding needs only
+        each pixel's most likely bin: no (B, K, H, W) logits.
         ``hints``: a user-guided model's hint channels (B, 3, H, W) (:meth:`network_input`)."""
+        choices = self.decodings_for(temperatures)
         if hints is not None:
             l_norm = self.network_input(l_norm, hints)
-        if self.is_classifier and self.decoding == "mode_mean":
+        if self.is_classifier and all(choice.name == "mode_mean" for choice in choices):
             bins = chunked_head_argmax(self.body(l_norm), self.head.weight, self.head_bias())
-            return [self.color_table.decode_bins(bins, t) for t in temperatures]
+            return [self.color_table.decode_bins(bins, choice.temperature) for choice in choices]
         output = self(l_norm)
-        return [self.decode(output, t) for t in temperatures]
+        return [self.decode(output, choice.temperature, decoding=choice.name) for choice in choices]
 
     @torch.no_grad()
     def colorize(self, l_norm: Tensor, temperatures: Sequence[float]) -> Tensor:
@@ -150,10 +173,16 @@ class ColorizationNet(UNet):
 
     @torch.no_grad()
     def colorize_photo(
-        self, rgb: Tensor, temperatures: Sequence[float], working_size: int | None = None, hints: Sequence[UserHint] = ()
+        self,
+        rgb: Tensor,
+        temperatures: Sequence[float] | None = None,
+        working_size: int | None = None,
+        hints: Sequence[UserHint] = (),
+        upsampling: str = DEFAULT_UPSAMPLING,
     ) -> list[Tensor]:
         """A photo of any size (uint8 RGB (3, H, W), color or gray) -> uint8 RGB (3, H, W) per
-        temperature: ab predicted at the working size, joined with the photo's own L.
+        temperature (None: one, the model's own decoding, :meth:`decodings_for`): ab predicted
+        at the working size, upsampled as ``upsampling`` says, joined with the photo's own L.
         ``hints`` (a user-guided model): checked hints in the photo's pixels (:mod:`lit_colorize.user_hints`)."""
         short_side = int(working_size or self.predict_short_side)
         predict = self.predict_ab
@@ -164,7 +193,8 @@ class ColorizationNet(UNet):
                 channels = working_hints(hints, photo_size, tuple(l_norm.shape[-2:]), l_norm.device)
                 return self.predict_ab(l_norm, temperatures, channels)
 
-        return colorize_full_resolution(rgb, predict, temperatures, short_side, self.size_multiple)
+        decodings = self.decodings_for(temperatures)
+        return colorize_full_resolution(rgb, predict, decodings, short_side, self.size_multiple, upsampling=upsampling)
 
     def for_export(self) -> ColorizationNet:
         """A float32, contiguous, uncompiled copy: ONNX has no memory formats (channels_last
@@ -174,13 +204,16 @@ class ColorizationNet(UNet):
         return exported
 
 
-def upgrade_state_dict(state_dict: dict[str, Any], grid_size: int) -> None:
+def upgrade_state_dict(state_dict: dict[str, Any], grid_size: int, require_table: bool = False) -> None:
     """Bring a ``ColorizationModule`` state dict of any earlier version to this one, in place:
     the buffers that moved into the network get their new keys, and buffers a checkpoint
-    predates get their defaults."""
+    predates get their defaults. ``require_table``: refuse, with the fix, one without a built
+    bin color table (a classifier's colors)."""
     for key in [k for k in state_dict if k.startswith(_MOVED_KEYS)]:
         state_dict[f"net.{key}"] = state_dict.pop(key)
     num_bins = grid_size * grid_size
     state_dict.setdefault("net.train_image_size", torch.tensor(0, dtype=torch.long))
     state_dict.setdefault("net.class_of_bin", torch.arange(num_bins))
     state_dict.setdefault("class_weights", torch.ones(num_bins))
+    if require_table:
+        require_color_table(state_dict.get("net.color_table.built"), "this checkpoint")

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import Any, Literal, get_args
 
 import torch
 
-from lit_colorize.errors import ConfigError
+from lit_colorize.errors import ConfigError, check_temperature
 
 Head = Literal["classification", "regression"]
 Decoding = Literal["mode_mean", "annealed_mean"]
@@ -21,6 +22,32 @@ LRSchedule = Literal["constant", "onecycle", "cosine"]
 # logits of one 256x256 image take 4.3 GB at 128 (grid_size 1000 would ask for 262 GB), and
 # building the table compares every bin with every other (K x K).
 MAX_GRID_SIZE = 128
+
+
+@dataclass(frozen=True)
+class DecodingChoice:
+    """One way to turn a pixel's bin distribution into ab: the decoding and its temperature
+    (mode-to-mean T for ``mode_mean``, the softmax temperature for ``annealed_mean``)."""
+
+    name: Decoding
+    temperature: float
+
+    def as_hparam(self) -> dict[str, Any]:
+        """Plain data, as a checkpoint's hyperparameters hold it (``weights_only`` loads it)."""
+        return {"name": self.name, "temperature": self.temperature}
+
+
+def check_predict_decoding(value: object, name: str = "predict_decoding") -> DecodingChoice | None:
+    """A model's recommended decoding from its hyperparameters, ``{name: annealed_mean,
+    temperature: 0.38}`` (None: none recorded); ConfigError naming the option otherwise."""
+    if value is None or isinstance(value, DecodingChoice):
+        return value
+    if not isinstance(value, Mapping) or set(value) != {"name", "temperature"} or value["name"] not in get_args(Decoding):
+        raise ConfigError(
+            f"{name} must be {{name: mode_mean|annealed_mean, temperature: T}}, e.g. {{name: annealed_mean, "
+            f"temperature: 0.38}}, or null for none; got {value!r}"
+        )
+    return DecodingChoice(value["name"], check_temperature(value["temperature"], f"{name}.temperature"))
 
 
 def check_module_options(
@@ -57,3 +84,16 @@ def build_optimizers(parameters: Iterable[torch.nn.Parameter], hparams: Mapping[
     else:
         scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total_steps())
     return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+
+def checked_temperatures(
+    values: float | DecodingChoice | Iterable[float | DecodingChoice] | None, name: str = "temperatures"
+) -> list[float | DecodingChoice] | None:
+    """Temperatures (checked, :func:`~lit_colorize.errors.check_temperatures`) and decoding
+    choices (as they are) to render; None stays None: the model's own decoding."""
+    if values is None:
+        return None
+    listed = [values] if isinstance(values, (int, float, DecodingChoice)) else list(values)
+    if not listed:
+        raise ConfigError(f"{name} must list at least one temperature, e.g. [0.8], or be null for the model's own decoding")
+    return [value if isinstance(value, DecodingChoice) else check_temperature(value, name) for value in listed]

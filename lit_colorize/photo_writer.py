@@ -20,9 +20,12 @@ from lit_colorize.batches import is_photo_batch
 from lit_colorize.errors import ConfigError
 from lit_colorize.module import ColorizationModule
 from lit_colorize.outputs import DEFAULT_SUFFIX, EXTENSIONS, VIDEO_EXTENSIONS, format_temperature
+from lit_colorize.fullres import DEFAULT_UPSAMPLING
+from lit_colorize.options import DecodingChoice
 from lit_colorize.prediction import ColorizedPhoto, PhotoItem, RenderSettings, is_out_of_memory
 
 ImageFormat = Literal["png", "jpeg"]
+Upsampling = Literal["guided", "bilinear"]
 VideoFormat = Literal["mp4", "mkv"]
 
 
@@ -32,8 +35,9 @@ class ColorizedPhotoWriter(BasePredictionWriter):
     a training DataModule (e.g. ToyShapes' validation set) writes ``<loader>-<index><suffix>``.
 
     The writer also states what predict renders (:class:`RenderSettings`, handed to the module
-    at the start): ``temperatures`` (default T=0.8) and ``working_size`` (shorter side the
-    network sees; None: the training images' size). Every item of ``predict_step``'s result is
+    at the start): ``temperatures`` (default None: the model's own recommended decoding, see
+    ``ColorizationNet.decodings_for``), ``working_size`` (shorter side the network sees; None:
+    the model's own) and ``upsampling`` (``guided`` by the photo's L, or ``bilinear``). Every item of ``predict_step``'s result is
     a :class:`ColorizedPhoto`, whatever the source.
 
     Videos among the inputs become ``<name><suffix>.mp4`` (``video_format``: mp4 or mkv):
@@ -43,10 +47,10 @@ class ColorizedPhotoWriter(BasePredictionWriter):
 
     What it guarantees:
 
-    - An existing file, input or output, is never replaced unless ``overwrite``; with
-      ``skip_existing`` an existing output is left as it is and counts as done, so a rerun
-      after a killed run writes only what is missing. A photo whose outputs all exist is not
-      colorized at all.
+    - An existing file, input or output, is never replaced unless ``overwrite``; an existing
+      output is left as it is and counts as done (one line names it, unless ``skip_existing``
+      asks for quiet), so a rerun after a killed run writes only what is missing. A photo
+      whose outputs all exist is not colorized at all.
     - Writes are atomic: a hidden ``.<name>.<host>~<space>-<pid>-<random>.partial.png`` is
       published under the final name once complete, so no half image ever has a final name;
       without ``overwrite`` never over a file that another run published meanwhile (that
@@ -57,14 +61,16 @@ class ColorizedPhotoWriter(BasePredictionWriter):
     - A photo that cannot be read, colorized (out of memory) or written is reported by path
       as it happens, the run goes on, and the failures are summed up at the end, over all
       processes under DDP (each process writes its own share; Lightning's predict sampler
-      never repeats a photo); ``total_failures`` sets the exit status.
+      never repeats a photo); ``total_failures`` sets the exit status: 0 when every output
+      was written or existed already, 1 when any photo failed.
     """
 
     def __init__(
         self,
         output_dir: str | Path = "colorized",
-        temperatures: Sequence[float] = (0.8,),
+        temperatures: Sequence[float] | None = None,
         working_size: int | None = None,
+        upsampling: Upsampling = DEFAULT_UPSAMPLING,
         suffix: str = DEFAULT_SUFFIX,
         image_format: ImageFormat = "png",
         quality: int = 95,
@@ -84,10 +90,10 @@ class ColorizedPhotoWriter(BasePredictionWriter):
         if isinstance(video_crf, bool) or not isinstance(video_crf, int) or not 0 <= video_crf <= 51:
             raise ConfigError(f"writer.video_crf must be an integer in 0..51 (x264: 0 lossless, 18 visually lossless, 23 its default), got {video_crf!r}")
         try:  # finite, 0..10: NaN would give black
-            self.render_settings = RenderSettings(temperatures, working_size)
+            self.render_settings = RenderSettings(temperatures, working_size, upsampling)
         except ConfigError as error:
             raise ConfigError(f"writer.{error}") from None
-        if len(self.render_settings.temperatures) > 1 and "{temperature}" not in suffix:
+        if len(self.render_settings.temperatures or ()) > 1 and "{temperature}" not in suffix:
             raise ValueError(f"with several temperatures the suffix must contain '{{temperature}}', got {suffix!r}")
         if overwrite and skip_existing:
             raise ValueError("overwrite and skip_existing contradict each other; choose one")
@@ -106,6 +112,7 @@ class ColorizedPhotoWriter(BasePredictionWriter):
         self.failures: list[str] = []
         self.total_failures = 0  # over all processes, known after predict
         self._claimed: dict[Path, str] = {}
+        self.decodings: list[DecodingChoice] = []  # what is rendered, known once the model is (on_predict_start)
 
     def output_path(self, photo: ColorizedPhoto | PhotoItem, temperature: float) -> Path:
         item = photo.item if isinstance(photo, ColorizedPhoto) else photo
@@ -114,7 +121,8 @@ class ColorizedPhotoWriter(BasePredictionWriter):
         return self.output_dir / item.relative_dir / f"{name}{extension}"
 
     def on_predict_start(self, trainer: L.Trainer, pl_module: ColorizationModule) -> None:
-        pl_module.set_render_settings(self.render_settings)
+        pl_module.render_settings = self.render_settings
+        self.decodings = pl_module.net.decodings_for(self.render_settings.temperatures)
         self.written, self.skipped, self.failures, self._claimed = [], [], [], {}
         self.videos_written = 0
         if trainer.is_global_zero:
@@ -126,12 +134,12 @@ class ColorizedPhotoWriter(BasePredictionWriter):
         self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int, dataloader_idx: int = 0
     ) -> None:
         """Photos whose every output exists are not colorized: without ``overwrite`` nothing
-        would be written for them (they are skipped, or fail with "exists")."""
+        would be written for them (they are skipped)."""
         if self.overwrite or not is_photo_batch(batch):
             return
         for item in batch:
             has_work = item.rgb is not None or (item.is_video and item.error is None)
-            if has_work and all(self.output_path(item, t).exists() for t in self.render_settings.temperatures):
+            if has_work and all(self.output_path(item, d.temperature).exists() for d in self.decodings):
                 item.rgb = item.alpha = None
                 item.outputs_exist = True
 
@@ -149,8 +157,8 @@ class ColorizedPhotoWriter(BasePredictionWriter):
             if photo.item.error is not None:
                 self._fail(photo.item.path, photo.item.error)
             elif photo.item.outputs_exist:  # not colorized: each output is reported or skipped
-                for temperature in self.render_settings.temperatures:
-                    self._may_write(photo.item.path, self.output_path(photo, temperature))
+                for decoding in self.decodings:
+                    self._may_write(photo.item.path, self.output_path(photo, decoding.temperature))
             elif photo.item.is_video:
                 self._write_video(trainer, pl_module, photo.item)
             else:
@@ -159,15 +167,15 @@ class ColorizedPhotoWriter(BasePredictionWriter):
 
     def _may_write(self, source: str, path: Path) -> bool:
         """False when ``path`` was written in this run for another photo (a failure), or exists
-        and may not be replaced (kept with ``skip_existing``, else a failure)."""
+        and may not be replaced: then it is kept and counts as done, not as a failure (a rerun
+        over finished outputs succeeds), and named here unless ``skip_existing`` asks for quiet."""
         if path in self._claimed:
             self._fail(source, f"its output {path} was already written in this run for {self._claimed[path]}")
             return False
         if not self.overwrite and path.exists():
-            if self.skip_existing:
-                self.skipped.append(path)
-            else:
-                self._fail(source, f"{path} exists; pass --overwrite to replace it, or --skip_existing to keep it")
+            self.skipped.append(path)
+            if not self.skip_existing:
+                print(f"ColorizedPhotoWriter: {path} exists, skipped (pass --skip_existing to skip quietly or --overwrite to replace)", flush=True)
             return False
         return True
 
@@ -200,7 +208,7 @@ class ColorizedPhotoWriter(BasePredictionWriter):
         """Streams the video ``item`` through the model into one file per temperature whose
         output may be written; a video that cannot be read, colorized or written fails alone."""
         source = item.path
-        jobs = [(t, self.output_path(item, t)) for t in self.render_settings.temperatures]
+        jobs = [(d, self.output_path(item, d.temperature)) for d in self.decodings]
         jobs = [(t, path) for t, path in jobs if self._may_write(source, path)]
         if not jobs:
             return
@@ -221,6 +229,7 @@ class ColorizedPhotoWriter(BasePredictionWriter):
                 [path for _, path in jobs],
                 [t for t, _ in jobs],
                 working_size=self.render_settings.working_size,
+                upsampling=self.render_settings.upsampling,
                 temporal_consistency=self.temporal_consistency,
                 crf=self.video_crf,
                 progress=True,
@@ -273,7 +282,7 @@ class ColorizedPhotoWriter(BasePredictionWriter):
         what = f"{videos} videos" if videos and not images else f"{images} images" + (f" and {videos} videos" if videos else "")
         summary = f"ColorizedPhotoWriter: wrote {what} to {self.output_dir}{ranks}"
         if skipped:
-            summary += f"; kept {skipped} that existed (--skip_existing)"
+            summary += f"; kept {skipped} that existed" + ("" if self.skip_existing else " (--overwrite replaces them)")
         if self.total_failures:
             summary += f"; {self.total_failures} failed"
             if self.failures:

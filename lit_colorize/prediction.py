@@ -13,24 +13,37 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor
 
 from lit_colorize.errors import check_temperatures, check_working_size
+from lit_colorize.fullres import DEFAULT_UPSAMPLING, check_upsampling
+
+if TYPE_CHECKING:
+    from lit_colorize.network import ColorizationNet
 
 
 @dataclass(frozen=True)
 class RenderSettings:
-    """What predict renders: one image per temperature, from the network's view of the photo
-    at ``working_size`` (its shorter side; None: the training images' size)."""
+    """What predict renders: one image per temperature (None: one, the model's own recommended
+    decoding), from the network's view of the photo at ``working_size`` (its shorter side;
+    None: the model's own), its ab brought to the photo's size by ``upsampling``."""
 
-    temperatures: Sequence[float] = (0.8,)  # kept as a tuple
+    temperatures: Sequence[float] | None = None  # kept as a tuple
     working_size: int | None = None
+    upsampling: str = DEFAULT_UPSAMPLING
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "temperatures", tuple(check_temperatures(self.temperatures, "temperatures")))
+        if self.temperatures is not None:
+            object.__setattr__(self, "temperatures", tuple(check_temperatures(self.temperatures, "temperatures")))
         object.__setattr__(self, "working_size", check_working_size(self.working_size))
+        object.__setattr__(self, "upsampling", check_upsampling(self.upsampling))
+
+    def temperatures_for(self, net: ColorizationNet) -> list[float]:
+        """The temperatures that name the outputs: as given, or the model's own decoding's."""
+        return [choice.temperature for choice in net.decodings_for(self.temperatures)]
 
 
 @dataclass
@@ -56,6 +69,11 @@ class ColorizedPhoto:
     item: PhotoItem
     temperatures: list[float] = field(default_factory=list)
     images: list[Tensor] = field(default_factory=list)
+
+
+def is_photo_batch(batch: Any) -> bool:
+    """A predict batch of full-resolution photos (a list of :class:`PhotoItem`)."""
+    return isinstance(batch, list) and bool(batch) and all(isinstance(item, PhotoItem) for item in batch)
 
 
 # How the allocators say it: torch.OutOfMemoryError (CUDA, MPS, XPU), the CPU allocator's
@@ -91,3 +109,31 @@ def colorize_item(item: PhotoItem, colorize: Callable[[Tensor], list[Tensor]], t
     if torch.cuda.is_available():  # hand back what the failed photo held before the next one
         torch.cuda.empty_cache()
     return ColorizedPhoto(replace(item, rgb=None, alpha=None, error=reason))
+
+
+def predict_batch(net: ColorizationNet, batch: Any, settings: RenderSettings, batch_idx: int, dataloader_idx: int) -> list[ColorizedPhoto]:
+    """``predict_step``'s work: photos (``datamodules.Photos``) at full resolution, one failing
+    alone when out of memory or given hints a model without hints cannot take; a DataModule's
+    images at their own size, named ``<loader>-<index in the set>``."""
+    temperatures = settings.temperatures_for(net)
+    if is_photo_batch(batch):
+        return [_predict_photo(net, item, settings, temperatures) for item in batch]
+    decodings = net.decodings_for(settings.temperatures)
+    rgb = net.colorize(batch["l"], decodings).mul(255).round_().to(torch.uint8).cpu()
+    first = batch_idx * len(rgb)  # without the loader's indices: exact for all but a last, shorter batch
+    indices = batch["index"].tolist() if "index" in batch else range(first, first + len(rgb))
+    return [ColorizedPhoto(PhotoItem(f"{dataloader_idx}-{i:06d}"), temperatures, list(images)) for i, images in zip(indices, rgb)]
+
+
+def _predict_photo(net: ColorizationNet, item: PhotoItem, settings: RenderSettings, temperatures: list[float]) -> ColorizedPhoto:
+    if item.hints and not net.hints:
+        reason = (
+            f"{len(item.hints)} hint(s) given (first at x={item.hints[0].x:g}, y={item.hints[0].y:g}), but this "
+            "model was trained without hints (hints: false); use a model trained with hints: true, or remove them"
+        )
+        return ColorizedPhoto(PhotoItem(item.path, item.relative_dir, error=reason))
+
+    def colorize(rgb: Tensor) -> list[Tensor]:
+        return net.colorize_photo(rgb, settings.temperatures, settings.working_size, item.hints or (), settings.upsampling)
+
+    return colorize_item(item, colorize, temperatures)

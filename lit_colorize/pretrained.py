@@ -20,6 +20,7 @@ from typing import Any
 import torch
 
 from lit_colorize.atomic import atomic_write
+from lit_colorize.checkpoint_io import read_checkpoint
 from lit_colorize.errors import CheckpointError
 
 PRETRAINED_NAME = "landscape64_v1.ckpt"
@@ -127,8 +128,6 @@ def slim_checkpoint(checkpoint: dict[str, Any]) -> dict[str, Any]:
 def write_slim_checkpoint(source: str | Path, target: str | Path) -> int:
     """Write :func:`slim_checkpoint` of ``source`` to ``target`` atomically; its size in bytes.
     Refuses (CheckpointError) a result over :data:`MAX_SHIPPED_BYTES`, and leaves no file then."""
-    from lit_colorize.colorizer import read_checkpoint  # noqa: PLC0415 - colorizer imports the module
-
     slim = slim_checkpoint(read_checkpoint(source))
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)

@@ -114,7 +114,7 @@ def test_strips_give_the_pixels_of_one_piece(upsampling: str) -> None:
 
 
 def test_bad_settings_are_named() -> None:
-    with pytest.raises(ConfigError, match="upsampling must be one of bilinear, guided"):
+    with pytest.raises(ConfigError, match="upsampling must be guided .* or bilinear .*, got .bicubic."):
         render(torch.zeros(4, 4), torch.zeros(2, 1, 1), upsampling="bicubic")
     with pytest.raises(ValueError, match="full-resolution L"):
         widen_ab(torch.zeros(2, 2, 2), 8, upsampling="guided")
@@ -135,3 +135,13 @@ def test_on_real_photos_guided_puts_true_chroma_back_closer_than_bilinear() -> N
     guided, bilinear = results[f"guided r1 eps{DEFAULT_EPS:g}"], results["bilinear"]
     assert guided[0] < bilinear[0]  # ab RMSE
     assert guided[1] < bilinear[1]  # share of pixels off by more than 10 ab units
+
+
+@pytest.mark.parametrize("size", [(1, 1), (1, 7), (5, 1)])
+def test_maps_too_small_for_a_window_fall_back_to_bilinear(size: tuple[int, int]) -> None:
+    """A 1-pixel-high working map (a tiny video frame) has no window to fit: bilinear, not a crash."""
+    lightness = torch.linspace(0, 100, 8 * size[0] * 8 * size[1]).reshape(8 * size[0], 8 * size[1])
+    ab_small = torch.randn(2, *size) * 20
+    guided = guided_upsample(lightness, ab_small)
+    bilinear = F.interpolate(ab_small[None], size=lightness.shape, mode="bilinear", align_corners=False)[0]
+    torch.testing.assert_close(guided, bilinear)

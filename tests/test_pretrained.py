@@ -22,7 +22,8 @@ from skimage.color import rgb2lab
 from callbacks import ColorizedPhotoWriter
 from lit_colorize import ColorizationModule, Colorizer, pretrained
 from lit_colorize.cli import main
-from lit_colorize.colorizer import check_hyperparameters, read_checkpoint
+from lit_colorize.checkpoint_io import read_checkpoint
+from lit_colorize.colorizer import check_hyperparameters
 from lit_colorize.errors import MAX_WORKING_SIZE, CheckpointError, ConfigError
 from lit_colorize.evaluation import GRAY, Setting, evaluate
 from lit_colorize.pretrained import (

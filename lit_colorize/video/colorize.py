@@ -22,9 +22,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from lit_colorize.errors import check_temperatures
-from lit_colorize.fullres import full_resolution_l, network_input, render, working_size
+from lit_colorize.fullres import DEFAULT_UPSAMPLING, check_upsampling, full_resolution_l, network_input, render, working_size
 from lit_colorize.network import ColorizationNet
+from lit_colorize.options import DecodingChoice, checked_temperatures
 from lit_colorize.video.io import VideoInfo, VideoReader, VideoReadError, VideoWriter, probe_video
 from lit_colorize.video.flow import MIN_FLOW_SIDE
 from lit_colorize.video.stabilize import StabilizerSettings, TemporalStabilizer
@@ -56,16 +56,18 @@ class FrameColorizer:
     def __init__(
         self,
         net: ColorizationNet,
-        temperatures: Sequence[float] = (0.8,),
+        temperatures: Sequence[float | DecodingChoice] | None = None,
         working_size: int | None = None,
         temporal_consistency: bool = True,
         stabilizer: StabilizerSettings | None = None,
         batch_frames: int = DEFAULT_BATCH_FRAMES,
+        upsampling: str = DEFAULT_UPSAMPLING,
     ) -> None:
         if batch_frames < 1:
             raise ValueError(f"batch_frames must be at least 1, got {batch_frames}")
         self.net = net
-        self.temperatures = check_temperatures(temperatures, "temperatures")
+        self.decodings = net.decodings_for(checked_temperatures(temperatures))
+        self.upsampling = check_upsampling(upsampling)
         self.short_side = int(working_size or net.predict_short_side)
         self.temporal_consistency = temporal_consistency
         self.stabilizer_settings = stabilizer or StabilizerSettings()
@@ -116,7 +118,7 @@ class FrameColorizer:
         lightness = [full_resolution_l(torch.from_numpy(frame).to(device).permute(2, 0, 1)) for frame in frames]
         size = working_size(height, width, self.short_side, self.net.size_multiple)
         l_norm = torch.cat([network_input(one, size) for one in lightness])
-        ab_per_temperature = self.net.predict_ab(l_norm, self.temperatures)
+        ab_per_temperature = self.net.predict_ab(l_norm, self.decodings)
         blend_size = stabilizer_size(height, width, self.stabilizer_settings.flow_size, min(size))
         for index, frame_l in enumerate(lightness):
             ab = [one[index] for one in ab_per_temperature]
@@ -129,7 +131,7 @@ class FrameColorizer:
                         "without motion (colors held where the lightness does not change)",
                         stacklevel=4,
                     )
-            yield [render(frame_l, one).permute(1, 2, 0).cpu().numpy() for one in ab]
+            yield [render(frame_l, one, upsampling=self.upsampling).permute(1, 2, 0).cpu().numpy() for one in ab]
 
     @staticmethod
     def _stabilize(stabilizer: TemporalStabilizer, lightness: Tensor, ab: list[Tensor], size: tuple[int, int]) -> list[Tensor]:
@@ -223,9 +225,10 @@ def colorize_video(
     net: ColorizationNet,
     source: str | Path,
     outputs: Sequence[str | Path],
-    temperatures: Sequence[float] = (0.8,),
+    temperatures: Sequence[float | DecodingChoice] | None = None,
     *,
     working_size: int | None = None,
+    upsampling: str = DEFAULT_UPSAMPLING,
     temporal_consistency: bool = True,
     stabilizer: StabilizerSettings | None = None,
     crf: int = DEFAULT_CRF,
@@ -238,7 +241,7 @@ def colorize_video(
     overwrite: bool = True,
 ) -> VideoReport:
     """Colorizes the video ``source`` into one file per temperature (``outputs[i]`` at
-    ``temperatures[i]``): H.264 yuv420p at the source's size, with its frame times and its
+    ``temperatures[i]``; None: one, the model's own decoding): H.264 yuv420p at the source's size, with its frame times and its
     audio. Each output is written under a temporary name and renamed only once complete;
     on any error (VideoReadError, VideoWriteError, Ctrl-C) no output has its final name.
     With ``overwrite`` existing outputs are replaced (callers check first: predict's
@@ -247,10 +250,10 @@ def colorize_video(
     ``progress``: a bar (a line every 10 s with ``line_progress`` or without a terminal)."""
     source = Path(source)
     outputs = [Path(path) for path in outputs]
-    if len(outputs) != len(temperatures):
-        raise ValueError(f"one output per temperature: got {len(outputs)} outputs for {len(temperatures)} temperatures")
+    if len(outputs) != len(temperatures or [None]):
+        raise ValueError(f"one output per temperature: got {len(outputs)} outputs for {len(temperatures or [None])} temperatures")
     info = info or probe_video(source)
-    colorizer = FrameColorizer(net, temperatures, working_size, temporal_consistency, stabilizer, batch_frames)
+    colorizer = FrameColorizer(net, temperatures, working_size, temporal_consistency, stabilizer, batch_frames, upsampling)
     report = VideoReport(source, outputs)
     started = time.monotonic()
     bar = VideoProgress(source.name, info.frame_count, enabled=progress, lines_only=line_progress)
