@@ -35,6 +35,12 @@ SIGTERM_EXIT = 128 + signal.SIGTERM
 #: The configs of this clone (an editable install), to name in the fix for a config not found.
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
+#: What ``lit-colorize predict --help`` ends with (and the README's predict section says).
+PREDICT_EXIT_RULE = (
+    "Exit status: 0 when every photo and video was written or its outputs existed already (kept unless --overwrite); "
+    "1 when any of them failed (unreadable, out of memory, not writable: each reported by path), or on a wrong "
+    "option; 143 when stopped by SIGTERM."
+)
 
 
 class SaveConfigToRunDir(SaveConfigCallback):
@@ -94,12 +100,14 @@ class ColorizationCLI(LightningCLI):
             # nargs="?": `--overwrite`, `--overwrite true|false` and `--no_overwrite` all work, like every other switch.
             parser.add_argument(
                 "--overwrite", action=ActionYesNo, nargs="?", default=False,
-                help="replace existing files (inputs included) instead of refusing to write over them",
+                help="replace existing files (inputs included) instead of keeping them",
             )  # fmt: skip
             parser.add_argument(
                 "--skip_existing", action=ActionYesNo, nargs="?", default=False,
-                help="keep outputs that exist and write only the missing ones (a rerun after a killed run)",
+                help="keep outputs that exist quietly (without: one 'exists, skipped' line each); "
+                "either way only the missing ones are written (a rerun after a killed run)",
             )  # fmt: skip
+            parser.epilog = PREDICT_EXIT_RULE
             parser.link_arguments("overwrite", "writer.overwrite")
             parser.link_arguments("skip_existing", "writer.skip_existing")
         return parser

@@ -140,3 +140,57 @@ def test_disabling_the_progress_bar_drops_the_configs_bar(config: str, tmp_path:
     assert cli.trainer.progress_bar_callback is None
     assert not [c for c in cli.trainer.callbacks if isinstance(c, ProgressBar)]
     assert [type(c).__name__ for c in cli.trainer.callbacks if type(c).__name__ == "RunCheckpoint"] == ["RunCheckpoint"]
+
+
+def predict_in_process(args: list[str]) -> int:
+    """``lit-colorize`` in this process: its exit status as the shell would see it."""
+    from lit_colorize.cli import main
+
+    try:
+        main(args)
+    except SystemExit as exit:
+        return 0 if exit.code in (None, 0) else exit.code if isinstance(exit.code, int) else 1
+    return 0
+
+
+def test_a_rerun_skips_existing_outputs_by_name_and_exits_0(tmp_path: Path, checkpoint: Path, capsys) -> None:
+    """Before: each existing output was a FAILED line and the rerun exited 1. Now it is kept,
+    named once, and counts as done; only a real failure makes the exit status 1."""
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for name, shade in [("a.png", 90), ("b.png", 160)]:
+        Image.new("RGB", (40, 32), (shade, shade, shade)).save(photos / name)
+    out = tmp_path / "out"
+    args = ["predict", "--config", str(REPO_ROOT / "configs" / "predict.yaml"), "--ckpt_path", str(checkpoint),
+            "--data.inputs", f"[{photos}]", "--writer.output_dir", str(out), "--writer.temperatures", "[0.8]",
+            "--data.num_workers", "0"]  # fmt: skip
+    assert predict_in_process(args) == 0
+    kept, redone = out / "a_colorized_T0.8.png", out / "b_colorized_T0.8.png"
+    assert sorted(p.name for p in out.iterdir()) == [kept.name, redone.name]
+    before = kept.stat().st_mtime_ns
+    redone.unlink()
+    capsys.readouterr()
+
+    assert predict_in_process(args) == 0
+    printed = capsys.readouterr().out
+    advice = "exists, skipped (pass --skip_existing to skip quietly or --overwrite to replace)"
+    assert printed.count(advice) == 1 and f"ColorizedPhotoWriter: {kept} {advice}" in printed
+    assert "FAILED" not in printed and "wrote 1 images" in printed and "kept 1 that existed" in printed
+    assert redone.is_file() and kept.stat().st_mtime_ns == before
+
+    assert predict_in_process([*args, "--skip_existing"]) == 0  # quietly
+    printed = capsys.readouterr().out
+    assert advice not in printed and "wrote 0 images" in printed and "kept 2 that existed" in printed
+
+    (photos / "c.png").write_bytes(b"not a png")  # one real failure among kept outputs: exit 1
+    assert predict_in_process(args) == 1
+    printed = capsys.readouterr().out
+    assert printed.count(advice) == 2 and f"FAILED {photos / 'c.png'}: " in printed and "1 failed" in printed
+    assert kept.stat().st_mtime_ns == before
+
+
+def test_predict_help_states_the_exit_rule(capsys) -> None:
+    assert predict_in_process(["predict", "--help"]) == 0
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "Exit status: 0 when every photo and video was written or its outputs existed already" in help_text
+    assert "1 when any of them failed" in help_text

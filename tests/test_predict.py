@@ -135,7 +135,7 @@ def test_predict_cli_colorizes_a_folder_at_full_resolution(tmp_path: Path, check
     # A second run never replaces what the first wrote, unless --overwrite.
     before = (out / "color_colorized_T0.8.png").stat().st_mtime_ns
     again = run_cli(*args[:-4], "--data.inputs", f"[{inputs / 'color.jpg'}]", "--writer.temperatures", "[0.8]", cwd=tmp_path)
-    assert again.returncode != 0 and "exists; pass --overwrite" in again.stdout
+    assert again.returncode == 0 and "exists, skipped (pass --skip_existing to skip quietly or --overwrite to replace)" in again.stdout
     assert (out / "color_colorized_T0.8.png").stat().st_mtime_ns == before
     forced = run_cli(
         *args[:-4], "--data.inputs", f"[{inputs / 'color.jpg'}]", "--writer.temperatures", "[0.8]", "--overwrite",

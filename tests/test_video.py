@@ -364,7 +364,7 @@ def test_an_error_mid_video_leaves_no_output_under_its_name(colorizer, shared_da
 @pytest.mark.slow
 def test_predict_colorizes_videos_beside_photos_and_keeps_what_exists(shared_data: Path, tmp_path: Path, capsys) -> None:
     """A video and a photo in one run; an unreadable video fails alone; the rerun keeps the
-    video that exists (--skip_existing) or refuses to replace it (default)."""
+    video that exists, quietly (--skip_existing) or with a line naming it (default)."""
     from lit_colorize.pretrained import pretrained_checkpoint
 
     inputs = tmp_path / "in"
@@ -388,8 +388,8 @@ def test_predict_colorizes_videos_beside_photos_and_keeps_what_exists(shared_dat
     (inputs / "broken.mkv").unlink()
     assert run_in_process([*args, "--skip_existing", "true"]) == 0
     assert "kept 4 that existed" in capsys.readouterr().out
-    assert run_in_process(args) == 1
-    assert "clip_colorized_T0.mp4 exists; pass --overwrite" in capsys.readouterr().out
+    assert run_in_process(args) == 0
+    assert "clip_colorized_T0.mp4 exists, skipped (pass --skip_existing" in capsys.readouterr().out
     assert (out / "clip_colorized_T0.mp4").stat().st_mtime_ns == before
 
 
