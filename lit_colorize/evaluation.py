@@ -56,6 +56,7 @@ from torchmetrics.functional.image import structural_similarity_index_measure
 
 from lit_colorize.atomic import atomic_write
 from lit_colorize.color import rgb_to_lab, to_float_rgb
+from lit_colorize.degrade import seeded_degradation
 from lit_colorize.errors import ConfigError, DataError, OneLineArgumentParser, check_temperatures, check_working_size
 from lit_colorize.fullres import full_resolution_l, network_input, render, render_rows, strip_rows, widen_ab
 from lit_colorize.fullres import working_size as network_size
@@ -151,13 +152,16 @@ def decoding_as(net: ColorizationNet, decoding: str | None) -> Iterator[None]:
 
 
 def predicted_ab(
-    net: ColorizationNet, lightness: Tensor, settings: Sequence[Setting], working_size: int | None
+    net: ColorizationNet, lightness: Tensor, settings: Sequence[Setting], working_size: int | None,
+    degrade: Callable[[Tensor], Tensor] | None = None,
 ) -> list[Tensor]:
     """The ab (2, h, w) at the working size under each setting, in order, for a photo of L*
     ``lightness`` (H, W), as ``predict`` computes it (:meth:`ColorizationNet.colorize_photo`):
-    one forward pass per decoding, whatever the number of temperatures."""
+    one forward pass per decoding, whatever the number of temperatures. ``degrade``: applied to
+    the network's input only (``--degrade``)."""
     short_side = int(working_size or net.predict_short_side)
     l_norm = network_input(lightness, network_size(*lightness.shape, short_side, net.size_multiple))
+    l_norm = l_norm if degrade is None else degrade(l_norm)
     ab: dict[Setting, Tensor] = {}
     for decoding in dict.fromkeys(s.decoding for s in settings):
         group = [s for s in settings if s.decoding == decoding]
@@ -415,6 +419,7 @@ class Evaluation:
     skipped: list[str] = field(default_factory=list)
     working_size: int | None = None
     videos: list[str] = field(default_factory=list)
+    degrade_seed: int | None = None
 
     def best(self) -> dict[str, str]:
         """The best setting on each metric (nearest the truth's CF, for CF), by name."""
@@ -457,6 +462,7 @@ def score_photo(
     working_size: int | None,
     rows: Sequence[RowScores],
     budget: int = EVAL_STRIP_PIXELS,
+    degrade: Callable[[Tensor], Tensor] | None = None,
 ) -> tuple[float, bool]:
     """Measure one photo (uint8 RGB (3, H, W)) into ``rows`` (gray, then one per setting), strip
     by strip: no float plane of the whole photo but its L, so memory is bounded as predict's
@@ -464,7 +470,7 @@ def score_photo(
     height, width = rgb.shape[-2:]
     lightness = full_resolution_l(rgb)
     gray_ab = torch.zeros(2, 1, 1, device=rgb.device)
-    widened = [widen_ab(ab, width) for ab in [gray_ab, *predicted_ab(net, lightness, settings, working_size)]]
+    widened = [widen_ab(ab, width) for ab in [gray_ab, *predicted_ab(net, lightness, settings, working_size, degrade)]]
     photos = [row.photo(height, width) for row in rows]
     truth_cf, max_chroma = ColorfulnessParts(), 0.0
     for strip in photo_strips(height, width, budget):
@@ -504,11 +510,15 @@ def evaluate(
     device: str | torch.device = "cpu",
     skip_dir: str | Path | None = None,
     log: Callable[[str], None] = default_log,
+    degrade_seed: int | None = None,
 ) -> Evaluation:
     """Colorize every readable photo of ``inputs`` (files, or folders searched recursively;
     ``skip_dir``, the output folder, is never searched; a photo named twice counts once) under
     each setting and measure it, with gray beside. Unreadable files and videos are logged by
-    path and skipped; DataError if no photo is readable."""
+    path and skipped; DataError if no photo is readable. ``degrade_seed``: the network sees each
+    photo's L degraded like an old photo (:func:`~lit_colorize.degrade.seeded_degradation`); the
+    output keeps the photo's own clean L, so only the predicted ab differ from a clean run (the
+    metrics compare ab; the gray row is the same)."""
     device = torch.device(device)
     net = module.net.to(device).eval()
     settings = list(dict.fromkeys(settings or choose_settings(None, None, net)))  # a row per setting
@@ -518,7 +528,7 @@ def evaluate(
     rows = {name: RowScores(net.grid_size, prior, device) for name in [GRAY, *(s.name for s in settings)]}
     truth_cf: list[float] = []
     evaluated: list[Path] = []
-    result = Evaluation(settings, {}, evaluated, {}, working_size=working_size)
+    result = Evaluation(settings, {}, evaluated, {}, working_size=working_size, degrade_seed=degrade_seed)
     for index in range(len(photos)):
         if max_photos is not None and len(evaluated) >= max_photos:
             break
@@ -532,7 +542,8 @@ def evaluate(
             log(f"skipped: {item.error}")
             continue
         with torch.no_grad():
-            cf, gray = score_photo(net, item.rgb.to(device), settings, working_size, list(rows.values()))
+            degrade = seeded_degradation(degrade_seed, len(evaluated), device)
+            cf, gray = score_photo(net, item.rgb.to(device), settings, working_size, list(rows.values()), degrade=degrade)
         truth_cf.append(cf)
         result.gray_photos += int(gray)
         evaluated.append(Path(item.path))
@@ -582,6 +593,7 @@ def summary_line(evaluation: Evaluation) -> str:
         f"{len(evaluation.photos)} photos at their own resolution (working size: {size}), "
         f"{evaluation.gray_photos} of them gray (no pixel of chroma above {GRAY_CHROMA:g}; evaluated too), "
         f"{len(evaluation.skipped)} unreadable and skipped"
+        + (f", the network's input degraded like an old photo (seed {evaluation.degrade_seed})" if evaluation.degrade_seed is not None else "")
         + (f", {len(evaluation.videos)} videos skipped (evaluate measures photos)" if evaluation.videos else "")
     )
 
@@ -663,7 +675,8 @@ def grid_rows(module: ColorizationModule, evaluation: Evaluation, device: torch.
         rgb = PhotoDataset([evaluation.photos[index]])[0].rgb.to(device)
         lightness = full_resolution_l(rgb)
         with torch.no_grad():
-            (ab,) = predicted_ab(module.net, lightness, [evaluation.reference()], evaluation.working_size)
+            degrade = seeded_degradation(evaluation.degrade_seed, index, device)
+            (ab,) = predicted_ab(module.net, lightness, [evaluation.reference()], evaluation.working_size, degrade)
         gray = tile(render(lightness, torch.zeros(2, 1, 1, device=device)))
         rows.append([gray, tile(rgb), tile(render(lightness, ab))])
     return rows
@@ -736,6 +749,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--max_photos", type=int, default=None, help="evaluate the first N readable photos")
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: cuda if there is one)")
     parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    parser.add_argument("--degrade", type=int, default=None, metavar="SEED",
+                        help="degrade the network's input like an old photo (grain, blur, JPEG, fade, tone, scratches, dust), seeded")  # fmt: skip
     return parser.parse_args(argv)
 
 
@@ -765,7 +780,7 @@ def main(argv: Sequence[str] | None = None) -> Evaluation:
     settings = choose_settings(temperatures, listed(args.decodings), module.net)
     if not module.is_classifier and (temperatures or args.decodings):
         default_log("a regression model: --temperatures and --decodings do not apply")
-    evaluation = evaluate(module, inputs, settings, working_size, max_photos, device, skip_dir=out)
+    evaluation = evaluate(module, inputs, settings, working_size, max_photos, device, skip_dir=out, degrade_seed=args.degrade)
     grid = [(label, evaluation.photos[i]) for label, i in evaluation.grid_photos()]
     report = markdown_report(evaluation, checkpoint, grid)
     print(report, end="", flush=True)
