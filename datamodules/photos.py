@@ -50,7 +50,9 @@ class Photos(L.LightningDataModule):
             )
         if not self.hparams.inputs:
             raise PredictSetupError("no inputs: pass photo files or folders with --data.inputs '[photo.jpg, folder/]'")
-        self.dataset = PhotoDataset(self.hparams.inputs, self.hparams.output_dir, self.hparams.output_suffix, self.hparams.hints)
+        self.dataset = PhotoDataset(
+            self.hparams.inputs, self.hparams.output_dir, self.hparams.output_suffix, self.hparams.hints, announce_hints=True
+        )
 
     def predict_dataloader(self) -> DataLoader:
         if self.dataset is None:

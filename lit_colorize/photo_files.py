@@ -252,7 +252,9 @@ class PhotoDataset(Dataset):
     """Decodes each photo at full resolution (torchvision.io or Pillow; EXIF orientation,
     alpha kept); unreadable files give an item with ``error`` set. A photo's hints come from
     ``hints_file`` (``--data.hints``) or its sidecar ``<name>.hints.json``, checked against its
-    size; bad hints make that photo's error."""
+    size; bad hints make that photo's error. ``announce_hints``: one line per photo that has
+    hints (``photo.jpg: 3 hints from photo.hints.json``), so a user of predict sees that a
+    file was found and taken; off for a library user and for ``evaluate``, which takes no hints."""
 
     def __init__(
         self,
@@ -260,8 +262,10 @@ class PhotoDataset(Dataset):
         output_dir: str | Path | None = None,
         suffix: str = DEFAULT_SUFFIX,
         hints_file: str | Path | None = None,
+        announce_hints: bool = False,
     ) -> None:
         self.photos = find_photos(inputs, output_dir, suffix)
+        self.announce_hints = announce_hints
         self.hints_file = read_hints_file(hints_file) if hints_file is not None else None
         if self.hints_file is not None:
             check_hints_keys(self.hints_file, self.photos)
@@ -294,7 +298,11 @@ class PhotoDataset(Dataset):
         if self.hints_file is not None and resolved in self.hints_file.errors:
             raise HintError(f"{path}: {self.hints_file.errors[resolved]}")
         raw = self.hints_file.hints.get(resolved) if self.hints_file is not None else None
-        return parse_hints(raw if raw is not None else sidecar_hints(path), str(path), height, width)
+        source = self.hints_file.path if raw is not None else sidecar_path(path).name
+        hints = parse_hints(raw if raw is not None else sidecar_hints(path), str(path), height, width)
+        if hints and self.announce_hints:  # flushed: a loader worker prints it, beside the main process
+            print(f"{path}: {len(hints)} hint{'s' if len(hints) > 1 else ''} from {source}", flush=True)
+        return hints
 
     def video_hints_error(self, path: Path) -> str | None:
         """Hints are for photos: a video named by ``--data.hints`` or with a sidecar fails alone,

@@ -194,3 +194,31 @@ def test_predict_help_states_the_exit_rule(capsys) -> None:
     help_text = " ".join(capsys.readouterr().out.split())
     assert "Exit status: 0 when every photo and video was written or its outputs existed already" in help_text
     assert "1 when any of them failed" in help_text
+
+
+def test_predict_says_once_which_hints_file_each_photo_took(tmp_path: Path, capsys) -> None:
+    """A photo with a sidecar, one named in ``--data.hints``, one without hints; two
+    temperatures (two outputs a photo), still one line a photo. Before: no word of it."""
+    import json
+
+    from tests.helpers import fitted_module
+
+    _, _, trainer = fitted_module(tmp_path / "run", widths=(8, 16, 32), hints=True)
+    checkpoint = tmp_path / "guided.ckpt"
+    trainer.save_checkpoint(checkpoint)
+    photos = tmp_path / "in"
+    photos.mkdir()
+    for name in ("a.png", "b.png", "c.png"):
+        Image.new("RGB", (40, 32), (128, 128, 128)).save(photos / name)
+    hint = {"x": 5, "y": 5, "color": "#ff0000"}
+    (photos / "a.hints.json").write_text(json.dumps([hint, {**hint, "x": 30}, {**hint, "y": 20}]))
+    mapping = tmp_path / "hints.json"
+    mapping.write_text(json.dumps({str(photos / "b.png"): [hint]}))
+    args = ["predict", "--config", str(REPO_ROOT / "configs" / "predict.yaml"), "--ckpt_path", str(checkpoint),
+            "--data.inputs", f"[{photos}]", "--data.hints", str(mapping), "--writer.output_dir", str(tmp_path / "out"),
+            "--writer.temperatures", "[0, 1]", "--data.num_workers", "0"]  # fmt: skip
+    assert predict_in_process(args) == 0
+    printed = capsys.readouterr().out
+    assert "wrote 6 images" in printed
+    lines = [line for line in printed.splitlines() if " hint" in line]
+    assert lines == [f"{photos / 'a.png'}: 3 hints from a.hints.json", f"{photos / 'b.png'}: 1 hint from {mapping}"]
