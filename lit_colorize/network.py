@@ -41,6 +41,9 @@ class ColorizationNet(UNet):
     ``hints``: a user-guided network (Zhang et al. 2017) whose input is L plus the hint ab and
     mask (:mod:`lit_colorize.hints`), 4 channels. Given L alone it sees "no hint anywhere", so
     every automatic path (predict, the Colorizer, evaluate, export) works with it unchanged.
+    ``hint_free_context`` (with ``hints`` and ``global_context``): the global scene vector is
+    computed from L alone (``UNet``'s ``context_channels``), so a hint acts only within the
+    convolutions' reach (issue 31); off for checkpoints trained before it.
     """
 
     def __init__(
@@ -57,11 +60,17 @@ class ColorizationNet(UNet):
         hints: bool = False,
         predict_working_size: int | None = None,
         predict_decoding: DecodingChoice | dict | None = None,
+        hint_free_context: bool = False,
     ) -> None:
         self.is_classifier = head == "classification"
         num_bins = grid_size * grid_size
         in_channels = 1 + (HINT_CHANNELS if hints else 0)
-        super().__init__(in_channels, num_bins if self.is_classifier else 2, widths, activation, output_stride, global_context)
+        if hint_free_context and not (hints and global_context):
+            raise ValueError("hint_free_context needs hints: true and global_context: true (it keeps hints out of the global context)")
+        context_channels = 1 if hint_free_context else None
+        super().__init__(
+            in_channels, num_bins if self.is_classifier else 2, widths, activation, output_stride, global_context, context_channels
+        )
         self.hints = hints
         self.grid_size, self.decoding, self.gamut_classes, self.channels_last = grid_size, decoding, gamut_classes, channels_last
         self.color_table = ColorTable(grid_size) if self.is_classifier else None

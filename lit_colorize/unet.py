@@ -67,8 +67,9 @@ class GlobalContextFusion(nn.Module):
         self.from_context = nn.Linear(channels, channels, bias=False)
         self.out = nn.Sequential(nn.BatchNorm2d(channels), make_activation(activation))
 
-    def forward(self, x: Tensor) -> Tensor:
-        context = self.from_context(self.context(x.mean(dim=(2, 3))))
+    def forward(self, x: Tensor, source: Tensor | None = None) -> Tensor:
+        """``source``: the features whose mean makes the global vector (default ``x`` itself)."""
+        context = self.from_context(self.context((x if source is None else source).mean(dim=(2, 3))))
         return self.out(self.local(x) + context[:, :, None, None])
 
 
@@ -80,6 +81,11 @@ class UNet(nn.Module):
     divisible by ``2 ** (len(widths) - 1)``. ``output_stride`` 2 or 4 stops the decoder one
     or two levels early: outputs at 1/2 or 1/4 of the input size, for less compute.
     ``global_context`` fuses a global scene vector into the bottleneck (:class:`GlobalContextFusion`).
+    ``context_channels`` k: that vector is computed from the first k input channels only, the
+    others zeroed, by a second encoder pass in the same batch. A user-guided network's hint
+    channels then reach the output through its convolutions alone, i.e. only within their
+    receptive field, and never through a mean over the whole photo (issue 31: a hint recoloured
+    the whole photo). None: from all channels, as checkpoints trained before the option.
     """
 
     def __init__(
@@ -90,11 +96,17 @@ class UNet(nn.Module):
         activation: Activation = "relu",
         output_stride: int = 1,
         global_context: bool = False,
+        context_channels: int | None = None,
     ) -> None:
         super().__init__()
         widths = tuple(int(w) for w in widths)
         if len(widths) < 2:
             raise ValueError(f"a U-Net needs at least two levels of widths, got {widths}")
+        if context_channels is not None and not (global_context and 1 <= context_channels < in_channels):
+            raise ValueError(
+                f"context_channels={context_channels} needs global_context and 1 <= context_channels < in_channels={in_channels}"
+            )
+        self.context_channels = context_channels
         skipped_levels = output_stride.bit_length() - 1
         if output_stride < 1 or output_stride != 1 << skipped_levels or skipped_levels >= len(widths):
             raise ValueError(f"output_stride must be a power of 2 below 2 ** {len(widths) - 1} + 1, got {output_stride}")
@@ -134,14 +146,20 @@ class UNet(nn.Module):
                 f"input size {tuple(x.shape[-2:])} is not a multiple of {self.size_multiple} "
                 f"(2 ** number of poolings for widths {self.widths})"
             )
+        batch, source = x.shape[0], None
+        if self.global_context is not None and self.context_channels is not None:
+            kept = x[:, : self.context_channels]
+            x = torch.cat([x, torch.cat([kept, torch.zeros_like(x[:, self.context_channels :])], dim=1)])
         skips = []
         for level, encoder in enumerate(self.encoders):
             if level:
                 x = self.pool(x)
             x = encoder(x)
-            skips.append(x)
+            skips.append(x[:batch])
         if self.global_context is not None:
-            x = self.global_context(x)
+            if self.context_channels is not None:
+                x, source = x[:batch], x[batch:]
+            x = self.global_context(x, source)
         for upsample, decoder, skip in zip(self.upsamplers, self.decoders, reversed(skips[:-1])):
             x = decoder(torch.cat([upsample(x), skip], dim=1))
         return x
