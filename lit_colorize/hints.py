@@ -71,6 +71,8 @@ SWEEP_COUNTS: tuple[int, ...] = (
     0, 1, 2, 3, 4, 5, 6, 8, 10, 13, 16, 20, 25, 32, 40, 50, 63, 79, 100, 126, 158, 200, 251, 316, 398, 501,
 )  # fmt: skip
 SWEEP_PATCH = 6
+#: A pixel "moved" when a hint changed its ab by more than this many ab units (issue 31's locality).
+MOVED_AB = 5.0
 
 
 def _is_number(value: object) -> bool:
@@ -375,3 +377,40 @@ def place_hints(
     hint, mask = _paint(patches, values, height, width, footprint)
     target = torch.device(device) if device is not None else torch.device("cpu")
     return hint.to(target), mask.to(target)
+
+
+def hint_distance(height: int, width: int, centres: Sequence[tuple[float, float]]) -> Tensor:
+    """(H, W) float64: each pixel centre's Euclidean distance, in pixels, to the nearest of the
+    hint ``centres`` ((y, x) pixel coordinates, 0 at the top-left pixel's centre)."""
+    if not len(centres):
+        raise ValueError("need at least one hint centre to measure distances from")
+    ys = torch.arange(height, dtype=torch.float64)[:, None, None]
+    xs = torch.arange(width, dtype=torch.float64)[None, :, None]
+    table = torch.as_tensor(centres, dtype=torch.float64).reshape(-1, 2)
+    return ((ys - table[:, 0]) ** 2 + (xs - table[:, 1]) ** 2).sqrt().amin(dim=-1)
+
+
+def change_by_distance(change: Tensor, distance: Tensor, edges: Sequence[float]) -> list[tuple[float, float, int]]:
+    """A hint's reach: per distance bin ``[edges[i], edges[i + 1])`` (the last ``[edges[-1], inf)``),
+    (mean change, share of pixels whose change exceeds :data:`MOVED_AB`, pixel count), NaN for an
+    empty bin. ``change`` (H, W): how far each pixel's ab moved (ab units) when the hints were added;
+    ``distance``: :func:`hint_distance`'s."""
+    if change.shape != distance.shape:
+        raise ValueError(f"change {tuple(change.shape)} and distance {tuple(distance.shape)} differ in shape")
+    change, distance = change.double().flatten(), distance.double().flatten()
+    bounds = list(edges) + [math.inf]
+    rows = []
+    for low, high in zip(bounds[:-1], bounds[1:]):
+        inside = (distance >= low) & (distance < high)
+        count = int(inside.sum())
+        moved = change[inside]
+        rows.append((float(moved.mean()) if count else math.nan, float((moved > MOVED_AB).double().mean()) if count else math.nan, count))
+    return rows
+
+
+def far_moved_share(change: Tensor, distance: Tensor, radius: float, threshold: float = MOVED_AB) -> float:
+    """The share of pixels at least ``radius`` from every hint whose ab moved more than
+    ``threshold`` ab units (issue 31's locality: a hint should leave the far photo alone); NaN
+    when no pixel is that far."""
+    far = distance >= radius
+    return float((change[far] > threshold).double().mean()) if bool(far.any()) else math.nan
