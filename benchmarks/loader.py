@@ -8,9 +8,11 @@ side by side in one run, the images/s of
   (b) decoding every photo on every access (Pillow + resize/crop in the Dataset), then the
       same device steps;
 
-and the one-off cost of building the cache. It also times the two decoders of
-``lit_colorize.imageio`` on the same photos, interleaved: torchvision.io (what ``load_rgb``
-uses for JPEG/PNG/WebP/GIF) against Pillow alone.
+and the one-off cost of building the cache. Then (issue 29) the folder DataModule against shard
+sets on the local disk and through an S3 server on the loopback: each loader's images/s alone,
+interleaved, and its share of a training step that does the rest on the device. It also times
+the two decoders of ``lit_colorize.imageio`` on the same photos, interleaved: torchvision.io
+(what ``load_rgb`` uses for JPEG/PNG/WebP/GIF) against Pillow alone.
 
     python -m benchmarks.loader                      # 1,024 photos of ../shared/data/landscape
     python -m benchmarks.loader --images 256 --epochs 1
@@ -21,6 +23,7 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +34,7 @@ from torch.utils.data import DataLoader, Dataset
 from benchmarks.common import SHARED_DATA, machine_line, timed
 from datamodules.landscape import Landscape, find_images, resize_and_crop
 from lit_colorize import imageio
+from lit_colorize.batches import images_of
 from lit_colorize.imageio import load_rgb
 from lit_colorize.module import ColorizationModule
 
@@ -80,15 +84,29 @@ def decode_rates(paths: list[Path], rounds: int = 3) -> dict[str, float]:
     return best
 
 
-def step_seconds(module: ColorizationModule, images: Tensor, rounds: int = 3) -> float:
-    """Seconds of one training step of ``module`` (forward, loss, backward) on ``images``, best of ``rounds``."""
-    batch = module.prepare_batch(images)
+def step_seconds(module: ColorizationModule, augment: torch.nn.Module, images: Tensor, rounds: int = 3) -> float:
+    """Seconds of one training step of ``module`` as the trainer runs it on the device, best of
+    ``rounds``: the batch augmentation, Lab and bins (``on_after_batch_transfer``), forward,
+    loss and backward, from a uint8 batch that the loader handed over."""
 
     def step() -> None:
-        module.compute_loss(batch).loss.backward()
+        module.compute_loss(module.prepare_batch(augment(images.float().div(255)).clamp(0, 1))).loss.backward()
 
     step()  # warm-up
     return min(timed(step)[0] for _ in range(rounds))
+
+
+def loader_rates(loaders: dict[str, Iterable], rounds: int) -> dict[str, float]:
+    """Images/s of each loader alone (its uint8 batches, nothing done with them), over ``rounds``
+    epochs each, interleaved round by round: a background load that comes and goes falls on
+    every row alike instead of on whichever ran while it lasted."""
+    seconds, images = dict.fromkeys(loaders, 0.0), dict.fromkeys(loaders, 0)
+    for _ in range(rounds):
+        for name, loader in loaders.items():
+            took, count = timed(lambda: sum(len(images_of(batch)) for batch in loader))  # noqa: B023 - called at once
+            seconds[name] += took
+            images[name] += count
+    return {name: images[name] / seconds[name] for name in loaders}
 
 
 def s3_server() -> tuple[object, str] | None:
@@ -148,19 +166,22 @@ def streaming_rows(paths: list[Path], root: Path, args: argparse.Namespace, modu
             loaders["shards, S3 on loopback (moto)"] = StreamingShards(
                 "s3://bench/set", endpoint_url=server[1], cache_dir=str(work_dir / "s3cache"), **common
             )
-        rates = {}
-        for name, datamodule in loaders.items():
+        for datamodule in loaders.values():
             datamodule.setup("fit")
-            rates[name] = drain(datamodule.train_dataloader(), module, datamodule.train_augmentation, args.epochs)
+        # one loader each for the whole run, as Lightning keeps it: each pass is an epoch
+        rates = loader_rates({name: dm.train_dataloader() for name, dm in loaders.items()}, args.epochs)
         if server is not None:
             server[0].stop()
-    step = step_seconds(module, torch.randint(0, 256, (args.batch_size, 3, args.size, args.size), dtype=torch.uint8))
-    print(f"streaming (issue 29): shards built in {build:.1f} s ({len(paths) / build:.0f} images/s), workers {args.workers}; "
-          f"a training step of the default model, batch {args.batch_size} at {args.size} px: {step * 1000:.0f} ms")  # fmt: skip
-    print(f"{'loader':<34}{'images/s':>10}{'data share of a step':>23}")
+    images = torch.randint(0, 256, (args.batch_size, 3, args.size, args.size), dtype=torch.uint8)
+    step = step_seconds(module, local.train_augmentation, images)
+    print(f"streaming (issue 29): shards built in {build:.1f} s ({len(paths) / build:.0f} images/s); loaders alone, "
+          f"workers {args.workers}, {args.epochs} epochs each, interleaved; a training step of the default model on "
+          f"the device (augmentation, Lab and bins, forward, backward), batch {args.batch_size} at {args.size} px: "
+          f"{step * 1000:.0f} ms")  # fmt: skip
+    print(f"{'loader':<34}{'images/s':>10}{'ms a batch':>12}{'data share of a step':>23}")
     for name, rate in rates.items():
         data = args.batch_size / rate
-        print(f"{name:<34}{rate:>10.0f}{data / (data + step):>22.0%}")
+        print(f"{name:<34}{rate:>10.0f}{data * 1000:>12.0f}{data / (data + step):>22.1%}")
     if server is None:
         print("shards, S3 on loopback: moto is not installed (pip install -e .[dev]); row left out")
     else:

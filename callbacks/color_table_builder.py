@@ -23,7 +23,9 @@ class ColorTableBuilder(L.Callback):
     summed across processes, so N processes build exactly the table one process builds
     over the same data. It does nothing when the module already holds a table (resumed or
     fine-tuned from a checkpoint) or has no table (regression head). ``max_batches`` bounds
-    the pass per process; ``None`` reads all of the data.
+    the pass per process; ``None`` reads all of the data. A DataModule with a ``color_sample``
+    attribute (a number of samples, at most its training set's) gives the pass its first
+    ``color_sample`` training samples instead, the same ones whatever the number of processes.
     """
 
     def __init__(self, max_batches: int | None = None) -> None:
@@ -62,7 +64,10 @@ class ColorTableBuilder(L.Callback):
             if trainer.world_size > 1:
                 rank_zero_warn("ColorTableBuilder: the training data has no length; padded repeats may be counted twice")
             return loader
-        indices = range(trainer.global_rank, len(dataset), trainer.world_size)
+        # a DataModule may name how many of its first samples to read (StreamingShards does: its
+        # dataset's length is that of one rank's share)
+        limit = getattr(trainer.datamodule, "color_sample", None)
+        indices = range(trainer.global_rank, len(dataset) if limit is None else limit, trainer.world_size)
         return DataLoader(
             Subset(dataset, indices),
             batch_size=loader.batch_size or 1,

@@ -9,15 +9,20 @@ locally. The crops and the device augmentation are PhotoFolders' own, so batches
 
 The training loader is a ``StreamingDataLoader``: Lightning stores its state in the
 checkpoint, so ``--ckpt_path last`` continues with the samples of the epoch not yet seen.
-A damaged photo inside a chunk is skipped, counted and logged with its source path; a
-missing or truncated chunk, a wrong URI, refused credentials or a set written by another
-format version fail at setup, in one line naming the set.
+A chunk whose size is not the one in the set's index (a truncated or damaged copy) is found
+at setup and left out: one line names the set and the chunk, :attr:`StreamingShards.damaged_chunks`
+counts it, and every epoch trains on the other chunks (LitData would otherwise wait on it until
+it timed out). A damaged photo inside a whole chunk is skipped and logged with its source path.
+A missing chunk, a wrong URI, refused credentials or a set written by another format version
+fail at setup, in one line naming the set.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import os
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -33,6 +38,10 @@ from lit_colorize.errors import ConfigError
 from lit_colorize.shards import check_shard_set, decode_jpeg, is_remote, sample_key
 
 log = logging.getLogger(__name__)
+
+# Photos the color table is built from by default; benchmarks/color_sample.py measures how close
+# such a sample comes to the whole set (README, "Training at scale").
+COLOR_SAMPLE = 20_000
 
 
 def plain_http_downloader() -> type:
@@ -79,19 +88,26 @@ def make_shard_set_class() -> type:
         sample's crop is the same in any worker and after a resume."""
 
         def __init__(self, uri: str, image_size: int, crop_scale: tuple[float, float] | None, seed: int,
-                     train: bool, cache_dir: str | None, storage_options: dict[str, Any] | None) -> None:  # fmt: skip
+                     train: bool, cache_dir: str | None, storage_options: dict[str, Any] | None,
+                     left_out: Collection[str] = ()) -> None:  # fmt: skip
             super().__init__(
                 uri, cache_dir=cache_dir, shuffle=train, seed=seed, storage_options=storage_options or {},
                 drop_last=None if train else False,
             )  # fmt: skip
+            if left_out:  # damaged chunks: out of the chunk list LitData splits, as its own subsample does
+                kept = [(name, region) for name, region in zip(self.subsampled_files, self.region_of_interest)
+                        if name not in left_out]  # fmt: skip
+                self.subsampled_files, self.region_of_interest = [n for n, _ in kept], [r for _, r in kept]
             self.image_size, self.crop_scale, self.crop_seed = image_size, crop_scale, seed
+            # the smallest shorter side a decode may have and still give the smallest crop full resolution
+            self.decode_side = math.ceil(image_size / (crop_scale[0] if crop_scale else 1.0))
             self.uri = uri
 
         def __getitem__(self, index: Any) -> tuple[Tensor, Tensor, int] | None:
             item = super().__getitem__(index)
             position = int(getattr(index, "index", index))
             try:
-                photo = decode_jpeg(item["jpeg"])
+                photo = decode_jpeg(item["jpeg"], self.decode_side)
             except ValueError as error:
                 log.warning("StreamingShards: skipping damaged photo %s in %s (%s)", sample_key(item), self.uri, error)
                 return None
@@ -121,7 +137,12 @@ class StreamingShards(ImageDataModule):
     """Shard sets ``{shards}/train`` and ``{shards}/val`` (or ``train``/``val`` given apart), a
     local path or ``s3://bucket/prefix``; ``endpoint_url`` for S3-compatible stores (MinIO).
     Batches are ``(uint8 images, labels, sample indices)``: the indices let a run record what it
-    trained on. Credentials come from the usual AWS environment variables or profile."""
+    trained on. Credentials come from the usual AWS environment variables or profile.
+
+    ``color_sample``: the bin color table and the rebalancing prior (``ColorTableBuilder``) come
+    from the first this many training photos, not a pass over millions: the set is stored in a
+    seeded random order, so they are a uniform sample, and the ranks share them out and sum, so
+    every rank, whatever their number, gets the same table. ``None`` reads the whole set."""
 
     def __init__(
         self,
@@ -135,9 +156,12 @@ class StreamingShards(ImageDataModule):
         num_workers: int = 4,
         endpoint_url: str | None = None,
         cache_dir: str | None = None,
+        color_sample: int | None = COLOR_SAMPLE,
     ) -> None:
         super().__init__()
         check_loader_options(batch_size, num_workers)
+        if color_sample is not None and color_sample < 1:
+            raise ConfigError(f"color_sample must be a number of photos >= 1 (or null for the whole set), got {color_sample}")
         if shards is None and (train is None or val is None):
             raise ConfigError("StreamingShards needs data.init_args.shards, or both train and val shard set paths")
         if not 0.0 < crop_scale[0] <= crop_scale[1] <= 1.0:
@@ -149,6 +173,7 @@ class StreamingShards(ImageDataModule):
         self.storage_options = {"endpoint_url": endpoint_url} if endpoint_url else {}
         self.train_augmentation = RandomHorizontalFlip()
         self.class_names: list[str] = []
+        self.damaged_chunks: dict[str, str] = {}  # "<set>/<chunk>" -> what is wrong with it
         self.train_loader: Any = None
         self.pending_loader_state: dict[str, Any] | None = None
 
@@ -159,20 +184,37 @@ class StreamingShards(ImageDataModule):
         return str(Path(self.hparams.cache_dir).expanduser() / uri.replace("://", "/").replace("/", "_"))
 
     def make_set(self, uri: str, train: bool) -> Any:
+        """The checked shard set at ``uri``; its damaged chunks are left out, each reported in
+        one line and counted in :attr:`damaged_chunks`."""
         hp = self.hparams
+        check = check_shard_set(uri, self.storage_options)
+        for name, problem in check.damaged.items():
+            log.warning("StreamingShards: chunk %s of shard set %s is %s; its photos are left out and the other %d of "
+                        "%d train on (copy it again or rebuild the set)", name, uri, problem,
+                        check.photos - check.photos_left_out, check.photos)  # fmt: skip
+            self.damaged_chunks[f"{uri.rstrip('/')}/{name}"] = problem
+        self.class_names = self.class_names or list(check.manifest.get("classes", []))
         if not is_remote(uri):
             uri = str(Path(uri).expanduser().resolve())
         use_plain_http(self.storage_options)
         dataset_class = make_shard_set_class()
         crop = tuple(hp.crop_scale) if train else None
-        return dataset_class(uri, hp.image_size, crop, hp.seed, train, self.cache_for(uri), self.storage_options)
+        return dataset_class(uri, hp.image_size, crop, hp.seed, train, self.cache_for(uri), self.storage_options,
+                             left_out=set(check.damaged))  # fmt: skip
+
+    @property
+    def color_sample(self) -> int | None:
+        """How many of the first training photos ``ColorTableBuilder`` reads: ``color_sample``, at
+        most the whole set (known after setup; the dataset's own length is one rank's share)."""
+        wanted = self.hparams.color_sample
+        if self.train_set is None:
+            return wanted
+        total = sum(end - start for start, end in self.train_set.region_of_interest)
+        return total if wanted is None else min(wanted, total)
 
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is not None:
             return
-        manifest = check_shard_set(self.train_uri, self.storage_options)
-        check_shard_set(self.val_uri, self.storage_options)
-        self.class_names = list(manifest.get("classes", []))
         self.train_set = self.make_set(self.train_uri, train=True)
         self.val_set = self.make_set(self.val_uri, train=False)
         log.info("StreamingShards: %d train / %d val photos from %s and %s", len(self.train_set), len(self.val_set),

@@ -16,16 +16,18 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import os
 import shutil
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
 import numpy as np
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 from lit_colorize.corpus import decode_photo, is_near_gray, shrink
 from lit_colorize.errors import ConfigError, DataError
@@ -181,17 +183,49 @@ def list_objects(uri: str, storage_options: dict[str, Any] | None) -> dict[str, 
     return {name: size for name, size in found.items() if "/" not in name}
 
 
-def read_object(uri: str, name: str, storage_options: dict[str, Any] | None) -> bytes:
+def read_object(uri: str, name: str, storage_options: dict[str, Any] | None, length: int | None = None) -> bytes:
+    """The object ``name`` under ``uri``, or its first ``length`` bytes (one ranged request)."""
     if not is_remote(uri):
-        return (Path(uri) / name).read_bytes()
+        with open(Path(uri) / name, "rb") as file:
+            return file.read(-1 if length is None else length)
     parsed = urlparse(uri)
     key = parsed.path.strip("/") + "/" + name
-    return s3_client(storage_options).get_object(Bucket=parsed.netloc, Key=key)["Body"].read()
+    ranged = {} if length is None else {"Range": f"bytes=0-{length - 1}"}
+    return s3_client(storage_options).get_object(Bucket=parsed.netloc, Key=key, **ranged)["Body"].read()
 
 
-def check_shard_set(uri: str, storage_options: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The manifest of the shard set at ``uri``, after checking that it was written by this
-    version of the command and that every chunk its index lists is there, whole."""
+def header_problem(header: bytes, chunk: dict[str, Any]) -> str | None:
+    """What is wrong with a chunk's header (LitData's layout: the item count, then the uint32
+    offsets of its N items and of the end), or None. A damaged header makes LitData read
+    nonsense or raise inside a loader worker, so it is found before training instead."""
+    count = chunk["chunk_size"]
+    values = np.frombuffer(header, dtype="<u4")
+    if len(values) < count + 2:
+        return f"damaged: its header is {len(header)} bytes, {4 * (count + 2)} expected"
+    if values[0] != count:
+        return f"damaged: its header says {int(values[0])} items, {INDEX} says {count}"
+    offsets = values[1 : count + 2].astype(np.int64)
+    if offsets[0] != 4 * (count + 2) or offsets[-1] != chunk["chunk_bytes"] or (np.diff(offsets) < 0).any():
+        return f"damaged: its item offsets do not fit {count} items in {chunk['chunk_bytes']} bytes"
+    return None
+
+
+@dataclass
+class ShardSetCheck:
+    """What :func:`check_shard_set` found: the set's manifest, and its damaged chunks (file name
+    -> what is wrong) with the number of photos they hold, which a run leaves out."""
+
+    manifest: dict[str, Any]
+    damaged: dict[str, str] = field(default_factory=dict)
+    photos_left_out: int = 0
+    photos: int = 0
+
+
+def check_shard_set(uri: str, storage_options: dict[str, Any] | None = None) -> ShardSetCheck:
+    """Check that the shard set at ``uri`` was written by this version of the command and that
+    every chunk its index lists is there. A chunk whose size or header is not what the index
+    says (a truncated or damaged copy) is reported in the result, not raised: the run trains on
+    the rest; a missing chunk, or a set with no whole chunk, is an error."""
     uri = uri.rstrip("/")
     objects = list_objects(uri, storage_options)
     if MANIFEST not in objects or INDEX not in objects:
@@ -201,21 +235,44 @@ def check_shard_set(uri: str, storage_options: dict[str, Any] | None = None) -> 
     if manifest.get("format") != FORMAT or manifest.get("version") != VERSION:
         raise DataError(f"shard set {uri} is format {manifest.get('format')} version {manifest.get('version')}, this "
                         f"version reads {FORMAT} version {VERSION}; rebuild it with scripts/make_shards.py")  # fmt: skip
-    index = json.loads(read_object(uri, INDEX, storage_options))
-    for chunk in index["chunks"]:
+    chunks = json.loads(read_object(uri, INDEX, storage_options))["chunks"]
+    check = ShardSetCheck(manifest, photos=sum(chunk["chunk_size"] for chunk in chunks))
+    for chunk in chunks:
         name, size = chunk["filename"], chunk["chunk_bytes"]
         if name not in objects:
-            raise DataError(f"shard set {uri}: chunk {name} is missing ({len(index['chunks'])} listed in {INDEX}); "
+            raise DataError(f"shard set {uri}: chunk {name} is missing ({len(chunks)} listed in {INDEX}); "
                             f"copy it again or rebuild the set")  # fmt: skip
         if objects[name] != size:
-            raise DataError(f"shard set {uri}: chunk {name} is truncated or damaged ({objects[name]} bytes, {INDEX} "
-                            f"says {size}); copy it again or rebuild the set")  # fmt: skip
-    return manifest
+            check.damaged[name] = f"truncated or damaged: {objects[name]} bytes, {INDEX} says {size}"
+    whole = [chunk for chunk in chunks if chunk["filename"] not in check.damaged]
+    with ThreadPoolExecutor(16 if is_remote(uri) else 1) as pool:  # one small ranged request a chunk
+        headers = pool.map(lambda c: read_object(uri, c["filename"], storage_options, 4 * (c["chunk_size"] + 2)), whole)
+        for chunk, header in zip(whole, headers):
+            problem = header_problem(header, chunk)
+            if problem is not None:
+                check.damaged[chunk["filename"]] = problem
+    check.photos_left_out = sum(chunk["chunk_size"] for chunk in chunks if chunk["filename"] in check.damaged)
+    if len(check.damaged) == len(chunks):
+        raise DataError(f"shard set {uri}: every chunk is truncated or damaged ({len(chunks)}, e.g. {name}: "
+                        f"{check.damaged[name]}); copy the set again or rebuild it")  # fmt: skip
+    return check
 
 
-def decode_jpeg(data: bytes | memoryview) -> Image.Image:
-    """RGB pixels of stored JPEG bytes; ``ValueError`` when the bytes are damaged."""
-    return decode_photo(bytes(data))
+def decode_jpeg(data: bytes | memoryview, min_short_side: int | None = None) -> Image.Image:
+    """RGB pixels of stored JPEG bytes; ``ValueError`` when the bytes are damaged. With
+    ``min_short_side``, libjpeg decodes at the smallest of its scales (1/2, 1/4, 1/8) whose
+    shorter side is still at least that: decoding is most of the loader's time, and a crop is
+    then resized down to the training size anyway. The bytes are this module's own (RGB, no
+    EXIF rotation), so the general :func:`decode_photo` and its copies are not needed."""
+    try:
+        image = Image.open(io.BytesIO(data))
+        if min_short_side is not None and image.format == "JPEG":
+            scale = min(1.0, min_short_side / min(image.size))
+            image.draft("RGB", (math.ceil(image.width * scale), math.ceil(image.height * scale)))
+        image.load()
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
+        raise ValueError(f"not a readable image ({type(error).__name__}: {str(error)[:80]})") from None
+    return image if image.mode == "RGB" else image.convert("RGB")
 
 
 def sample_key(item: dict[str, Any]) -> str:

@@ -30,7 +30,7 @@ moto_server = pytest.importorskip("moto.server")
 
 from datamodules.folders import random_square_crop, to_tensor  # noqa: E402
 from datamodules.streaming import StreamingShards  # noqa: E402
-from lit_colorize.errors import DataError  # noqa: E402
+from lit_colorize.errors import ConfigError, DataError  # noqa: E402
 from lit_colorize.shards import INDEX, MANIFEST, sample_key  # noqa: E402
 from scripts.make_shards import main as make_shards  # noqa: E402
 from tests.helpers import cli_env, console_script, toyshapes_config  # noqa: E402
@@ -120,6 +120,31 @@ def test_shards_refuse_an_existing_set_and_an_interrupted_run_leaves_none(tmp_pa
     assert f"shard set {out} exists; pass --overwrite" in capsys.readouterr().err
 
 
+@pytest.mark.slow
+def test_shards_killed_midway_leave_no_set_and_a_rerun_writes_it_whole(shard_root: Path, tmp_path: Path) -> None:
+    """SIGKILL the command while it writes chunks: nothing under the final name; the rerun
+    (same command) writes the whole set, the same photos as an unbroken run."""
+    photos = shard_root.parent / "photos"
+    out = tmp_path / "set"
+    command = [sys.executable, "scripts/make_shards.py", "--inputs", str(photos), "--output", str(out),
+               "--short_side", "48", "--val_fraction", "0.1", "--chunk_bytes", "4kB"]  # fmt: skip
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    run = subprocess.Popen(command, cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    partial = tmp_path / ".set.partial" / "train"
+    deadline = time.monotonic() + 120
+    while len(list(partial.glob("*.bin"))) < 3 and run.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    run.kill()
+    assert run.wait() == -signal.SIGKILL, "the command ended before it could be killed midway"
+    assert not out.exists() and list(partial.glob("*.bin"))  # killed while writing, nothing under the final name
+    rerun = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr
+    assert not (tmp_path / ".set.partial").exists()
+    for split in ("train", "val"):
+        assert [sample_key(i) for i in stored_items(out / split)] == [sample_key(i) for i in stored_items(shard_root / split)]
+
+
 # Streaming from the local disk.
 
 
@@ -176,6 +201,100 @@ def test_damaged_photo_inside_a_chunk_is_skipped_and_reported(shard_root: Path, 
     assert any("skipping damaged photo" in r.message and str(copy / "train") in r.message for r in caplog.records)
 
 
+def first_photos_counts(datamodule: StreamingShards, count: int, grid_size: int = 18) -> np.ndarray:
+    """Per-bin pixel counts of the first ``count`` training photos of a fresh ``datamodule``, each
+    read once: the oracle for the color table a bounded pass must build."""
+    from lit_colorize.bins import ColorHistogram
+    from lit_colorize.color import rgb_to_lab
+
+    datamodule.setup("fit")
+    histogram = ColorHistogram(grid_size)
+    for index in range(count):
+        histogram.update(rgb_to_lab(datamodule.train_set[index][0][None])[:, 1:])
+    return histogram.counts.numpy()
+
+
+def test_color_table_comes_from_the_first_color_sample_photos(shard_root: Path, tmp_path: Path) -> None:
+    from callbacks import ColorTableBuilder
+    from lit_colorize import ColorizationModule
+    from tests.helpers import quick_trainer
+
+    settings = {"image_size": 16, "batch_size": 8, "num_workers": 0, "seed": 2}
+    module = ColorizationModule(widths=[8, 16, 32])
+    datamodule = StreamingShards(str(shard_root), color_sample=20, **settings)
+    quick_trainer(tmp_path, limit_train_batches=1, limit_val_batches=0, callbacks=[ColorTableBuilder()]).fit(module, datamodule)
+    expected = first_photos_counts(StreamingShards(str(shard_root), **settings), 20)
+    assert expected.sum() == 20 * 16 * 16
+    np.testing.assert_array_equal(module.color_table.counts.numpy(), expected)
+    whole = StreamingShards(str(shard_root), color_sample=None, **settings)
+    assert whole.color_sample is None
+    whole.setup("fit")
+    assert whole.color_sample == 88 and StreamingShards(str(shard_root), color_sample=500, **settings).color_sample == 500
+    with pytest.raises(ConfigError, match="color_sample must be a number of photos >= 1"):
+        StreamingShards(str(shard_root), color_sample=0)
+
+
+def truncate_a_chunk(folder: Path) -> tuple[Path, int]:
+    """Cut the second chunk of the set at ``folder`` to a third of its bytes, as an interrupted
+    copy leaves it; the chunk and the number of photos it held (from ``index.json``)."""
+    chunks = json.loads((folder / INDEX).read_text())["chunks"]
+    chunk = folder / chunks[1]["filename"]
+    data = chunk.read_bytes()
+    chunk.write_bytes(data[: len(data) // 3])
+    return chunk, chunks[1]["chunk_size"]
+
+
+def keys_of(dataset: Any) -> list[str]:
+    """The source path of every sample of a ShardSet, read as LitData stores it."""
+    from litdata import StreamingDataset
+
+    return [sample_key(StreamingDataset.__getitem__(dataset, i)) for i in range(len(dataset))]
+
+
+def check_chunk_left_out(datamodule: StreamingShards, original: Path, set_name: str, chunk_name: str, lost: int,
+                         problem: str, caplog: pytest.LogCaptureFixture) -> None:  # fmt: skip
+    """The epoch goes on over every photo of the ``original`` set but the second chunk's, each
+    once; one line names the set and the chunk."""
+    whole = [sample_key(item) for item in stored_items(original)]
+    with caplog.at_level(logging.WARNING, logger="datamodules.streaming"):
+        datamodule.setup("fit")
+    lines = [r.getMessage() for r in caplog.records if r.name == "datamodules.streaming" and chunk_name in r.getMessage()]
+    assert len(lines) == 1 and "\n" not in lines[0], lines
+    assert f"chunk {chunk_name} of shard set {set_name} is {problem}" in lines[0]
+    assert f"the other {len(whole) - lost} of {len(whole)} train on" in lines[0]
+    assert datamodule.damaged_chunks == {f"{set_name}/{chunk_name}": lines[0].split(" is ", 1)[1].split(";")[0]}
+    assert 0 < lost < len(whole) and len(datamodule.train_set) == len(whole) - lost
+    start = sum(chunk["chunk_size"] for chunk in json.loads((original / INDEX).read_text())["chunks"][:1])
+    assert keys_of(datamodule.train_set) == whole[:start] + whole[start + lost :]  # exactly that chunk's photos are out
+    seen = epoch_indices(datamodule)
+    assert sorted(seen) == list(range(len(whole) - lost))  # the rest of the epoch, each photo once
+
+
+def test_truncated_local_chunk_is_left_out_and_reported_in_one_line(shard_root: Path, tmp_path: Path,
+                                                                    caplog: pytest.LogCaptureFixture) -> None:  # fmt: skip
+    copy = tmp_path / "set"
+    shutil.copytree(shard_root, copy)
+    chunk, lost = truncate_a_chunk(copy / "train")
+    datamodule = StreamingShards(str(copy), image_size=16, batch_size=8, num_workers=2)
+    check_chunk_left_out(datamodule, shard_root / "train", str(copy / "train"), chunk.name, lost,
+                         f"truncated or damaged: {chunk.stat().st_size} bytes, index.json says", caplog)  # fmt: skip
+
+
+def test_chunk_with_a_damaged_header_is_left_out_and_reported_in_one_line(shard_root: Path, tmp_path: Path,
+                                                                          caplog: pytest.LogCaptureFixture) -> None:  # fmt: skip
+    """The size is right but the item offsets are overwritten: LitData would raise inside a worker."""
+    copy = tmp_path / "set"
+    shutil.copytree(shard_root, copy)
+    chunk_info = json.loads((copy / "train" / INDEX).read_text())["chunks"][1]
+    chunk = copy / "train" / chunk_info["filename"]
+    data = bytearray(chunk.read_bytes())
+    data[8:16] = b"\xff" * 8  # the second and third item offsets
+    chunk.write_bytes(bytes(data))
+    datamodule = StreamingShards(str(copy), image_size=16, batch_size=8, num_workers=0)
+    check_chunk_left_out(datamodule, shard_root / "train", str(copy / "train"), chunk.name, chunk_info["chunk_size"],
+                         f"damaged: its item offsets do not fit {chunk_info['chunk_size']} items", caplog)  # fmt: skip
+
+
 def test_missing_chunk_and_old_format_fail_in_one_line_naming_the_set(shard_root: Path, tmp_path: Path) -> None:
     copy = tmp_path / "set"
     shutil.copytree(shard_root, copy)
@@ -202,6 +321,7 @@ def s3_store(shard_root: Path) -> Iterator[str]:
     """moto's standalone S3 server on a free port, the shard set uploaded to s3://shards/set."""
     saved = {key: os.environ.get(key) for key in CREDENTIALS}
     os.environ.update(CREDENTIALS)
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # the server's line per request
     server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=free_port(), verbose=False)
     server.start()
     host, port = server.get_host_and_port()
@@ -234,19 +354,27 @@ def test_s3_stream_gives_the_local_epoch(shard_root: Path, s3_store: str, tmp_pa
     assert torch.equal(remote_val, local_val)  # the same photos, the same pixels
 
 
-def test_s3_wrong_uri_and_truncated_chunk_fail_in_one_line(shard_root: Path, s3_store: str) -> None:
+def test_s3_wrong_uri_fails_in_one_line(s3_store: str) -> None:
     with pytest.raises(DataError, match="shard set s3://nobucket/set/train: no bucket 'nobucket'"):
         StreamingShards("s3://nobucket/set", endpoint_url=s3_store).setup("fit")
     with pytest.raises(DataError, match="shard set s3://shards/typo/train is empty or does not exist"):
         StreamingShards("s3://shards/typo", endpoint_url=s3_store).setup("fit")
+
+
+def test_truncated_chunk_in_the_store_is_left_out_and_reported_in_one_line(
+    shard_root: Path, s3_store: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    copy = tmp_path / "set"
+    shutil.copytree(shard_root, copy)
+    chunk, lost = truncate_a_chunk(copy / "train")
     client = boto3.client("s3", endpoint_url=s3_store)
-    for path in (shard_root / "val").iterdir():
-        client.upload_file(str(path), "shards", f"cut/val/{path.name}")
-        client.upload_file(str(path), "shards", f"cut/train/{path.name}")
-    chunk = sorted((shard_root / "val").glob("*.bin"))[0]
-    client.put_object(Bucket="shards", Key=f"cut/train/{chunk.name}", Body=chunk.read_bytes()[:100])
-    with pytest.raises(DataError, match=f"shard set s3://shards/cut/train: chunk {chunk.name} is truncated or damaged"):
-        StreamingShards("s3://shards/cut", endpoint_url=s3_store).setup("fit")
+    for path in copy.rglob("*"):
+        if path.is_file():  # the truncated chunk uploaded as it is, as an interrupted sync leaves it
+            client.upload_file(str(path), "shards", f"cut/{path.relative_to(copy).as_posix()}")
+    datamodule = StreamingShards("s3://shards/cut", image_size=16, batch_size=8, num_workers=2, endpoint_url=s3_store,
+                                 cache_dir=str(tmp_path / "cache"))  # fmt: skip
+    check_chunk_left_out(datamodule, shard_root / "train", "s3://shards/cut/train", chunk.name, lost,
+                         f"truncated or damaged: {chunk.stat().st_size} bytes, index.json says", caplog)  # fmt: skip
 
 
 def test_s3_refused_credentials_fail_in_one_line(tmp_path: Path) -> None:
@@ -321,7 +449,7 @@ def streaming_config(path: Path, endpoint: str, kill_at_step: int | None) -> Pat
     config["model"]["init_args"]["widths"] = [8, 16, 32]
     config["data"] = {"class_path": "tests.test_streaming.IndexedShards", "init_args": {
         "shards": "s3://shards/set", "image_size": 32, "batch_size": 4, "num_workers": 0, "seed": 0,
-        "endpoint_url": endpoint, "cache_dir": str(path.parent / "cache")}}  # fmt: skip
+        "endpoint_url": endpoint, "cache_dir": str(path.parent / "cache"), "color_sample": 40}}  # fmt: skip
     config["trainer"]["callbacks"] = [c for c in config["trainer"]["callbacks"] if not c["class_path"].endswith("SampleGrid")]
     config["trainer"]["callbacks"].append({"class_path": "tests.test_streaming.SampleLog",
                                            "init_args": {"folder": str(path.parent), "kill_at_step": kill_at_step}})  # fmt: skip
@@ -338,7 +466,8 @@ def fit(config: Path, *extra: str) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.slow
-def test_ddp_on_s3_sees_each_sample_once_and_resumes_after_sigkill_mid_epoch(s3_store: str, tmp_path: Path) -> None:
+def test_ddp_on_s3_sees_each_sample_once_and_resumes_after_sigkill_mid_epoch(shard_root: Path, s3_store: str,
+                                                                            tmp_path: Path) -> None:  # fmt: skip
     expected = list(range(88))  # the train set of shard_root (LitData drops a rank's last partial batch)
     whole = tmp_path / "whole"
     whole.mkdir()
@@ -346,6 +475,11 @@ def test_ddp_on_s3_sees_each_sample_once_and_resumes_after_sigkill_mid_epoch(s3_
     assert done.returncode == 0, done.stderr[-4000:]
     seen = logged_samples(whole)
     assert sorted(seen[0] + seen[1]) == expected and not set(seen[0]) & set(seen[1])  # disjoint ranks, each once
+    # the color table: the first color_sample (40) photos, shared out over the 2 ranks and summed
+    state = torch.load(whole / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)["state_dict"]
+    counts = next(value for key, value in state.items() if key.endswith("color_table.counts"))
+    single = first_photos_counts(StreamingShards(str(shard_root), image_size=32, num_workers=0, seed=0), 40)
+    np.testing.assert_array_equal(counts.numpy(), single)
 
     killed = tmp_path / "killed"
     killed.mkdir()
