@@ -287,6 +287,47 @@ def test_timestamps_that_reset_continue_the_time_line_with_one_warning(tmp_path:
     assert count >= 80 and end - out[0] == pytest.approx(1.8, abs=0.1)  # the sound goes on too
 
 
+def b_frame_avi(path: Path, codec: str, frames: int = 12) -> Path:
+    """An AVI at 25 fps whose encoder reorders frames (2 B-frames between references), as old
+    DivX/Xvid camera files are: frame i shown at i/25 s, its blue channel (i * 37) % 256."""
+    with av.open(str(path), "w", format="avi") as container:
+        options = {"bf": "2", "g": "12"} if codec == "mpeg4" else {"x264-params": "bframes=2:b-adapt=0:keyint=12"}
+        video = container.add_stream(codec, rate=25, options=options)
+        video.width, video.height, video.pix_fmt = 32, 24, "yuv420p"
+        if codec == "mpeg4":
+            video.codec_context.max_b_frames = 2
+        for index in range(frames):
+            frame = av.VideoFrame.from_ndarray(gradient(index), format="rgb24")
+            frame.pts = index
+            container.mux(video.encode(frame))
+        container.mux(video.encode(None))
+    return path
+
+
+@pytest.mark.parametrize("codec", ["mpeg4", "libx264"])
+def test_an_avi_with_b_frames_keeps_every_frames_time_and_the_time_base(tmp_path: Path, codec: str) -> None:
+    """Before: AVI stores no presentation times and FFmpeg's guess added the decoder's delay, so
+    frames came 40 ms late (pts 1..12 for frames 0..11), and the .mp4 got time base 1/12800."""
+    source = b_frame_avi(tmp_path / f"{codec}.avi", codec)
+    with av.open(str(source)) as container:
+        kinds = [frame.pict_type for frame in container.decode(container.streams.video[0])]
+    assert av.video.frame.PictureType.B in kinds  # the reordering is really in the file
+    expected = [Fraction(index, 25) for index in range(12)]
+    with VideoReader(source) as reader:
+        decoded = list(reader)
+        assert reader.info.time_base == Fraction(1, 25)
+    assert [Fraction(frame.pts, 25) for frame in decoded] == expected
+    blue = [float(frame.rgb[..., 2].mean()) for frame in decoded]
+    np.testing.assert_allclose(blue, [(index * 37) % 256 for index in range(12)], atol=12)  # frame i at time i
+    dst = tmp_path / "out.mp4"
+    copy_frames(source, dst)
+    with av.open(str(dst)) as container:  # read back by PyAV alone, not by the reader under test
+        stream = container.streams.video[0]
+        assert Fraction(stream.time_base) == Fraction(1, 25)
+        times = sorted(Fraction(frame.pts) * Fraction(stream.time_base) for frame in container.decode(stream))
+    assert times == expected
+
+
 @pytest.mark.parametrize(("matrix", "turn"), [(-90, 90), (90, 270)])
 def test_rotation_metadata_is_applied_so_frames_come_upright(tmp_path: Path, matrix: int, turn: int) -> None:
     """A phone's portrait clip: landscape pictures and a display matrix. ffmpeg shows a matrix

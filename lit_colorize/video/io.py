@@ -11,11 +11,16 @@ keeps the order; a duplicate pts is a muxing glitch, not a real gap). A pts that
 a frame or more is a reset (files joined with ``cat a.ts b.ts``, a recorder restarted): the
 time line goes on from the previous frame plus one frame, and so do the audio's timestamps;
 a warning says so once. Rotation metadata (a display matrix, as phones write) is applied: the
-frames come upright, and :class:`VideoInfo` gives the displayed size.
+frames come upright, and :class:`VideoInfo` gives the displayed size. AVI stores no presentation
+times, only one frame per chunk in decode order; FFmpeg's guess adds the decoder's delay, so with
+B-frames every frame came one frame late. There the frames, which leave the decoder in display
+order, take the chunks' times in increasing order (:class:`DisplayTimes`): frame k of the file
+keeps time k, and a dropped chunk stays a gap.
 
 Writing (:class:`VideoWriter`) encodes H.264 with libx264 in the source stream's time base,
 with the source's pts, so frame timing (variable frame rate included) is kept exactly (Matroska
-stores milliseconds: there the times are rounded to 1 ms). Decisions:
+stores milliseconds: there the times are rounded to 1 ms). .mp4 and .mov keep the source's time
+base itself (FFmpeg would raise one under 1/10000, 1/25 to 1/12800, by doubling). Decisions:
 
 * Sizes: yuv420p halves the chroma planes, so libx264 refuses odd widths or heights
   (``avcodec_open2`` fails in this FFmpeg), and H.264 cannot crop 4:2:0 by one pixel either.
@@ -50,6 +55,7 @@ stores milliseconds: there the times are rounded to 1 ms). Decisions:
 from __future__ import annotations
 
 import errno
+import heapq
 import io
 import math
 import warnings
@@ -83,6 +89,9 @@ _NEVER_COPIED = {"mp4": {"vorbis"}, "mov": {"vorbis"}}
 # Errors of the file system, where the folder, the disk or the permissions are the cause.
 _DISK_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOENT, errno.ENOTDIR,
                 errno.EISDIR, errno.EIO, errno.EFBIG, errno.ESTALE}  # fmt: skip
+
+# Demuxers whose packets carry decode order only (one frame per chunk), no presentation time.
+_DECODE_ORDER_FORMATS = {"avi"}
 
 # What FFmpeg raises for a file it cannot read or write (its OSError subclasses included).
 _AV_ERRORS: tuple[type[BaseException], ...] = (av.error.FFmpegError, OSError)
@@ -312,6 +321,29 @@ class Timeline:
         return self.previous
 
 
+class DisplayTimes:
+    """Presentation times for a container that stores only decode order (AVI): each packet's dts
+    goes in, and each decoded frame, which the decoder returns in display order, takes the
+    smallest time not yet taken. Display times are the decode slots reordered, so frame k gets
+    slot k whatever the B-frames; a packet that failed to decode gives its slot up (a gap)."""
+
+    def __init__(self) -> None:
+        self._slots: list[int] = []
+
+    def add(self, dts: int | None) -> None:
+        if dts is not None:
+            heapq.heappush(self._slots, dts)
+
+    def discard(self, dts: int | None) -> None:
+        if dts is not None and dts in self._slots:
+            self._slots.remove(dts)
+            heapq.heapify(self._slots)
+
+    def take(self) -> int | None:
+        """The next frame's time; None when more frames came out than packets went in."""
+        return heapq.heappop(self._slots) if self._slots else None
+
+
 class VideoReader:
     """Frames of one video file in presentation order, streamed: ``with VideoReader(p) as r:
     for frame in r: ...``. ``bad_packets`` counts the packets skipped because they failed to
@@ -372,16 +404,25 @@ class VideoReader:
 
     def _decoded(self) -> Iterator[Any]:
         """Frames as FFmpeg decodes them, bad packets skipped; demux's final empty packet flushes
-        the decoder, so frames it holds back (B-frames, threads) come out too."""
+        the decoder, so frames it holds back (B-frames, threads) come out too. In a container
+        without presentation times the frames' pts are set by :class:`DisplayTimes`."""
+        display = DisplayTimes() if self._container.format.name in _DECODE_ORDER_FORMATS else None
         for packet in self._container.demux(self._stream):
+            if display is not None and packet.size:
+                display.add(packet.dts)
             try:
                 frames = packet.decode()
             except av.error.EOFError:  # flushed already
                 frames = []
             except av.error.FFmpegError:  # InvalidDataError mostly: this packet is lost, not the video
                 self.bad_packets += 1
+                if display is not None:
+                    display.discard(packet.dts)
                 continue
-            yield from frames
+            for frame in frames:
+                if display is not None:
+                    frame.pts = display.take()
+                yield frame
 
     def __iter__(self) -> Iterator[DecodedFrame]:
         self.open()
@@ -581,7 +622,7 @@ class VideoWriter:
     def _open(self, temporary: Path) -> None:
         if self.audio_source is not None:
             self._audio_input = _open_input(self.audio_source)
-        self._container = av.open(str(temporary), "w", format=self.format_name)
+        self._container = av.open(str(temporary), "w", format=self.format_name, options=self._muxer_options())
         rate = self.info.average_rate
         self._video = self._container.add_stream(
             "libx264", rate=rate, options={"crf": str(self.crf), "preset": self.preset}
@@ -593,6 +634,13 @@ class VideoWriter:
         self._video.codec_context.time_base = self.info.time_base
         if self._audio_input is not None:
             self._add_tracks(self._audio_input)
+
+    def _muxer_options(self) -> dict[str, str]:
+        """.mp4/.mov: the video track's timescale set to the source's time base (exact when its
+        numerator is 1), which FFmpeg would otherwise double until it reaches 10000."""
+        if self.format_name in ("mp4", "mov"):
+            return {"video_track_timescale": str(self.info.time_base.denominator)}
+        return {}
 
     def _add_tracks(self, source: Any) -> None:
         """Every audio stream (checked, before any frame is encoded, to go in as it is or as
