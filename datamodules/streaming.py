@@ -55,12 +55,15 @@ def plain_http_downloader() -> type:
                      **kwargs: Any) -> None:  # fmt: skip
             super().__init__(remote_dir, cache_dir, chunks, storage_options, **kwargs)
             self.client_options = dict(storage_options or {})
+            self.client: Any = None  # one per downloader (boto3 clients are thread-safe; making one takes ~50 ms)
 
         def download_file(self, remote_filepath: str, local_filepath: str) -> None:
             if os.path.exists(local_filepath):
                 return
             parsed = urlparse(remote_filepath)
-            client = boto3.client("s3", **self.client_options)
+            if self.client is None:
+                self.client = boto3.client("s3", **self.client_options)
+            client = self.client
             temporary = f"{local_filepath}.{os.getpid()}.partial"
             os.makedirs(os.path.dirname(local_filepath) or ".", exist_ok=True)
             client.download_file(parsed.netloc, parsed.path.lstrip("/"), temporary)

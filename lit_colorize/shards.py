@@ -267,8 +267,10 @@ def decode_jpeg(data: bytes | memoryview, min_short_side: int | None = None) -> 
     try:
         image = Image.open(io.BytesIO(data))
         if min_short_side is not None and image.format == "JPEG":
-            scale = min(1.0, min_short_side / min(image.size))
-            image.draft("RGB", (math.ceil(image.width * scale), math.ceil(image.height * scale)))
+            # libjpeg's scaled sizes round up; Pillow picks the scale from floor divisions
+            factor = next(f for f in (8, 4, 2, 1) if f == 1 or math.ceil(min(image.size) / f) >= min_short_side)
+            if factor > 1:
+                image.draft("RGB", (image.width // factor, image.height // factor))
         image.load()
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
         raise ValueError(f"not a readable image ({type(error).__name__}: {str(error)[:80]})") from None

@@ -184,6 +184,24 @@ def test_training_crop_is_the_folder_crop_of_the_stored_photo(shard_root: Path) 
     assert val_images.shape[1:] == (3, 24, 24)
 
 
+def test_stored_jpeg_is_decoded_at_the_smallest_scale_that_still_covers_the_crop() -> None:
+    from lit_colorize.shards import decode_jpeg
+
+    rng = np.random.default_rng(1)
+    smooth = np.kron(rng.integers(0, 256, (64, 96, 3)), np.ones((8, 8, 1))).astype(np.uint8)  # 768x512, 8 px blocks
+    buffer = io.BytesIO()
+    Image.fromarray(smooth).save(buffer, "JPEG", quality=95)
+    data = buffer.getvalue()
+    sizes = {side: decode_jpeg(data, side).size for side in (None, 512, 300, 256, 129, 128, 64, 1)}
+    assert sizes == {None: (768, 512), 512: (768, 512), 300: (768, 512), 256: (384, 256), 129: (384, 256),
+                     128: (192, 128), 64: (96, 64), 1: (96, 64)}  # 1/2, 1/4, 1/8: never under the side asked  # fmt: skip
+    halved = np.asarray(decode_jpeg(data, 256), dtype=float)
+    oracle = smooth.reshape(256, 2, 384, 2, 3).mean(axis=(1, 3))  # a 2x2 box average of the pixels
+    assert np.abs(halved - oracle).mean() < 2.0
+    with pytest.raises(ValueError, match="not a readable image"):
+        decode_jpeg(data[:200] + b"\x00" * 50, 256)
+
+
 def test_damaged_photo_inside_a_chunk_is_skipped_and_reported(shard_root: Path, tmp_path: Path,
                                                               caplog: pytest.LogCaptureFixture) -> None:  # fmt: skip
     copy = tmp_path / "set"
