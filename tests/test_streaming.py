@@ -529,3 +529,18 @@ def test_imagenet_config_and_sbatch_agree_on_4_nodes_of_8_gpus() -> None:
     assert config["trainer"]["num_nodes"] == 4 and str(config["trainer"]["devices"]) == "8"
     assert config["data"]["class_path"] == "datamodules.StreamingShards"
     assert config["data"]["init_args"]["shards"] == "s3://bucket/shards"
+
+
+@pytest.mark.slow
+def test_color_sample_benchmark_small_run(shared_data: Path) -> None:
+    """benchmarks/color_sample.py end to end on a few real photos: the whole set is 0 from itself,
+    and a prefix's divergence is positive and no larger than that of a shorter prefix's."""
+    root = Path(__file__).resolve().parents[1]
+    result = subprocess.run([sys.executable, "-m", "benchmarks.color_sample", "--root", str(shared_data / "landscape"),
+                             "--images", "300", "--size", "16"], cwd=root, capture_output=True, text=True,
+                            timeout=600)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = [line.split() for line in result.stdout.splitlines() if line.strip().endswith("%") and line.split()[0][0].isdigit()]
+    assert [row[1] for row in rows][-1] == "100.0%" and float(rows[-1][2]) == 0.0 == float(rows[-1][3])
+    divergences = [float(row[2]) for row in rows[:-1]]
+    assert all(d > 0 for d in divergences) and divergences[0] >= divergences[-1]
