@@ -9,8 +9,8 @@ locally. The crops and the device augmentation are PhotoFolders' own, so batches
 
 The training loader is a ``StreamingDataLoader``: Lightning stores its state in the
 checkpoint, so ``--ckpt_path last`` continues with the samples of the epoch not yet seen.
-A chunk whose size is not the one in the set's index (a truncated or damaged copy) is found
-at setup and left out: one line names the set and the chunk, :attr:`StreamingShards.damaged_chunks`
+A chunk whose size or header is not what the set's index says (a truncated or damaged copy) is
+found at setup and left out: one line names the set and the chunk, :attr:`StreamingShards.damaged_chunks`
 counts it, and every epoch trains on the other chunks (LitData would otherwise wait on it until
 it timed out). A damaged photo inside a whole chunk is skipped and logged with its source path.
 A missing chunk, a wrong URI, refused credentials or a set written by another format version
@@ -29,6 +29,7 @@ from urllib.parse import urlparse
 
 import numpy as np
 import torch
+from lightning.pytorch.utilities.rank_zero import rank_zero_only
 from torch import Tensor
 
 from datamodules.base import ImageDataModule, check_loader_options
@@ -192,9 +193,10 @@ class StreamingShards(ImageDataModule):
         hp = self.hparams
         check = check_shard_set(uri, self.storage_options)
         for name, problem in check.damaged.items():
-            log.warning("StreamingShards: chunk %s of shard set %s is %s; its photos are left out and the other %d of "
-                        "%d train on (copy it again or rebuild the set)", name, uri, problem,
-                        check.photos - check.photos_left_out, check.photos)  # fmt: skip
+            if rank_zero_only.rank == 0:  # every rank finds it; one says it
+                log.warning("StreamingShards: chunk %s of shard set %s is %s; its photos are left out and the other %d "
+                            "of %d are read (copy it again or rebuild the set)", name, uri, problem,
+                            check.photos - check.photos_left_out, check.photos)  # fmt: skip
             self.damaged_chunks[f"{uri.rstrip('/')}/{name}"] = problem
         self.class_names = self.class_names or list(check.manifest.get("classes", []))
         if not is_remote(uri):

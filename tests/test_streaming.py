@@ -279,7 +279,7 @@ def check_chunk_left_out(datamodule: StreamingShards, original: Path, set_name: 
     lines = [r.getMessage() for r in caplog.records if r.name == "datamodules.streaming" and chunk_name in r.getMessage()]
     assert len(lines) == 1 and "\n" not in lines[0], lines
     assert f"chunk {chunk_name} of shard set {set_name} is {problem}" in lines[0]
-    assert f"the other {len(whole) - lost} of {len(whole)} train on" in lines[0]
+    assert f"the other {len(whole) - lost} of {len(whole)} are read" in lines[0]
     assert datamodule.damaged_chunks == {f"{set_name}/{chunk_name}": lines[0].split(" is ", 1)[1].split(";")[0]}
     assert 0 < lost < len(whole) and len(datamodule.train_set) == len(whole) - lost
     start = sum(chunk["chunk_size"] for chunk in json.loads((original / INDEX).read_text())["chunks"][:1])
