@@ -76,6 +76,10 @@ class LogProgressBar(ProgressBar):
     pace of the last ``eta_window`` steps (:class:`RecentPace`), a validation among them included.
     """
 
+    #: The validation metrics are one of its lines: ``lit-colorize validate`` leaves out
+    #: Lightning's table of the same numbers (``verbose=False``) when a callback says this.
+    prints_validation_metrics = True
+
     def __init__(
         self, every_n_steps: int = 50, every_n_seconds: float = 60.0, stream: TextIO | None = None, eta_window: int = 100
     ) -> None:

@@ -16,6 +16,7 @@ from lightning import LightningDataModule, LightningModule, Trainer
 from lightning.pytorch.callbacks import ProgressBar
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
+from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from jsonargparse import ActionYesNo, Namespace
 
@@ -26,7 +27,7 @@ from lit_colorize.noise import quiet_wandb_init, silence_known_noise
 from lit_colorize.paths import evaluate_without_a_run, free_path, run_dir
 from lit_colorize.precision import default_precision
 from lit_colorize.pretrained import pretrained_checkpoint
-from lit_colorize.resume import resolve_last_checkpoint
+from lit_colorize.resume import CHECKPOINT_CALLBACKS, resolve_last_checkpoint
 
 
 #: The exit status of a run stopped by SIGTERM, as a shell reports a process killed by it (128 + 15).
@@ -93,6 +94,8 @@ class ColorizationCLI(LightningCLI):
 
     def _prepare_subcommand_parser(self, klass: type, subcommand: str, **kwargs: Any) -> LightningArgumentParser:
         parser = super()._prepare_subcommand_parser(klass, subcommand, **kwargs)
+        if subcommand != "fit":  # seed 0, as Lightning picks without one, minus its "No seed found" warning
+            parser.set_defaults(seed_everything=0)
         if subcommand == "predict":
             from lit_colorize.photo_writer import ColorizedPhotoWriter
 
@@ -128,7 +131,10 @@ class ColorizationCLI(LightningCLI):
 
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
         """``--trainer.enable_progress_bar false`` drops the config's progress bar (Lightning
-        would refuse the pair); W&B is set up without its anonymous-mode warning."""
+        would refuse the pair); W&B is set up without its anonymous-mode warning, in a folder
+        that exists (else it warns "git root logs does not exist"); ``validate`` prints its
+        metrics once: when a callback says them (``prints_validation_metrics``, as
+        ``callbacks.LogProgressBar`` does), Lightning's table is left out."""
         config = self.config_init[self.subcommand] if self.subcommand else self.config_init
         trainer_config = config.get("trainer") or {}
         if trainer_config.get("enable_progress_bar") is False and "callbacks" not in kwargs:
@@ -140,6 +146,11 @@ class ColorizationCLI(LightningCLI):
         except MisconfigurationException as error:  # Lightning's word for a trainer option that cannot work here
             raise ConfigError(f"--trainer: {error}") from error
         quiet_wandb_init(trainer.loggers)
+        for logger in trainer.loggers:
+            if isinstance(logger, WandbLogger) and logger.save_dir:
+                Path(logger.save_dir).mkdir(parents=True, exist_ok=True)
+        if self.subcommand == "validate" and any(getattr(c, "prints_validation_metrics", False) for c in trainer.callbacks):
+            config["verbose"] = False
         return trainer
 
     def before_instantiate_classes(self) -> None:
@@ -164,10 +175,17 @@ class ColorizationCLI(LightningCLI):
         raising :class:`~lit_colorize.outputs.PredictSetupError`); a datamodule that takes
         ``output_dir`` and ``output_suffix`` (``datamodules.Photos``) is told the writer's, so a
         folder search never reads outputs back. Predict writes its images only: no config file
-        (it would pile up in the current folder)."""
+        (it would pile up in the current folder), no logger run (a training config's W&B
+        logger made an offline run per predict, which logs nothing), and no checkpoints: without
+        Lightning's default ModelCheckpoint, the one saved in the checkpoint is not restored
+        into it (and warned about, "The dirpath has changed")."""
         from lit_colorize.outputs import check_predict_setup
 
         self.save_config_callback = None
+        config.trainer.logger = False
+        callbacks = config.trainer.get("callbacks") or []
+        if not any(str(getattr(c, "class_path", "")).endswith(CHECKPOINT_CALLBACKS) for c in callbacks):
+            config.trainer.enable_checkpointing = False
         data = config.get("data")
         init_args = data.get("init_args") if data is not None else None
         photos = init_args is not None and all(key in init_args for key in ("inputs", "output_dir", "output_suffix"))

@@ -26,6 +26,14 @@ PREDICT_WARNINGS: list[tuple[str, str]] = [
 ]  # fmt: skip
 # Lightning's advertisements for its cloud products, logged at INFO on every run.
 _TIP_LOGGERS = ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero")
+EVALUATION_COMMANDS = ("validate", "test", "predict")
+# Lightning's banners on every validate, test or predict call, through the same loggers as the
+# lines of lit-colorize itself ("evaluating ...", a photo's transparency), so those loggers keep
+# their level: the devices it found and did not use, and the restore before the line that names
+# the checkpoint ("Loaded model weights from the checkpoint at ...", kept).
+EVALUATION_BANNERS = ("GPU available:", "TPU available:", "HPU available:", "Restoring states from the checkpoint path at ")
+# "Seed set to 0" (INFO): the seed of an evaluation is the config's, said on every call.
+_SEED_LOGGER = "lightning.fabric.utilities.seed"
 
 
 class _DropProductTips(logging.Filter):
@@ -34,14 +42,27 @@ class _DropProductTips(logging.Filter):
         return not (message.startswith("💡 Tip:") and ("litlogger" in message or "litmodels" in message))
 
 
+class _DropEvaluationBanners(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith(EVALUATION_BANNERS)
+
+
 def silence_known_noise(subcommand: str | None = None) -> None:
-    """Install the filters above (the predict ones for ``predict`` only)."""
+    """Install the filters above (the predict ones for ``predict`` only, the banners and the
+    seed line for validate, test and predict; a later ``fit`` in the same process gets them back)."""
     for message, module in HARMLESS_WARNINGS + (PREDICT_WARNINGS if subcommand == "predict" else []):
         warnings.filterwarnings("ignore", message=message, module=module)
+    evaluating = subcommand in EVALUATION_COMMANDS
     for name in _TIP_LOGGERS:
         logger = logging.getLogger(name)
         if not any(isinstance(f, _DropProductTips) for f in logger.filters):
             logger.addFilter(_DropProductTips())
+        banners = [f for f in logger.filters if isinstance(f, _DropEvaluationBanners)]
+        if evaluating and not banners:
+            logger.addFilter(_DropEvaluationBanners())
+        for installed in banners if not evaluating else []:
+            logger.removeFilter(installed)
+    logging.getLogger(_SEED_LOGGER).setLevel(logging.WARNING if evaluating else logging.NOTSET)
 
 
 def quiet_wandb_init(loggers: list[Any]) -> None:

@@ -222,3 +222,30 @@ def test_predict_says_once_which_hints_file_each_photo_took(tmp_path: Path, caps
     assert "wrote 6 images" in printed
     lines = [line for line in printed.splitlines() if " hint" in line]
     assert lines == [f"{photos / 'a.png'}: 3 hints from a.hints.json", f"{photos / 'b.png'}: 1 hint from {mapping}"]
+
+
+# Lightning's and W&B's lines on every evaluation or predict call (issue 31), and terminal colors.
+EVALUATION_NOISE = ["No seed found", "Seed set to", "GPU available", "TPU available", "Restoring states", "git root",
+                    "does not exist", "wandb", "Total FLOPs", "The dirpath has changed", "Validate metric", "\x1b["]  # fmt: skip
+
+
+@pytest.mark.slow
+def test_predict_and_validate_print_their_results_and_nothing_else(tmp_path: Path, checkpoint: Path) -> None:
+    """Output into pipes, as into a log file: predict with its own config and with a training
+    config (which has a W&B logger), and validate, whose metrics used to come twice."""
+    Image.new("RGB", (48, 32), (120, 120, 120)).save(tmp_path / "a.png")
+    predict = run(["predict", "--config", str(REPO_ROOT / "configs" / "predict.yaml"), "--ckpt_path", str(checkpoint),
+                   "--data.inputs", "[a.png]", "--writer.output_dir", "out"], tmp_path)  # fmt: skip
+    toyshapes = ["--config", str(REPO_ROOT / "configs" / "toyshapes.yaml"), "--ckpt_path", str(checkpoint),
+                 "--data.init_args.num_train=32", "--data.init_args.num_val=8"]  # fmt: skip
+    predict_toyshapes = run(["predict", *toyshapes, "--writer.output_dir", "toy_out"], tmp_path)
+    validate = run(["validate", *toyshapes], tmp_path)
+
+    for output in (predict, predict_toyshapes, validate):
+        assert [noise for noise in EVALUATION_NOISE if noise in output] == [], output
+        assert f"Loaded model weights from the checkpoint at {checkpoint}" in output
+    assert re.search(r"^predict: 1 batches in \d+:\d\d:\d\d\nColorizedPhotoWriter: wrote 1 images to out$", predict, re.M), predict
+    assert "ColorizedPhotoWriter: wrote 8 images to toy_out" in predict_toyshapes
+    assert not (tmp_path / "logs").exists()  # predict made no W&B run
+    assert f"lit-colorize validate: evaluating {checkpoint}" in validate
+    assert validate.count("val/psnr") == 1 and re.search(r"^validation: val/acc \S+ .* val/psnr \d", validate, re.M), validate
