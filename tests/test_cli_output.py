@@ -28,6 +28,7 @@ NOISE = [
     "litmodels",
     "The anonymous setting has no effect",
     "callbacks used to create the checkpoint need to be provided",
+    "git root logs does not exist",  # W&B, before its save_dir existed
 ]
 TRAIN_LINE = re.compile(r"^epoch (\d+)/1 step (\d+)/4 train/loss \d+\.?\d* \d+ img/s ETA \d+:\d\d:\d\d$", re.M)
 
