@@ -13,9 +13,9 @@ time line goes on from the previous frame plus one frame, and so do the audio's 
 a warning says so once. Rotation metadata (a display matrix, as phones write) is applied: the
 frames come upright, and :class:`VideoInfo` gives the displayed size. AVI stores no presentation
 times, only one frame per chunk in decode order; FFmpeg's guess adds the decoder's delay, so with
-B-frames every frame came one frame late. There the frames, which leave the decoder in display
-order, take the chunks' times in increasing order (:class:`DisplayTimes`): frame k of the file
-keeps time k, and a dropped chunk stays a gap.
+B-frames every frame came one frame late. With B-frames the frames, which leave the decoder in
+display order, take the chunks' times in increasing order (:class:`DisplayTimes`): frame k of
+the file keeps time k, and a skipped chunk stays a gap.
 
 Writing (:class:`VideoWriter`) encodes H.264 with libx264 in the source stream's time base,
 with the source's pts, so frame timing (variable frame rate included) is kept exactly (Matroska
@@ -405,8 +405,11 @@ class VideoReader:
     def _decoded(self) -> Iterator[Any]:
         """Frames as FFmpeg decodes them, bad packets skipped; demux's final empty packet flushes
         the decoder, so frames it holds back (B-frames, threads) come out too. In a container
-        without presentation times the frames' pts are set by :class:`DisplayTimes`."""
-        display = DisplayTimes() if self._container.format.name in _DECODE_ORDER_FORMATS else None
+        without presentation times whose decoder reorders frames (B-frames) the frames' pts are
+        set by :class:`DisplayTimes`; without B-frames FFmpeg's pts are the chunks' own times, and
+        a not-coded frame (a drop) stays the gap it is."""
+        reorders = bool(self._stream.codec_context.has_b_frames)
+        display = DisplayTimes() if reorders and self._container.format.name in _DECODE_ORDER_FORMATS else None
         for packet in self._container.demux(self._stream):
             if display is not None and packet.size:
                 display.add(packet.dts)
