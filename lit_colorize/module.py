@@ -66,6 +66,7 @@ class ColorizationModule(L.LightningModule):
         hints: bool = False,
         hint_location: HintLocation = "uniform",
         hint_stop_probability: float = 0.125,
+        hint_free_context: bool = False,
         predict_working_size: int | None = None,
         predict_decoding: dict[str, Any] | None = None,
         fused_head_loss: bool = True,
@@ -78,11 +79,12 @@ class ColorizationModule(L.LightningModule):
         (loss weight 0 for training images with no chroma above it); ``output_stride`` 2 or 4:
         logits at 1/2 or 1/4 size; ``global_context``: Iizuka et al.'s scene vector at the bottleneck.
         ``hints``: Zhang et al. 2017's user-guided model, hints simulated while training
-        (``hint_stop_probability``, ``hint_location``: :mod:`lit_colorize.hints`); evaluation runs
-        without hints. ``predict_working_size``, ``predict_decoding`` (``{name: annealed_mean,
-        temperature: 0.38}``): what predict, the Colorizer, the page and video use by default,
-        measured for the model. ``fused_head_loss``: the loss without the logits (``chunked_head``);
-        ``channels_last``: NHWC; ``compile``: ``torch.compile`` of the U-Net body."""
+        (``hint_stop_probability``, ``hint_location``: :mod:`lit_colorize.hints`; ``hint_free_context``:
+        the global context without the hints, so a hint stays local, issue 31); evaluation runs without
+        hints. ``predict_working_size``, ``predict_decoding`` (``{name: annealed_mean, temperature:
+        0.38}``): what predict, the Colorizer, the page and video use by default, measured for the model.
+        ``fused_head_loss``: the loss without the logits (``chunked_head``); ``channels_last``: NHWC;
+        ``compile``: ``torch.compile`` of the U-Net body."""
         super().__init__()
         check_module_options(head, optimizer, lr_schedule, grid_size, lr, bool(class_rebalancing or soft_targets or gamut_classes))
         eval_temperature = check_temperature(eval_temperature, "eval_temperature")
@@ -94,7 +96,7 @@ class ColorizationModule(L.LightningModule):
         try:
             self.net = ColorizationNet(
                 head, grid_size, widths, activation, output_stride, decoding, gamut_classes, channels_last, global_context,
-                hints, predict_working_size, predict_decoding,
+                hints, predict_working_size, predict_decoding, hint_free_context,
             )
         except ValueError as error:  # widths, activation, output_stride: the user's options
             raise ConfigError(str(error)) from error
