@@ -18,6 +18,7 @@ from lit_colorize.batches import PreparedBatch, is_photo_batch, images_of, prepa
 from lit_colorize.bins import ColorTable, require_color_table
 from lit_colorize.chunked_head import chunked_head_cross_entropy
 from lit_colorize.color import join_lab, to_float_rgb, upsample_ab
+from lit_colorize.degrade import Degradation
 from lit_colorize.divergence import DivergenceGuard
 from lit_colorize.errors import ConfigError, check_temperature, check_temperatures, check_working_size
 from lit_colorize.hints import HintSampling, Location as HintLocation, sample_hints
@@ -72,6 +73,7 @@ class ColorizationModule(L.LightningModule):
         fused_head_loss: bool = True,
         channels_last: bool = True,
         compile: bool = False,
+        degrade_input: bool = False,
     ) -> None:
         """Literature options (all off: the thesis's plain cross-entropy; see ``losses``):
         ``class_rebalancing`` (Gaussian ``rebalancing_sigma``, uniform share ``rebalancing_mix``),
@@ -100,6 +102,7 @@ class ColorizationModule(L.LightningModule):
             )
         except ValueError as error:  # widths, activation, output_stride: the user's options
             raise ConfigError(str(error)) from error
+        self.degradation = Degradation() if degrade_input else nn.Identity()  # of the L input while training: lit_colorize.degrade
         self.hint_sampling = HintSampling(stop_probability=hint_stop_probability, location=hint_location) if hints else None
         self.loss_options = ClassLossOptions(grid_size, soft_targets, soft_sigma, gamut_classes, class_rebalancing)
         # Derived from the bin table when it is built (see on_color_table_built); saved with it.
@@ -148,6 +151,7 @@ class ColorizationModule(L.LightningModule):
         if augmentation is not None:
             images = augmentation(to_float_rgb(images)).clamp_(0.0, 1.0)
         batch = self.prepare_batch(images)
+        batch["l"] = self.degradation(batch["l"])
         if self.hint_sampling is not None:
             batch["hints"] = torch.cat(sample_hints(batch["ab"], self.hint_sampling), dim=1)
         return batch
