@@ -10,7 +10,9 @@ scratches, dust), the scanned file (JPEG).
 Every parameter and random field is drawn on the batch's device, from ``generator`` when given
 (seeded evaluation) or torch's generator there (training), and applied with tensor arithmetic and
 ``torch.where``: no value is read on the host, so a training step never waits for the device.
-What each does, on L in [0, 1] (L*/100):
+It works at the network's input size (the training crops; ``evaluate --degrade`` the working
+size), so blur, scratch widths and specks are in the network's pixels. What each does, on L in
+[0, 1] (L*/100):
 
 * grain: signal-dependent noise with variance ``grain * L * (1 - L)`` (a binomial model of
   developed silver grains: none in pure black or white, most in the midtones);

@@ -52,8 +52,9 @@ class ProbedModule(ColorizationModule):
         {"class_rebalancing": True, "soft_targets": 5, "gamut_classes": True, "gray_image_threshold": 2.0},
         {"fused_head_loss": False, "channels_last": False, "output_stride": 2},
         {"head": "regression"},
+        {"degrade_input": True, "output_stride": 4},
     ],
-    ids=["defaults", "loss-options", "plain-loss", "regression"],
+    ids=["defaults", "loss-options", "plain-loss", "regression", "degraded-input"],
 )
 def test_a_training_step_never_reads_a_device_value_on_the_host(tmp_path: Path, options: dict[str, Any]) -> None:
     module = ProbedModule(widths=(8, 16, 32), **options)
