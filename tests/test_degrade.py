@@ -17,6 +17,7 @@ from PIL import Image
 from scipy.ndimage import gaussian_filter
 from skimage.color import lab2rgb, rgb2lab
 
+from lit_colorize.cli import main
 from lit_colorize.colorizer import module_from_checkpoint
 from lit_colorize.degrade import (
     BLUE,
@@ -279,18 +280,35 @@ def test_training_degrades_only_the_l_input_and_is_off_by_default() -> None:
     assert not torch.equal(degraded["l"], clean["l"])
 
 
-def test_evaluate_degrade_is_seeded_and_changes_only_the_predictions(tmp_path: Path, checkpoint: Path) -> None:
+@pytest.fixture
+def noise_photos(tmp_path: Path) -> Path:
+    folder = tmp_path / "photos"
+    folder.mkdir()
     rng = np.random.default_rng(0)
     for i in range(3):
-        Image.fromarray(rng.integers(0, 256, (40, 48, 3), dtype=np.uint8)).save(tmp_path / f"p{i}.png")
+        Image.fromarray(rng.integers(0, 256, (40, 48, 3), dtype=np.uint8)).save(folder / f"p{i}.png")
+    return folder
+
+
+def test_evaluate_degrade_is_seeded_and_changes_only_the_predictions(noise_photos: Path, tmp_path: Path, checkpoint: Path) -> None:
     module = module_from_checkpoint(checkpoint)
     settings = [Setting("mode_mean", 0.0)]
     quiet = {"log": lambda message: None, "skip_dir": tmp_path / "out"}
-    clean = evaluate(module, [tmp_path], settings, **quiet)
-    first = evaluate(module, [tmp_path], settings, degrade_seed=7, **quiet)
-    again = evaluate(module, [tmp_path], settings, degrade_seed=7, **quiet)
-    other = evaluate(module, [tmp_path], settings, degrade_seed=8, **quiet)
+    clean = evaluate(module, [noise_photos], settings, **quiet)
+    first = evaluate(module, [noise_photos], settings, degrade_seed=7, **quiet)
+    again = evaluate(module, [noise_photos], settings, degrade_seed=7, **quiet)
+    other = evaluate(module, [noise_photos], settings, degrade_seed=8, **quiet)
     np.testing.assert_equal(first.rows, again.rows)
     assert first.rows[GRAY] == clean.rows[GRAY]  # the output keeps the photo's own L
     name = settings[0].name
     assert first.ab_errors[name] != clean.ab_errors[name] and first.ab_errors[name] != other.ab_errors[name]
+
+
+def test_the_command_degrades_with_its_seed_and_says_so(noise_photos: Path, tmp_path: Path, checkpoint: Path) -> None:
+    out = tmp_path / "evaluation"
+    main(["evaluate", "--ckpt_path", str(checkpoint), "--data.inputs", f"[{noise_photos}/]", "--out", str(out),
+          "--temperatures", "[0]", "--decodings", "mode_mean", "--degrade", "7"])  # fmt: skip
+    report = (out / "metrics.md").read_text(encoding="utf-8")
+    assert "the network's input degraded like an old photo (seed 7)" in report
+    expected = evaluate(module_from_checkpoint(checkpoint), [noise_photos], [Setting("mode_mean", 0.0)], log=lambda m: None, degrade_seed=7)
+    assert f"{expected.rows['mode_mean T=0']['auc']:.4f}" in report
