@@ -26,7 +26,7 @@ from torch import Tensor
 
 from benchmarks.common import SHARED_DATA, machine_line, timed
 from datamodules.landscape import find_images
-from datamodules.streaming import COLOR_SAMPLE, StreamingShards
+from datamodules.streaming import COLOR_SAMPLE, StreamingShards, collate_photos
 from lit_colorize.bins import ColorHistogram
 from lit_colorize.color import rgb_to_lab
 from lit_colorize.losses import rebalancing_weights
@@ -61,7 +61,7 @@ def prefix_counts(datamodule: StreamingShards, sizes: list[int], grid_size: int,
     found: dict[int, Tensor] = {}
     total = max(sizes)
     for start in range(0, total, batch):
-        images = torch.stack([datamodule.train_set[i][0] for i in range(start, min(start + batch, total))])
+        images, _, _ = collate_photos([datamodule.train_set[i] for i in range(start, min(start + batch, total))])
         histogram.update(rgb_to_lab(images)[:, 1:])
         for size in sizes:
             if start < size <= start + batch:

@@ -198,6 +198,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--workers", type=int, default=0, help="loader workers of the streaming rows")
     parser.add_argument("--no-streaming", action="store_true", help="leave out the streaming rows (issue 29)")
+    parser.add_argument("--streaming-only", action="store_true", help="only the streaming rows (issue 29)")
     parser.add_argument("--large", default=str(SHARED_DATA / "photos" / "large"),
                         help="folder of large photos for the decoder comparison (skipped when absent)")  # fmt: skip
     args = parser.parse_args()
@@ -209,8 +210,12 @@ def main() -> None:
 
     print("lit-colorize Landscape loader throughput")
     print(machine_line(torch.device("cpu")))
-    print(f"settings: {len(paths)} photos from {root}, {args.size}x{args.size}, batch {args.batch_size}, {args.epochs} epochs, workers 0")
+    print(f"settings: {len(paths)} photos from {root}, {args.size}x{args.size}, batch {args.batch_size}, {args.epochs} epochs, "
+          f"workers 0 (streaming rows: {args.workers})")  # fmt: skip
     module = ColorizationModule(grid_size=18)
+    if args.streaming_only:
+        streaming_rows(paths, root, args, module)
+        return
     with tempfile.TemporaryDirectory() as cache_dir:
         dm = Landscape(roots=[str(root)], image_size=args.size, max_images=args.images, val_fraction=0.01,
                        batch_size=args.batch_size, cache_dir=cache_dir, drop_gray=False)  # fmt: skip

@@ -33,7 +33,7 @@ from lightning.pytorch.utilities.rank_zero import rank_zero_only
 from torch import Tensor
 
 from datamodules.base import ImageDataModule, check_loader_options
-from datamodules.folders import center_square, random_square_crop, to_tensor
+from datamodules.folders import center_square, random_square_crop
 from lit_colorize.augment import RandomHorizontalFlip
 from lit_colorize.errors import ConfigError
 from lit_colorize.shards import check_shard_set, decode_jpeg, is_remote, sample_key
@@ -87,9 +87,9 @@ def make_shard_set_class() -> type:
     from litdata import StreamingDataset
 
     class ShardSet(StreamingDataset):
-        """Samples of a shard set as ``(uint8 image, label)``; a damaged photo as None (skipped by
-        :func:`collate_photos`). Training crops are drawn from ``(seed, epoch, index)``, so a
-        sample's crop is the same in any worker and after a resume."""
+        """Samples of a shard set as ``(uint8 (S, S, 3) array, label, index)``; a damaged photo as
+        None (skipped by :func:`collate_photos`). Training crops are drawn from ``(seed, epoch,
+        index)``, so a sample's crop is the same in any worker and after a resume."""
 
         def __init__(self, uri: str, image_size: int, crop_scale: tuple[float, float] | None, seed: int,
                      train: bool, cache_dir: str | None, storage_options: dict[str, Any] | None,
@@ -107,7 +107,7 @@ def make_shard_set_class() -> type:
             self.decode_side = math.ceil(image_size / (crop_scale[0] if crop_scale else 1.0))
             self.uri = uri
 
-        def __getitem__(self, index: Any) -> tuple[Tensor, Tensor, int] | None:
+        def __getitem__(self, index: Any) -> tuple[np.ndarray, int, int] | None:
             item = super().__getitem__(index)
             position = int(getattr(index, "index", index))
             try:
@@ -120,19 +120,23 @@ def make_shard_set_class() -> type:
             else:
                 rng = np.random.default_rng([self.crop_seed, self.current_epoch, position])
                 image = random_square_crop(photo, self.image_size, self.crop_scale, rng)
-            return to_tensor(image), torch.tensor(int(item["label"])), position
+            return np.asarray(image), int(item["label"]), position
 
     return ShardSet
 
 
-def collate_photos(items: list[tuple[Tensor, Tensor, int] | None]) -> tuple[Tensor, Tensor, Tensor]:
-    """(images, labels, sample indices) of the readable items; damaged ones are counted out."""
+def collate_photos(items: list[tuple[np.ndarray, int, int] | None]) -> tuple[Tensor, Tensor, Tensor]:
+    """(uint8 images (B, 3, S, S), labels, sample indices) of the readable items; damaged ones
+    are counted out. Batched in NumPy, not torch: with 0 workers the loader runs in the
+    training process, whose torch ops use its intra-op threads, and on a busy machine those
+    threads made the loader 5-10x slower (benchmarks/loader.py, README)."""
     kept = [item for item in items if item is not None]
     if not kept:
         return torch.zeros(0, 3, 1, 1, dtype=torch.uint8), torch.zeros(0, dtype=torch.long), torch.zeros(0, dtype=torch.long)
+    images = np.ascontiguousarray(np.stack([image for image, _, _ in kept]).transpose(0, 3, 1, 2))
     return (
-        torch.stack([image for image, _, _ in kept]),
-        torch.stack([label for _, label, _ in kept]),
+        torch.from_numpy(images),
+        torch.tensor([label for _, label, _ in kept], dtype=torch.long),
         torch.tensor([position for _, _, position in kept], dtype=torch.long),
     )
 

@@ -29,7 +29,7 @@ boto3 = pytest.importorskip("boto3")
 moto_server = pytest.importorskip("moto.server")
 
 from datamodules.folders import random_square_crop, to_tensor  # noqa: E402
-from datamodules.streaming import StreamingShards  # noqa: E402
+from datamodules.streaming import StreamingShards, collate_photos  # noqa: E402
 from lit_colorize.errors import ConfigError, DataError  # noqa: E402
 from lit_colorize.shards import INDEX, MANIFEST, sample_key  # noqa: E402
 from scripts.make_shards import main as make_shards  # noqa: E402
@@ -228,7 +228,7 @@ def first_photos_counts(datamodule: StreamingShards, count: int, grid_size: int 
     datamodule.setup("fit")
     histogram = ColorHistogram(grid_size)
     for index in range(count):
-        histogram.update(rgb_to_lab(datamodule.train_set[index][0][None])[:, 1:])
+        histogram.update(rgb_to_lab(collate_photos([datamodule.train_set[index]])[0])[:, 1:])
     return histogram.counts.numpy()
 
 
