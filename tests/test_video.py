@@ -27,7 +27,7 @@ from lit_colorize.video.io import VideoReader, VideoReadError, VideoWriteError, 
 from lit_colorize.video.stabilize import StabilizerSettings, TemporalStabilizer  # noqa: E402
 from tests.conftest import REPO_ROOT  # noqa: E402
 from tests.test_predict_faults import files_under, make_photos, predict_args, run_in_process  # noqa: E402
-from tests.test_video_io import make_video  # noqa: E402
+from tests.test_video_io import b_frame_avi, make_video  # noqa: E402
 
 # Hand-checked: in bikes.mp4 the shot changes between these frames and the ones before them
 # (frames 29|30 pavement|man in suit, 75|76 taxi|cyclist, 136|137 cyclist|railings,
@@ -321,6 +321,20 @@ def test_colorize_video_keeps_size_frames_times_and_sound(colorizer, shared_data
     assert [p.name for p in tmp_path.iterdir()] == [target.name]
     with pytest.raises(VideoWriteError, match="exists; pass overwrite=True"):
         colorizer.colorize_video(source, target, progress=False)
+
+
+def test_an_old_avi_with_b_frames_is_colorized_at_its_own_frame_times(colorizer, tmp_path: Path) -> None:
+    """Issue 31: MPEG-4 Part 2 in AVI with B-frames came out one frame (40 ms) late, in time
+    base 1/12800 instead of the source's 1/25. Read back here by PyAV alone."""
+    source = b_frame_avi(tmp_path / "old.avi", "mpeg4")
+    target = tmp_path / "old_color.mp4"
+    report = colorizer.colorize_video(source, target, progress=False)
+    assert report.frames == 12
+    with av.open(str(target)) as container:
+        stream = container.streams.video[0]
+        assert Fraction(stream.time_base) == Fraction(1, 25)
+        times = sorted(Fraction(frame.pts) * Fraction(stream.time_base) for frame in container.decode(stream))
+    assert times == [Fraction(index, 25) for index in range(12)]
 
 
 @pytest.mark.slow
