@@ -23,7 +23,7 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -96,6 +96,22 @@ def step_seconds(module: ColorizationModule, augment: torch.nn.Module, images: T
     return min(timed(step)[0] for _ in range(rounds))
 
 
+class OneThread:
+    """A loader iterated with torch at one intra-op thread, as in a loader worker process: with
+    0 workers, torch ops in the loader share the training process's threads."""
+
+    def __init__(self, loader: Iterable) -> None:
+        self.loader = loader
+
+    def __iter__(self) -> Iterator:
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            yield from self.loader
+        finally:
+            torch.set_num_threads(threads)
+
+
 def loader_rates(loaders: dict[str, Iterable], rounds: int) -> dict[str, float]:
     """Images/s of each loader alone (its uint8 batches, nothing done with them), over ``rounds``
     epochs each, interleaved round by round: a background load that comes and goes falls on
@@ -140,6 +156,9 @@ def upload(folder: Path, endpoint: str, bucket: str) -> None:
             client.upload_file(str(path), bucket, f"set/{path.relative_to(folder).as_posix()}")
 
 
+FOLDERS_ONE_THREAD = "PhotoFolders, torch at 1 thread"
+
+
 def streaming_rows(paths: list[Path], root: Path, args: argparse.Namespace, module: ColorizationModule) -> None:
     """Issue 29: PhotoFolders against StreamingShards on the local disk and through S3 on the
     loopback, images/s and the data side's share of a training step at ``args.size``."""
@@ -169,7 +188,9 @@ def streaming_rows(paths: list[Path], root: Path, args: argparse.Namespace, modu
         for datamodule in loaders.values():
             datamodule.setup("fit")
         # one loader each for the whole run, as Lightning keeps it: each pass is an epoch
-        rates = loader_rates({name: dm.train_dataloader() for name, dm in loaders.items()}, args.epochs)
+        built = {name: dm.train_dataloader() for name, dm in loaders.items()}
+        built[FOLDERS_ONE_THREAD] = OneThread(folders.train_dataloader())
+        rates = loader_rates(built, args.epochs)
         if server is not None:
             server[0].stop()
     images = torch.randint(0, 256, (args.batch_size, 3, args.size, args.size), dtype=torch.uint8)
@@ -185,8 +206,9 @@ def streaming_rows(paths: list[Path], root: Path, args: argparse.Namespace, modu
     if server is None:
         print("shards, S3 on loopback: moto is not installed (pip install -e .[dev]); row left out")
     else:
-        first, local_rate, s3_rate = rates.values()
-        print(f"local shards / PhotoFolders: {local_rate / first:.2f}x; S3 / local shards: {s3_rate / local_rate:.2f}x")
+        first, local_rate, s3_rate = (rates[name] for name in loaders)
+        print(f"local shards / PhotoFolders: {local_rate / first:.2f}x (/ its 1-thread row: "
+              f"{local_rate / rates[FOLDERS_ONE_THREAD]:.2f}x); S3 / local shards: {s3_rate / local_rate:.2f}x")  # fmt: skip
 
 
 def main() -> None:
