@@ -329,6 +329,12 @@ def test_missing_chunk_and_old_format_fail_in_one_line_naming_the_set(shard_root
         StreamingShards(train=str(shard_root / "train"), val=str(copy / "val")).setup("fit")
     with pytest.raises(DataError, match=f"shard set {tmp_path / 'nowhere'}/train does not exist"):
         StreamingShards(str(tmp_path / "nowhere")).setup("fit")
+    cut = tmp_path / "cut"
+    shutil.copytree(shard_root, cut)
+    for chunk in (cut / "val").glob("*.bin"):  # no whole chunk left: nothing to train or validate on
+        chunk.write_bytes(chunk.read_bytes()[:50])
+    with pytest.raises(DataError, match=f"shard set {cut / 'val'}: every chunk is truncated or damaged"):
+        StreamingShards(str(cut)).setup("fit")
 
 
 # Through a real S3 API on the loopback.
