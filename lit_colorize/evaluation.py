@@ -58,7 +58,8 @@ from lit_colorize.atomic import atomic_write
 from lit_colorize.color import rgb_to_lab, to_float_rgb
 from lit_colorize.degrade import seeded_degradation
 from lit_colorize.errors import ConfigError, DataError, OneLineArgumentParser, check_temperatures, check_working_size
-from lit_colorize.fullres import full_resolution_l, network_input, render, render_rows, strip_rows, widen_ab
+from lit_colorize.fullres import DEFAULT_UPSAMPLING, UPSAMPLINGS, check_upsampling, full_resolution_l, network_input
+from lit_colorize.fullres import render, render_rows, strip_rows, widen_ab
 from lit_colorize.fullres import working_size as network_size
 from lit_colorize.metrics import ABErrorAUC
 from lit_colorize.module import ColorizationModule
@@ -93,14 +94,17 @@ COLUMNS = (
 @dataclass(frozen=True)
 class Setting:
     """How the model's output becomes colors: a decoding at a temperature (``decoding`` None: a
-    regression model, which has nothing to choose)."""
+    regression model, which has nothing to choose), brought to the photo's size by ``upsampling``
+    (named only when it is not predict's default)."""
 
     decoding: str | None
     temperature: float = 0.0
+    upsampling: str = DEFAULT_UPSAMPLING
 
     @property
     def name(self) -> str:
-        return "regression" if self.decoding is None else f"{self.decoding} T={self.temperature:g}"
+        name = "regression" if self.decoding is None else f"{self.decoding} T={self.temperature:g}"
+        return name if self.upsampling == DEFAULT_UPSAMPLING else f"{name}, {self.upsampling}"
 
 
 #: The default sweep: the mode, Zhang et al.'s annealed mean at T=0.38, and mode-to-mean at 0.8 and 1.
@@ -113,18 +117,30 @@ DEFAULT_SETTINGS = (
 
 
 def choose_settings(
-    temperatures: Sequence[float] | None, decodings: Sequence[str] | None, net: ColorizationNet
+    temperatures: Sequence[float] | None,
+    decodings: Sequence[str] | None,
+    net: ColorizationNet,
+    upsamplings: Sequence[str] | None = None,
 ) -> list[Setting]:
-    """The settings to evaluate. Neither given: the default sweep. Temperatures alone: each with
-    the model's own decoding. Decodings alone: each with the default sweep's temperatures. Both:
-    paired in order, or one decoding for every temperature. A regression model: one setting."""
+    """The settings to evaluate, each under every one of ``upsamplings`` (default: predict's).
+    Neither temperatures nor decodings given: the default sweep and the model's own recommended
+    decoding (predict's default). Temperatures alone: each with the model's decoding. Decodings
+    alone: each with the default sweep's temperatures. Both: paired in order, or one decoding for
+    every temperature. A regression model: one setting."""
+    upsamplings = [check_upsampling(u, "--upsampling") for u in dict.fromkeys(upsamplings or [DEFAULT_UPSAMPLING])]
+    settings = _decoding_settings(temperatures, decodings, net)
+    return [Setting(s.decoding, s.temperature, u) for u in upsamplings for s in settings]
+
+
+def _decoding_settings(temperatures: Sequence[float] | None, decodings: Sequence[str] | None, net: ColorizationNet) -> list[Setting]:
     if not net.is_classifier:
         return [Setting(None)]
     for decoding in decodings or ():
         if decoding not in DECODINGS:
             raise ConfigError(f"--decodings: unknown decoding {decoding!r}; choose from {', '.join(DECODINGS)}")
     if temperatures is None and decodings is None:
-        return list(DEFAULT_SETTINGS)
+        own = net.decodings_for(None)[0]
+        return list(dict.fromkeys([*DEFAULT_SETTINGS, Setting(own.name, own.temperature)]))
     default_temperatures = list(dict.fromkeys(s.temperature for s in DEFAULT_SETTINGS))
     if temperatures is None:
         return [Setting(d, t) for d in dict.fromkeys(decodings) for t in default_temperatures]
@@ -162,12 +178,12 @@ def predicted_ab(
     short_side = int(working_size or net.predict_short_side)
     l_norm = network_input(lightness, network_size(*lightness.shape, short_side, net.size_multiple))
     l_norm = l_norm if degrade is None else degrade(l_norm)
-    ab: dict[Setting, Tensor] = {}
+    ab: dict[tuple[str | None, float], Tensor] = {}  # upsamplings share their decoding's ab
     for decoding in dict.fromkeys(s.decoding for s in settings):
-        group = [s for s in settings if s.decoding == decoding]
+        group = list(dict.fromkeys(s.temperature for s in settings if s.decoding == decoding))
         with decoding_as(net, decoding):
-            ab.update(zip(group, (a[0] for a in net.predict_ab(l_norm, [s.temperature for s in group]))))
-    return [ab[s] for s in settings]
+            ab.update(zip(((decoding, t) for t in group), (a[0] for a in net.predict_ab(l_norm, group))))
+    return [ab[s.decoding, s.temperature] for s in settings]
 
 
 def colorize_settings(
@@ -175,7 +191,8 @@ def colorize_settings(
 ) -> list[Tensor]:
     """One photo (uint8 RGB (3, H, W)) as ``predict`` renders it under each setting, in order."""
     lightness = full_resolution_l(rgb)
-    return [render(lightness, ab) for ab in predicted_ab(net, lightness, settings, working_size)]
+    predicted = predicted_ab(net, lightness, settings, working_size)
+    return [render(lightness, ab, upsampling=s.upsampling) for s, ab in zip(settings, predicted)]
 
 
 @dataclass
@@ -470,7 +487,8 @@ def score_photo(
     height, width = rgb.shape[-2:]
     lightness = full_resolution_l(rgb)
     gray_ab = torch.zeros(2, 1, 1, device=rgb.device)
-    widened = [widen_ab(ab, width) for ab in [gray_ab, *predicted_ab(net, lightness, settings, working_size, degrade)]]
+    predicted = predicted_ab(net, lightness, settings, working_size, degrade)
+    widened = [widen_ab(gray_ab, width)] + [widen_ab(ab, width, lightness, s.upsampling) for s, ab in zip(settings, predicted)]
     photos = [row.photo(height, width) for row in rows]
     truth_cf, max_chroma = ColorfulnessParts(), 0.0
     for strip in photo_strips(height, width, budget):
@@ -528,6 +546,7 @@ def evaluate(
     rows = {name: RowScores(net.grid_size, prior, device) for name in [GRAY, *(s.name for s in settings)]}
     truth_cf: list[float] = []
     evaluated: list[Path] = []
+    working_size = int(working_size or net.predict_short_side)  # as predict resolves it: stated in the report
     result = Evaluation(settings, {}, evaluated, {}, working_size=working_size, degrade_seed=degrade_seed)
     for index in range(len(photos)):
         if max_photos is not None and len(evaluated) >= max_photos:
@@ -588,7 +607,7 @@ def best_lines(evaluation: Evaluation) -> list[str]:
 
 
 def summary_line(evaluation: Evaluation) -> str:
-    size = evaluation.working_size or "the model's training size"
+    size = evaluation.working_size or "the model's own"
     return (
         f"{len(evaluation.photos)} photos at their own resolution (working size: {size}), "
         f"{evaluation.gray_photos} of them gray (no pixel of chroma above {GRAY_CHROMA:g}; evaluated too), "
@@ -634,13 +653,14 @@ def csv_table(evaluation: Evaluation) -> str:
     by_name = {s.name: s for s in evaluation.settings}
     stream = io.StringIO()
     writer = csv.writer(stream, lineterminator="\n")
-    writer.writerow(["setting", "decoding", "temperature", "photos", *(key for key, *_ in COLUMNS)])
+    writer.writerow(["setting", "decoding", "temperature", "upsampling", "photos", *(key for key, *_ in COLUMNS)])
     for name, values in evaluation.rows.items():
         setting = by_name.get(name)
         decoding = "" if setting is None else setting.decoding or "regression"
         temperature = "" if setting is None or setting.decoding is None else f"{setting.temperature:g}"
         numbers = ["" if math.isnan(values[key]) else repr(values[key]) for key, *_ in COLUMNS]
-        writer.writerow([name, decoding, temperature, len(evaluation.photos), *numbers])
+        upsampling = "" if setting is None else setting.upsampling
+        writer.writerow([name, decoding, temperature, upsampling, len(evaluation.photos), *numbers])
     return stream.getvalue()
 
 
@@ -676,9 +696,10 @@ def grid_rows(module: ColorizationModule, evaluation: Evaluation, device: torch.
         lightness = full_resolution_l(rgb)
         with torch.no_grad():
             degrade = seeded_degradation(evaluation.degrade_seed, index, device)
-            (ab,) = predicted_ab(module.net, lightness, [evaluation.reference()], evaluation.working_size, degrade)
+            reference = evaluation.reference()
+            (ab,) = predicted_ab(module.net, lightness, [reference], evaluation.working_size, degrade)
         gray = tile(render(lightness, torch.zeros(2, 1, 1, device=device)))
-        rows.append([gray, tile(rgb), tile(render(lightness, ab))])
+        rows.append([gray, tile(rgb), tile(render(lightness, ab, upsampling=reference.upsampling))])
     return rows
 
 
@@ -743,9 +764,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--files_from", default=None,
                         help="a text file of photo paths, one a line (e.g. a held-out split), with or instead of --data.inputs")  # fmt: skip
     parser.add_argument("--out", default="evaluation", help="folder for metrics.md, metrics.csv, grid.png")
-    parser.add_argument("--working_size", type=int, default=None, help="the network's shorter side (default: training size)")
+    parser.add_argument("--working_size", type=int, default=None, help="the network's shorter side (default: the model's own)")
     parser.add_argument("--temperatures", nargs="+", default=None, help="e.g. 0 0.8 or '[0, 0.8]'")
     parser.add_argument("--decodings", nargs="+", default=None, help="mode_mean, annealed_mean: one, or one per T")
+    parser.add_argument("--upsampling", nargs="+", default=None, metavar="{" + ",".join(UPSAMPLINGS) + "}",
+                        help=f"how ab reaches the photo's size; several: each setting under each (default: {DEFAULT_UPSAMPLING}, as predict)")
     parser.add_argument("--max_photos", type=int, default=None, help="evaluate the first N readable photos")
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: cuda if there is one)")
     parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
@@ -777,7 +800,7 @@ def main(argv: Sequence[str] | None = None) -> Evaluation:
         raise DataError(f"{error}; give --data.inputs files or folders of color photos") from None
     checkpoint = args.ckpt_path or pretrained_checkpoint()
     module = module_from_checkpoint(checkpoint)
-    settings = choose_settings(temperatures, listed(args.decodings), module.net)
+    settings = choose_settings(temperatures, listed(args.decodings), module.net, listed(args.upsampling))
     if not module.is_classifier and (temperatures or args.decodings):
         default_log("a regression model: --temperatures and --decodings do not apply")
     evaluation = evaluate(module, inputs, settings, working_size, max_photos, device, skip_dir=out, degrade_seed=args.degrade)

@@ -22,7 +22,7 @@ from torch import Tensor
 
 from lit_colorize.color import L_RANGE, lab_to_rgb, rgb_to_lab
 from lit_colorize.errors import ConfigError
-from lit_colorize.guided import guided_slope, low_resolution_guide
+from lit_colorize.guided import guided_coefficients, low_resolution_guide
 
 STRIP_PIXELS = 1 << 20  # about 1 megapixel of float work per strip
 #: How the network's low-resolution ab reaches the photo's size: ``bilinear`` resizing, or
@@ -129,26 +129,26 @@ def check_upsampling(upsampling: str, name: str = "upsampling") -> str:
 def widen_ab(ab_small: Tensor, width: int, lightness: Tensor | None = None, upsampling: str = "bilinear") -> Tensor:
     """ab at the working size (2, h, w) -> (C, h, ``width``): the first, horizontal half of
     resizing, small enough to keep whole (:func:`render_rows` does the rows). Bilinear: ab
-    alone (C = 2). Guided: ab, its slope against L and the low-resolution L (C = 5), fitted to
-    ``lightness``, the photo's full-resolution L* (H, W)."""
+    alone (C = 2). Guided: the filter's slope and offset against L (C = 4,
+    :func:`~lit_colorize.guided.guided_coefficients`), fitted to ``lightness``, the photo's
+    full-resolution L* (H, W)."""
     maps = ab_small.float()
     if check_upsampling(upsampling) == "guided":
         if lightness is None:
             raise ValueError("guided upsampling needs the photo's full-resolution L")
-        guide = low_resolution_guide(lightness, tuple(ab_small.shape[-2:]))
-        maps = torch.cat([maps, guided_slope(guide, maps), guide[None]])
+        maps = guided_coefficients(low_resolution_guide(lightness, tuple(ab_small.shape[-2:])), maps)
     return F.interpolate(maps[None], size=(ab_small.shape[-2], width), mode="bilinear", align_corners=False)[0]
 
 
 def render_rows(lightness_rows: Tensor, ab_wide: Tensor, top: int, height: int) -> Tensor:
     """Rows ``top`` .. ``top + len(lightness_rows)`` of the rendered photo (``height`` rows in
     all): their L* (n, W) joined with the ab of :func:`widen_ab`'s maps, taken by the bilinear
-    row weights (and, for guided maps, plus the slope times L's detail), as uint8 RGB
+    row weights (for guided maps, ab = slope * L + offset), as uint8 RGB
     (3, n, W). Any split into rows gives the same pixels."""
     rows = torch.arange(top, top + lightness_rows.shape[0], device=lightness_rows.device)
     upper, lower, weight = _row_weights(rows, ab_wide.shape[-2], height)
     maps = torch.lerp(ab_wide[:, upper], ab_wide[:, lower], weight[None, :, None])
-    ab = maps[:2] if maps.shape[0] == 2 else maps[:2] + maps[2:4] * (lightness_rows[None] - maps[4:5])
+    ab = maps if maps.shape[0] == 2 else maps[:2] * lightness_rows[None] + maps[2:]
     lab = torch.cat([lightness_rows[None], ab], dim=0)
     return lab_to_rgb(lab).mul_(255.0).round_().to(torch.uint8)
 

@@ -124,8 +124,7 @@ class ColorizationModule(L.LightningModule):
         return self.net.color_table  # None for the regression head
 
     def forward(self, l_norm: Tensor) -> Tensor:
-        """Network-scaled L (B, 1, H, W), with hint ab and mask after it (B, 4, H, W) for a
-        user-guided model -> bin logits (B, K, H, W) or normalized ab (B, 2, H, W)."""
+        """Network-scaled L (B, 1, H, W) (a hint model: and hint ab, mask) -> bin logits or normalized ab."""
         return self.net(l_norm)
 
     def configure_model(self) -> None:
@@ -158,7 +157,7 @@ class ColorizationModule(L.LightningModule):
 
     def network_input(self, batch: PreparedBatch) -> Tensor:
         """L, and the batch's hints for a user-guided model (none outside training)."""
-        return self.net.network_input(batch["l"], batch.get("hints")) if self.net.hints else batch["l"]
+        return self.net.network_input(batch["l"], batch.get("hints"))
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         """Lab and bins on the device; while training, first the DataModule's declared
@@ -168,10 +167,8 @@ class ColorizationModule(L.LightningModule):
         images = images_of(batch)
         trainer = self._trainer
         if trainer is None or not trainer.training:
-            prepared = self.prepare_batch(images)
-            if isinstance(batch, dict) and "index" in batch:
-                prepared["index"] = batch["index"]
-            return prepared
+            index = {"index": batch["index"]} if isinstance(batch, dict) and "index" in batch else {}
+            return {**self.prepare_batch(images), **index}  # type: ignore[typeddict-item]
         if not self._train_image_size_recorded:
             self.net.train_image_size.fill_(min(images.shape[-2:]))
             self._train_image_size_recorded = True

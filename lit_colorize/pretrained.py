@@ -125,10 +125,12 @@ def slim_checkpoint(checkpoint: dict[str, Any]) -> dict[str, Any]:
     return slim
 
 
-def write_slim_checkpoint(source: str | Path, target: str | Path) -> int:
-    """Write :func:`slim_checkpoint` of ``source`` to ``target`` atomically; its size in bytes.
+def write_slim_checkpoint(source: str | Path, target: str | Path, hyperparameters: dict[str, Any] | None = None) -> int:
+    """Write :func:`slim_checkpoint` of ``source`` to ``target`` atomically, with
+    ``hyperparameters`` set (e.g. the measured ``predict_working_size``); its size in bytes.
     Refuses (CheckpointError) a result over :data:`MAX_SHIPPED_BYTES`, and leaves no file then."""
     slim = slim_checkpoint(read_checkpoint(source))
+    slim["hyper_parameters"] = {**slim["hyper_parameters"], **(hyperparameters or {})}
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     with atomic_write(target) as stream:

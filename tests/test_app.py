@@ -79,6 +79,7 @@ def test_the_page_and_its_script_are_served(pretrained_client: TestClient) -> No
     model = pretrained_client.get("/api/model").json()
     assert model == {
         "name": "shipped", "hints": False, "suggestions": True, "working_side": 64,
+        "decoding": {"name": "annealed_mean", "temperature": 0.38},
         "max_upload_bytes": 50 * 2**20, "max_pixels": 40_000_000,
     }  # fmt: skip
 
@@ -682,11 +683,26 @@ def test_case12_the_printed_address_and_the_exposure_warning() -> None:
     bound_socket("0", free_port()).close()  # "0" is 0.0.0.0, as for a browser
 
 
-@pytest.mark.parametrize("temperature", ["0.5", True, None, [0.5]])
+@pytest.mark.parametrize("temperature", ["0.5", True, [0.5]])
 def test_case13_the_temperature_is_a_json_number(small_client: TestClient, temperature) -> None:
     photo_id = upload(small_client, png(np.full((48, 64, 3), 120, dtype=np.uint8)))["id"]
     response = small_client.post(f"/api/photos/{photo_id}/colorize", json={"temperature": temperature})
-    assert one_line_error(response, 400).startswith(f"temperature must be a number from 0 to 10, got {json.dumps(temperature)}")
+    expected = f"temperature must be a number from 0 to 10, or null for the model's own decoding, got {json.dumps(temperature)}"
+    assert one_line_error(response, 400).startswith(expected)
+
+
+def test_no_temperature_is_the_models_own_decoding(pretrained_client: TestClient, photo_bytes: bytes) -> None:
+    """null (the page's default, "model's own") renders what the Colorizer renders by default,
+    the decoding the model recorded, and the model says which it is."""
+    decoding = pretrained_client.get("/api/model").json()["decoding"]
+    assert decoding == {"name": "annealed_mean", "temperature": 0.38}  # the shipped model's card
+    photo_id = upload(pretrained_client, photo_bytes)["id"]
+    own = decoded(pretrained_client.post(f"/api/photos/{photo_id}/colorize", json={"temperature": None}))
+    np.testing.assert_array_equal(own, decoded(pretrained_client.post(f"/api/photos/{photo_id}/colorize", json={})))
+    expected = np.asarray(Colorizer.pretrained().colorize(Image.open(io.BytesIO(photo_bytes))).convert("RGB"))
+    np.testing.assert_array_equal(own, expected)
+    explicit = decoded(pretrained_client.post(f"/api/photos/{photo_id}/colorize", json={"temperature": 0.38}))
+    assert np.abs(own.astype(int) - explicit).mean() > 0.2  # mode-mean at 0.38 is another decoding
 
 
 @pytest.mark.slow

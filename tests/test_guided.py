@@ -11,27 +11,38 @@ import torch.nn.functional as F
 from lit_colorize.color import lab_to_rgb
 from lit_colorize.errors import ConfigError
 from lit_colorize.fullres import render, widen_ab
-from lit_colorize.guided import DEFAULT_EPS, guided_slope, guided_upsample, low_resolution_guide
+from lit_colorize.guided import DEFAULT_EPS, DEFAULT_RADIUS, guided_coefficients, guided_upsample, low_resolution_guide
 
 
-def naive_slope(guide: np.ndarray, ab: np.ndarray, radius: int, eps: float) -> np.ndarray:
-    """The slope by explicit loops: window means over a reflected border, the edge weight from
-    the photo's mean window variance, one pixel at a time."""
+def naive_coefficients(guide: np.ndarray, ab: np.ndarray, radius: int, eps: float) -> np.ndarray:
+    """The filter's coefficients by explicit loops: per window (reflected border) the slope and
+    offset of ab against L, with the edge weight from the photo's mean window variance, then
+    each pixel's mean of them over the windows that hold it. (4, h, w): mean a, then mean b."""
     h, w = guide.shape
+    size = 2 * radius + 1
     pad = lambda x: np.pad(x, radius, mode="reflect")  # noqa: E731
     g = pad(guide.astype(np.float64))
     channels = [pad(ab[c].astype(np.float64)) for c in range(2)]
-    variance = np.zeros((h, w))
-    covariance = np.zeros((2, h, w))
+    variance, mean_l = np.zeros((h, w)), np.zeros((h, w))
+    covariance, mean_ab = np.zeros((2, h, w)), np.zeros((2, h, w))
     for y in range(h):
         for x in range(w):
-            window = g[y : y + 2 * radius + 1, x : x + 2 * radius + 1]
-            variance[y, x] = window.var()
+            window = g[y : y + size, x : x + size]
+            variance[y, x], mean_l[y, x] = window.var(), window.mean()
             for c in range(2):
-                other = channels[c][y : y + 2 * radius + 1, x : x + 2 * radius + 1]
+                other = channels[c][y : y + size, x : x + size]
                 covariance[c, y, x] = (window * other).mean() - window.mean() * other.mean()
+                mean_ab[c, y, x] = other.mean()
     weight = (variance + 1.0) / (variance + 1.0).mean()
-    return covariance / (variance + eps / weight)[None]
+    slope = covariance / (variance + eps / weight)[None]
+    offset = mean_ab - slope * mean_l[None]
+    out = np.zeros((4, h, w))
+    for c, plane in enumerate([*slope, *offset]):
+        padded = pad(plane)
+        for y in range(h):
+            for x in range(w):
+                out[c, y, x] = padded[y : y + size, x : x + size].mean()
+    return out
 
 
 def naive_bilinear(maps: np.ndarray, height: int, width: int) -> np.ndarray:
@@ -54,20 +65,18 @@ def naive_bilinear(maps: np.ndarray, height: int, width: int) -> np.ndarray:
     return out
 
 
-def test_slope_and_upsampling_match_the_naive_oracle() -> None:
+def test_coefficients_and_upsampling_match_the_naive_oracle() -> None:
     generator = torch.Generator().manual_seed(0)
-    lightness = torch.rand(24, 30, generator=generator) * 100
-    ab_small = torch.randn(2, 6, 5, generator=generator) * 30
-    guide = low_resolution_guide(lightness, (6, 5))  # the guide is torch's antialiased resize, given to both
-    for radius, eps in ((1, DEFAULT_EPS), (2, 4.0)):
-        slope = guided_slope(guide, ab_small, radius, eps).numpy()
-        oracle = naive_slope(guide.numpy(), ab_small.numpy(), radius, eps)
-        np.testing.assert_allclose(slope, oracle, atol=1e-4, rtol=1e-4)
-    slope = naive_slope(guide.numpy(), ab_small.numpy(), 1, DEFAULT_EPS)
-    expected = naive_bilinear(ab_small.double().numpy(), 24, 30) + naive_bilinear(slope, 24, 30) * (
-        lightness.double().numpy()[None] - naive_bilinear(guide.double().numpy()[None], 24, 30)
-    )
-    np.testing.assert_allclose(guided_upsample(lightness, ab_small).numpy(), expected, atol=1e-4, rtol=1e-5)
+    lightness = torch.rand(32, 36, generator=generator) * 100
+    ab_small = torch.randn(2, 8, 9, generator=generator) * 30
+    guide = low_resolution_guide(lightness, (8, 9))  # the guide is torch's antialiased resize, given to both
+    for radius, eps in ((DEFAULT_RADIUS, DEFAULT_EPS), (1, 100.0)):
+        coefficients = guided_coefficients(guide, ab_small, radius, eps).numpy()
+        oracle = naive_coefficients(guide.numpy(), ab_small.numpy(), radius, eps)
+        np.testing.assert_allclose(coefficients, oracle, atol=1e-4, rtol=1e-4)
+    maps = naive_bilinear(naive_coefficients(guide.numpy(), ab_small.numpy(), DEFAULT_RADIUS, DEFAULT_EPS), 32, 36)
+    expected = maps[:2] * lightness.double().numpy()[None] + maps[2:]
+    np.testing.assert_allclose(guided_upsample(lightness, ab_small).numpy(), expected, atol=1e-3, rtol=1e-5)
 
 
 def step_edge(factor: int = 8) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -93,11 +102,22 @@ def test_a_step_edge_stays_sharp_where_bilinear_smears_it() -> None:
     assert float(bilinear_error.max()) > 40
 
 
-def test_flat_lightness_gives_exactly_bilinear() -> None:
+def window_means(planes: np.ndarray, radius: int) -> np.ndarray:
+    """Each pixel's mean over its (2r+1)^2 window, reflected at the borders, by loops."""
+    size = 2 * radius + 1
+    padded = np.pad(planes, ((0, 0), (radius, radius), (radius, radius)), mode="reflect")
+    _, h, w = planes.shape
+    return np.stack([[[padded[c, y : y + size, x : x + size].mean() for x in range(w)] for y in range(h)] for c in range(len(planes))])
+
+
+def test_flat_lightness_gives_the_bilinear_window_mean() -> None:
+    """No edge to follow: a = 0, b = the window mean of the prediction, averaged once more over
+    the windows (the filter's smoothing), then resized bilinearly."""
     lightness = torch.full((40, 56), 55.0)
     small = torch.randn(2, 5, 7, generator=torch.Generator().manual_seed(1)) * 20
-    bilinear = F.interpolate(small[None], size=(40, 56), mode="bilinear", align_corners=False)[0]
-    torch.testing.assert_close(guided_upsample(lightness, small), bilinear, atol=1e-4, rtol=0)
+    smoothed = window_means(window_means(small.double().numpy(), DEFAULT_RADIUS), DEFAULT_RADIUS)
+    expected = F.interpolate(torch.from_numpy(smoothed).float()[None], size=(40, 56), mode="bilinear", align_corners=False)[0]
+    torch.testing.assert_close(guided_upsample(lightness, small), expected, atol=1e-3, rtol=0)
 
 
 @pytest.mark.parametrize("upsampling", ["bilinear", "guided"])

@@ -150,3 +150,15 @@ def test_house_rules() -> None:
     members = private_members()
     found = [v for rel in source_files() for v in check_source((ROOT / rel).read_text(), rel, members)]
     assert not found, f"{len(found)} breaches of the house rules:\n" + "\n".join(found)
+
+
+def test_the_module_stays_wiring_and_checkpoint_reading_sits_below_its_users() -> None:
+    """Issue 27's house rules: module.py is the LightningModule's wiring (at most 250 lines;
+    what is not wiring lives next to what it serves), and neither colorizer.py nor
+    pretrained.py needs the other to read a checkpoint (checkpoint_io below both)."""
+    root = Path(__file__).resolve().parents[1] / "lit_colorize"
+    assert len((root / "module.py").read_text().splitlines()) <= 250
+    pretrained = (root / "pretrained.py").read_text()
+    checkpoint_io = (root / "checkpoint_io.py").read_text()
+    assert "lit_colorize.colorizer" not in pretrained and "def read_checkpoint" in checkpoint_io
+    assert "lit_colorize.colorizer" not in checkpoint_io and "lit_colorize.pretrained" not in checkpoint_io

@@ -86,7 +86,7 @@ def test_a_guided_model_colorizes_with_the_hints_it_is_given() -> None:
     lightness = full_resolution_l(photo)
     l_norm = network_input(lightness, working_size(40, 56, net.predict_short_side, net.size_multiple))
     channels = working_hints(parse_hints(hints, "p", 40, 56), (40, 56), tuple(l_norm.shape[-2:]))
-    expected = render(lightness, net.predict_ab(l_norm, [1.0], channels)[0][0])
+    expected = render(lightness, net.predict_ab(l_norm, [1.0], channels)[0][0], upsampling="guided")
     torch.testing.assert_close(colored, expected)
     assert not torch.equal(colored, colorizer.colorize(photo, temperature=1.0))
 

@@ -65,6 +65,8 @@ from lit_colorize.fullres import between_strips
 from lit_colorize.user_hints import MAX_HINTS, parse_hints
 
 STATIC = files("lit_colorize.app") / "static"
+#: The bin colors a suggestion shows when the page asks for the model's own decoding (mode-to-mean T).
+SUGGESTION_TEMPERATURE = 0.8
 log = logging.getLogger("lit_colorize.app")
 
 
@@ -288,11 +290,12 @@ def create_app(
     async def read_json(request: Request) -> dict[str, Any]:
         return parse_json(await read_body(request, limits.max_json_bytes, "request", limits.body_seconds))
 
-    def checked_request(photo: Photo, payload: Mapping[str, Any]) -> tuple[float, list[dict[str, Any]]]:
-        temperature = payload.get("temperature", 0.8)
-        if not is_number(temperature):
-            raise UploadError(f"temperature must be a number from 0 to 10, got {echo(temperature)}")
-        temperature = check_temperature(temperature)
+    def checked_request(photo: Photo, payload: Mapping[str, Any]) -> tuple[float | None, list[dict[str, Any]]]:
+        temperature = payload.get("temperature")  # null or absent: the model's own decoding
+        if temperature is not None:
+            if not is_number(temperature):
+                raise UploadError(f"temperature must be a number from 0 to 10, or null for the model's own decoding, got {echo(temperature)}")
+            temperature = check_temperature(temperature)
         hints = payload.get("hints") or []
         if hints and not net.hints:
             raise UploadError(
@@ -311,6 +314,7 @@ def create_app(
                 "name": model_name,
                 "hints": bool(net.hints),
                 "suggestions": bool(net.is_classifier),
+                "decoding": net.decodings_for(None)[0].as_hparam(),  # what a request without a temperature gets
                 "working_side": int(colorizer.working_size or net.predict_short_side),
                 "max_upload_bytes": limits.max_upload_bytes,
                 "max_pixels": limits.max_pixels,
@@ -368,7 +372,10 @@ def create_app(
         scale = photo.preview_scale
         found = await unless_disconnected(
             request,
-            gate.run(colorizer.suggest, photo.preview, *preview_point(x, y, scale), k, temperature, preview_hints(hints, scale)),
+            gate.run(
+                colorizer.suggest, photo.preview, *preview_point(x, y, scale), k, SUGGESTION_TEMPERATURE if temperature is None else temperature,
+                preview_hints(hints, scale),
+            ),
         )
         return JSONResponse([{"color": s["color"], "probability": s["probability"]} for s in found])
 

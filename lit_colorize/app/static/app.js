@@ -14,9 +14,22 @@ const state = {
   resultUrl: null,
   pickPoint: null,    // the pixel the open picker is for, marked on the photo
   downloading: null,  // the AbortController of a full-size download in progress
+  ownDecoding: true,  // the model's own recommended decoding (temperature null) until the slider is moved
 };
 
-function temperature() { return Number($("temperature").value); }
+// null asks the server for the model's own decoding (GET /api/model's "decoding").
+function temperature() { return state.ownDecoding ? null : Number($("temperature").value); }
+
+function decodingLabel() {
+  if (!state.ownDecoding) return `T=${temperature().toFixed(2)}`;
+  const own = state.model && state.model.decoding;
+  return own ? `the model's own ${own.name.replace("_", " ")} at T=${own.temperature}` : "the model's own decoding";
+}
+
+function fileTemperature() {
+  const own = state.model && state.model.decoding;
+  return state.ownDecoding ? (own ? own.temperature : "model") : temperature();
+}
 
 function showError(message) {
   $("error").textContent = message;
@@ -96,7 +109,7 @@ async function colorize() {
     const serverMs = response.headers.get("X-Colorize-Ms");
     const total = Math.round(performance.now() - started);
     const hintsNote = state.hints.length ? `, ${state.hints.length} hint${state.hints.length > 1 ? "s" : ""}` : "";
-    $("status").textContent = `Colorized at T=${temperature().toFixed(2)}${hintsNote} in ${serverMs} ms on the server ` +
+    $("status").textContent = `Colorized with ${decodingLabel()}${hintsNote} in ${serverMs} ms on the server ` +
       `(${total} ms with the round trip); shown at ${state.photo.preview_width}×${state.photo.preview_height}, ` +
       `downloads at ${state.photo.width}×${state.photo.height}.`;
     $("result").dataset.version = String(seq);
@@ -127,12 +140,26 @@ function colorizeSoon() {
   colorizeTimer = setTimeout(colorize, 60);
 }
 
+function showDecoding() {
+  $("temperature-value").textContent = state.ownDecoding ? "model's own" : temperature().toFixed(2);
+  for (const preset of document.querySelectorAll("[data-temperature]")) {
+    const own = preset.dataset.temperature === "model";
+    preset.setAttribute("aria-pressed", String(own ? state.ownDecoding : !state.ownDecoding && Number(preset.dataset.temperature) === temperature()));
+  }
+}
 $("temperature").addEventListener("input", () => {
-  $("temperature-value").textContent = temperature().toFixed(2);
+  state.ownDecoding = false;
+  showDecoding();
   colorizeSoon();
 });
 for (const preset of document.querySelectorAll("[data-temperature]")) {
   preset.addEventListener("click", () => {
+    if (preset.dataset.temperature === "model") {
+      state.ownDecoding = true;
+      showDecoding();
+      colorizeSoon();
+      return;
+    }
     $("temperature").value = preset.dataset.temperature;
     $("temperature").dispatchEvent(new Event("input"));
   });
@@ -154,7 +181,7 @@ async function download() {
       method: "POST", headers: { "Content-Type": "application/json" }, signal: controller.signal,
       body: JSON.stringify({ temperature: temperature(), hints: hintsForServer() }),
     });
-    saveBlob(await response.blob(), `${state.name}_colorized_T${temperature()}.png`);
+    saveBlob(await response.blob(), `${state.name}_colorized_T${fileTemperature()}.png`);
     $("status").textContent = `Downloaded ${state.photo.width}×${state.photo.height}.`;
   } catch (error) {
     if (controller.signal.aborted) {
