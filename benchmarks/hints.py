@@ -22,7 +22,7 @@ resolution, and in its bin decoded as the model's bins are); the share of pixels
 bin is among the model's top 6 suggestions with no hint (on every 3rd held-out Landscape photo
 at the model's own working size, where that target was set).
 
-    python -m benchmarks.hints --picture docs/hints/example.png | tee docs/hints/benchmark.txt
+    python -m benchmarks.hints --every 5 --picture docs/hints/locality_v1.png | tee docs/hints/benchmark.txt
     python -m benchmarks.hints --hint_ckpt a.ckpt b.ckpt --working_sizes 64 --every 4
 """
 
