@@ -48,8 +48,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="folders of color photos, each measured on its own",
     )  # fmt: skip
     parser.add_argument("--sizes", nargs="+", type=int, default=list(SIZES))
-    parser.add_argument("--max-photos", type=int, default=None)
+    parser.add_argument("--max-photos", type=int, default=None, help="the first N photos of each folder")
     parser.add_argument("--timing-rounds", type=int, default=2, help="timed 12 MP colorizations per setting")
+    parser.add_argument("--no-timing", action="store_true", help="quality only: no 12 MP timing")
     parser.add_argument("--out", default=None, help="also write the printed report to this file")
     parser.add_argument("--quick", action="store_true", help="2 photos, 2 sizes, a 1 MP timing photo")
     args = parser.parse_args(argv)
@@ -117,7 +118,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{folder} not found: give --inputs folders of color photos", file=sys.stderr)
             return 1
         measure_quality(module, folder, args.sizes, args.max_photos, emit)
-    measure_time(module, args.sizes, args.timing_rounds, args.quick, emit)
+    if not args.no_timing:
+        measure_time(module, args.sizes, args.timing_rounds, args.quick, emit)
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text("\n".join(lines) + "\n", encoding="utf-8")

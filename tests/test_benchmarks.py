@@ -148,3 +148,20 @@ def test_gpu_check_refuses_to_run_without_a_gpu() -> None:
         cwd=REPO_ROOT, capture_output=True, text=True, timeout=120, env={**os.environ, "PYTHON": sys.executable},
     )  # fmt: skip
     assert result.returncode == 1 and "no CUDA GPU" in result.stderr and "--cpu-smoke" in result.stderr
+
+
+def test_working_size_benchmark_small_run(shared_data: Path, tmp_path: Path) -> None:
+    """Issue 27's measurement of working size x upsampling: every row it prints comes from
+    evaluate's path, gray once, and the timing is relative to bilinear at the smallest size."""
+    result = subprocess.run(
+        [sys.executable, "-m", "benchmarks.working_size", "--quick", "--inputs", str(shared_data / "photos" / "bsds500" / "val"),
+         "--sizes", "64", "96", "--out", str(tmp_path / "report.txt")],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = (tmp_path / "report.txt").read_text()
+    assert report == result.stdout
+    rows = [line for line in report.splitlines() if line.startswith("| ") and "photos)" in line]
+    assert len(rows) == 1 + 2 * 4  # gray, then 2 decodings x 2 upsamplings per size
+    assert sum("bilinear" in row for row in rows) == 4
+    assert "| 64 | 1.00x |" in report  # the reference of the timing

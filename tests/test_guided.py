@@ -140,21 +140,25 @@ def test_bad_settings_are_named() -> None:
         widen_ab(torch.zeros(2, 2, 2), 8, upsampling="guided")
 
 
-def test_on_real_photos_guided_puts_true_chroma_back_closer_than_bilinear() -> None:
-    """benchmarks/upsampling.py's protocol on a few held-out photos (BSDS500 val, never a
-    reported test set): the true ab, area-averaged down 8x, brought back by each method."""
+@pytest.mark.slow
+def test_on_real_photos_the_models_colors_come_closer_to_the_truth_guided() -> None:
+    """benchmarks/upsampling.py --model's protocol on photos the shipped model never trained on
+    (BSDS500 test: checked here, never tuned on): its predicted ab, upsampled guided, gives
+    photos nearer the truth than bilinear does (ab RMSE and median PSNR), because the filter
+    smooths the blotches of a wrong prediction and keeps the photo's edges."""
     from benchmarks.common import SHARED_DATA
-    from benchmarks.upsampling import measure, methods
+    from benchmarks.upsampling import measure, methods, model_prediction
     from lit_colorize.files import image_files
 
-    folder = SHARED_DATA / "photos" / "bsds500" / "val"
+    folder = SHARED_DATA / "photos" / "bsds500" / "test"
     if not folder.is_dir():
         pytest.skip(f"needs the shared photos ({folder}), beside the checkout as ../shared")
     upsamplers = {name: fn for name, fn in methods(grid=False).items() if not name.startswith("joint")}
-    results = measure(image_files(folder)[:15], 8, upsamplers)
-    guided, bilinear = results[f"guided r1 eps{DEFAULT_EPS:g}"], results["bilinear"]
+    with torch.no_grad():
+        results = measure(image_files(folder)[:12], model_prediction(64), upsamplers)
+    guided, bilinear = results[f"guided r{DEFAULT_RADIUS} eps{DEFAULT_EPS:g}"], results["bilinear"]
     assert guided[0] < bilinear[0]  # ab RMSE
-    assert guided[1] < bilinear[1]  # share of pixels off by more than 10 ab units
+    assert guided[3] > bilinear[3]  # median PSNR of the rendered photos
 
 
 @pytest.mark.parametrize("size", [(1, 1), (1, 7), (5, 1)])
