@@ -68,8 +68,16 @@ def test_shipped_model_is_small_safe_and_trained_by_the_recipe() -> None:
     recipe = parsed_config("fit", "--config", str(RECIPE))["model"]["init_args"]
     # options added after it was trained are absent from its hyperparameters: they load as their defaults
     defaults = {name: p.default for name, p in inspect.signature(ColorizationModule.__init__).parameters.items()}
+    # measured after training and recorded when shipped (scripts/ship_model.py): not the recipe's
+    assert recorded_defaults(recipe, hparams) == (64, {"name": "annealed_mean", "temperature": 0.38})
     assert {key: hparams.get(key, defaults[key]) for key in recipe} == recipe
     assert bool(checkpoint["state_dict"]["net.color_table.built"])
+
+
+def recorded_defaults(recipe: dict, hparams: dict) -> tuple:
+    """The shipped predict defaults (issue 27), taken out of ``recipe`` (where they are unset)."""
+    assert recipe.pop("predict_working_size") is None and recipe.pop("predict_decoding") is None
+    return hparams.get("predict_working_size"), hparams.get("predict_decoding")
 
 
 def test_colorizes_a_real_photo_plausibly(colorizer: Colorizer, shared_data: Path) -> None:
@@ -133,6 +141,7 @@ def test_shipped_hint_model_is_small_safe_and_trained_by_the_hints_config() -> N
     recipe = parsed_config("fit", "--config", str(REPO_ROOT / "configs" / "hints.yaml"))["model"]["init_args"]
     # v1 predates issue 31's fix, which the config now has (the hint twin is retrained with it)
     assert recipe.pop("hint_free_context") is True and not hparams.get("hint_free_context", False)
+    assert recorded_defaults(recipe, hparams) == (64, {"name": "mode_mean", "temperature": 0.8})
     defaults = {name: p.default for name, p in inspect.signature(ColorizationModule.__init__).parameters.items()}
     assert {key: hparams.get(key, defaults[key]) for key in recipe} == recipe and recipe["hints"] is True
     assert Colorizer.pretrained(hints=True).module.net.hints and not Colorizer.pretrained().module.net.hints
