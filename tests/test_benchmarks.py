@@ -91,7 +91,8 @@ def test_video_benchmark_small_run(shared_data: Path, tmp_path: Path) -> None:
 
 
 def test_hints_benchmark_small_run(shared_data: Path, tmp_path: Path) -> None:
-    """A briefly trained guided model on a few held-out photos: the tables, the verdicts, the picture."""
+    """A briefly trained guided model on two BSDS500 test photos at full resolution: the tables,
+    the locality rows, the verdicts (a target this tiny model misses exits 1, never a crash), the picture."""
     from tests.helpers import fitted_module
 
     _, _, trainer = fitted_module(tmp_path / "run", widths=(8, 16, 32), hints=True)
@@ -99,16 +100,18 @@ def test_hints_benchmark_small_run(shared_data: Path, tmp_path: Path) -> None:
     trainer.save_checkpoint(checkpoint)
     picture = tmp_path / "hints.png"
     result = subprocess.run(
-        [sys.executable, "-m", "benchmarks.hints", "--hint_ckpt", str(checkpoint), "--every", "400",
-         "--patches", "6", "2", "--picture", str(picture)],
+        [sys.executable, "-m", "benchmarks.hints", "--hint_ckpt", str(checkpoint), "--every", "100",
+         "--working_sizes", "64", "--picture", str(picture)],
         cwd=REPO_ROOT, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
-    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.returncode in (0, 1) and "Traceback" not in result.stderr, result.stderr[-3000:]
     out = result.stdout
-    assert "3 held-out photos" in out and out.count("no hints (same budget)") == 3 and "Zhang et al. 2017" in out
-    assert out.count("MET   ") + out.count("MISSED ") == 5
-    with Image.open(picture) as image:  # gray | automatic | 1, 5, 20 hints | truth, side by side
-        assert image.size[0] == 6 * image.size[1]
+    assert "2 BSDS500 test photos (every 100th), full resolution" in out and "Zhang et al. 2017" in out
+    assert out.count("no hints (same budget)") == 3 and "Locality:" in out and "N=1:" in out
+    verdicts = out.count("\nMET    ") + out.count("\nNOT MET")
+    assert verdicts == 6 and result.returncode == int("NOT MET" in out)  # 5 per model and size, and the suggestions
+    with Image.open(picture) as image:  # automatic | 1 hint | moved | 3 hints | moved, one row for the one model
+        assert image.size[0] > 4 * image.size[1]
 
 
 def test_serve_load_test(shared_data: Path) -> None:
