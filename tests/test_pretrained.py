@@ -113,9 +113,10 @@ def test_predict_without_a_checkpoint_uses_the_shipped_model(
           "--writer.output_dir", str(tmp_path / "out"), "--trainer.enable_progress_bar", "false"])  # fmt: skip
     assert "the shipped model" in capsys.readouterr().err
     (written,) = (tmp_path / "out").iterdir()
+    assert written.name == "old_colorized_T0.38.png"  # the model's own decoding (predict.yaml: temperatures null)
     with Image.open(written) as image:
         from_cli = np.asarray(image.convert("RGB"))
-    expected = np.asarray(colorizer.colorize(tmp_path / "old.png", temperature=0.8))  # predict.yaml's writer T
+    expected = np.asarray(colorizer.colorize(tmp_path / "old.png"))  # the Colorizer's default: the same
     assert from_cli.shape == expected.shape == (90, 120, 3)
     assert np.abs(from_cli.astype(int) - expected).max() <= 1  # the same model, batched otherwise
 
