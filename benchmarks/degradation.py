@@ -25,7 +25,6 @@ import multiprocessing
 import os
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +34,6 @@ from benchmarks import recipe
 from benchmarks.common import SHARED_DATA, machine_line
 from datamodules import Landscape
 from lit_colorize import ColorizationModule
-from lit_colorize.batches import images_of
 from lit_colorize.colorizer import module_from_checkpoint
 from lit_colorize.evaluation import GRAY, Evaluation, Setting, evaluate
 
@@ -69,22 +67,6 @@ def datamodule_for(args: argparse.Namespace) -> Landscape:
     datamodule = Landscape(roots=[args.landscape], image_size=64, batch_size=32, seed=args.seed, cache_dir=args.cache_dir)
     datamodule.setup("fit")
     return datamodule
-
-
-def seconds_per_step(module: ColorizationModule, datamodule: Landscape, repeats: int = 3) -> float:
-    """Wall time of one training step (augmentation, degradation, forward, loss, backward, Adam)."""
-    images = images_of(next(iter(datamodule.train_dataloader())))
-    optimizer = torch.optim.Adam(module.parameters())
-    module.train()
-    timings = []
-    for _ in range(repeats + 1):
-        start = time.perf_counter()
-        optimizer.zero_grad()
-        batch = module.prepare_training_batch(images, datamodule.train_augmentation)
-        module.compute_loss(batch).loss.backward()
-        optimizer.step()
-        timings.append(time.perf_counter() - start)
-    return min(timings[1:])
 
 
 def train(args: argparse.Namespace, degrade: bool, steps: int, checkpoint: Path) -> float:
@@ -139,8 +121,8 @@ def main(argv: list[str] | None = None) -> None:
     log("lit-colorize old-photo degradation: trained with and without, evaluated clean and degraded" + (" (--quick)" if args.quick else ""))
     log(machine_line() + "; one thread per model" + ("" if args.sequential else ", both models trained at once"))
     datamodule = datamodule_for(args)
-    cost = seconds_per_step(ColorizationModule(**RECIPE, degrade_input=True), datamodule)
-    plain_cost = seconds_per_step(ColorizationModule(**RECIPE), datamodule)
+    cost = recipe.seconds_per_step(ColorizationModule(**RECIPE, degrade_input=True), datamodule, augmented=True)
+    plain_cost = recipe.seconds_per_step(ColorizationModule(**RECIPE), datamodule, augmented=True)
     steps = args.steps or max(1, round(args.minutes * 60 / cost))
     log(
         f"a step: {plain_cost * 1000:.0f} ms without, {cost * 1000:.0f} ms with the degradation (one thread, alone); "

@@ -87,8 +87,10 @@ def datamodule_for(args: argparse.Namespace, data: dict[str, Any]) -> Landscape:
     return datamodule
 
 
-def seconds_per_step(module: ColorizationModule, datamodule: Landscape, repeats: int = 3) -> float:
-    """Wall time of one training step (forward, loss, backward, Adam) on a real batch, after a warm-up."""
+def seconds_per_step(module: ColorizationModule, datamodule: Landscape, repeats: int = 3, augmented: bool = False) -> float:
+    """Wall time of one training step on a real batch, after a warm-up: the module's training
+    batch preparation (its hints and L degradation, if any; the DataModule's augmentation when
+    ``augmented``), forward, loss, backward, Adam."""
     images = images_of(next(iter(datamodule.train_dataloader())))
     optimizer = torch.optim.Adam(module.parameters())
     module.train()
@@ -96,7 +98,8 @@ def seconds_per_step(module: ColorizationModule, datamodule: Landscape, repeats:
     for _ in range(repeats + 1):
         start = time.perf_counter()
         optimizer.zero_grad()
-        module.compute_loss(module.prepare_batch(images)).loss.backward()
+        batch = module.prepare_training_batch(images, datamodule.train_augmentation if augmented else None)
+        module.compute_loss(batch).loss.backward()
         optimizer.step()
         timings.append(time.perf_counter() - start)
     return min(timings[1:])

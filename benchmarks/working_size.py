@@ -29,7 +29,7 @@ import torch
 
 from benchmarks.common import SHARED_DATA, interleaved_seconds, machine_line
 from lit_colorize.colorizer import module_from_checkpoint
-from lit_colorize.evaluation import GRAY, Evaluation, Setting, cell, evaluate
+from lit_colorize.evaluation import GRAY, Setting, cell, evaluate
 from lit_colorize.fullres import UPSAMPLINGS
 from lit_colorize.pretrained import pretrained_checkpoint
 
