@@ -12,11 +12,14 @@ from __future__ import annotations
 from typing import Any, NotRequired, TypedDict
 
 import lightning as L
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from lit_colorize.bins import ab_to_bin
 from lit_colorize.color import split_lab, to_float_rgb
+from lit_colorize.global_hints import GlobalHintSampling, sample_global_hints
+from lit_colorize.hints import HintSampling, sample_hints
 from lit_colorize.prediction import is_photo_batch  # noqa: F401 - part of the batch contract
 
 
@@ -30,6 +33,7 @@ class PreparedBatch(TypedDict):
     bins: Tensor  # (B, h, w) long: the ab bin of each output pixel, the class target
     index: NotRequired[Tensor]  # (B,) dataset index of each image, when the loader gives it (predict)
     hints: NotRequired[Tensor]  # (B, 3, H, W) simulated hint ab and mask (user-guided models, training)
+    global_hint: NotRequired[Tensor]  # (B, Q + 2) simulated global hint vectors (global-hints models, training)
 
 
 class ColorizationDataModule(L.LightningDataModule):
@@ -67,3 +71,15 @@ def prepare_batch(images: Tensor, grid_size: int, output_stride: int = 1) -> Pre
     l_norm, ab = split_lab(rgb)
     target_ab = ab if output_stride == 1 else F.avg_pool2d(ab, output_stride)
     return PreparedBatch(rgb=rgb, l=l_norm, ab=ab, target_ab=target_ab, bins=ab_to_bin(target_ab, grid_size))
+
+
+def simulate_hints(
+    batch: PreparedBatch, grid_size: int, local: HintSampling | None, global_: GlobalHintSampling | None
+) -> PreparedBatch:
+    """A training batch with the hints its model takes simulated from its truth, on the device:
+    local hint channels (:mod:`lit_colorize.hints`) and global hint vectors (:mod:`lit_colorize.global_hints`)."""
+    if local is not None:
+        batch["hints"] = torch.cat(sample_hints(batch["ab"], local), dim=1)
+    if global_ is not None:
+        batch["global_hint"] = sample_global_hints(batch["ab"], grid_size, global_)
+    return batch

@@ -19,11 +19,12 @@ from PIL import Image, ImageOps
 from torch import Tensor
 
 from lit_colorize.checkpoint_io import read_checkpoint
-from lit_colorize.errors import CheckpointError, check_temperature, check_working_size
+from lit_colorize.errors import CheckpointError, UserError, check_temperature, check_working_size
 from lit_colorize.imageio import pillow_pixels, read_image
 from lit_colorize.bins import MissingColorTableError, require_color_table
 from lit_colorize.color import lab_to_rgb
 from lit_colorize.fullres import DEFAULT_UPSAMPLING, check_upsampling, full_resolution_l, network_input, working_size
+from lit_colorize.global_hints import GlobalHintError, global_hint_vector, palette_distribution, reference_distribution
 from lit_colorize.module import ColorizationModule
 from lit_colorize.network import upgrade_state_dict
 from lit_colorize.pretrained import PRETRAINED_HINTS_NAME, pretrained_checkpoint
@@ -149,21 +150,60 @@ class Colorizer:
 
     @torch.no_grad()
     def colorize(
-        self, image: ImageLike | Sequence[ImageLike], temperature: float | None = None, hints: Sequence[dict] | None = None
+        self,
+        image: ImageLike | Sequence[ImageLike],
+        temperature: float | None = None,
+        hints: Sequence[dict] | None = None,
+        reference: ImageLike | None = None,
+        palette: Sequence[Any] | None = None,
+        weights: Sequence[float] | None = None,
     ) -> Any:
         """``temperature``: None, the model's own recommended decoding (its ``predict_decoding``;
         mode-mean T=0.8 for a model without one); else 0 (each bin's mode) to 10, 1 its mean,
         with the model's decoding; ValueError otherwise, NaN included.
         ``hints`` (a model trained with ``hints: true``): colors to impose, e.g.
         ``[{"x": 120, "y": 45, "color": "#2a6fdb"}, {"x": 300, "y": 210, "color": (40, 90, 30), "size": 7}]``,
-        in the photo's pixels (:mod:`lit_colorize.user_hints`); :class:`HintError` for a bad one."""
-        temperatures = _temperatures(temperature)
+        in the photo's pixels (:mod:`lit_colorize.user_hints`); :class:`HintError` for a bad one.
+        ``reference`` (an image, as ``image``, any size) or ``palette`` (``["#2a6fdb", "#c8a27a"]``,
+        optional ``weights``) (a model trained with ``global_hints: true``): the colors the whole
+        photo should hold (:mod:`lit_colorize.global_hints`); :class:`GlobalHintError` for a bad one."""
+        return self._colorize(image, _temperatures(temperature), hints, self.global_hint(reference, palette, weights))
+
+    def global_hint(
+        self, reference: ImageLike | None = None, palette: Sequence[Any] | None = None, weights: Sequence[float] | None = None
+    ) -> Tensor | None:
+        """The network's global hint vector (Q + 2,) of a ``reference`` image or a ``palette`` (see
+        :meth:`colorize`), None when neither is given; :class:`GlobalHintError` in one line otherwise."""
+        if reference is None and palette is None:
+            if weights is not None:
+                raise GlobalHintError("weights were given without a palette; pass palette=['#rrggbb', ...] with them")
+            return None
+        if reference is not None and (palette is not None or weights is not None):
+            raise GlobalHintError("give a reference photo or a palette (with its weights), not both")
+        if not self.module.net.global_hints:
+            raise GlobalHintError(
+                f"a {'reference photo' if palette is None else 'palette'} was given, but this model was trained without global "
+                "hints (global_hints: false); use a model trained with global_hints: true, or leave it out"
+            )
+        grid_size = self.module.hparams.grid_size
+        if palette is not None:
+            return global_hint_vector(palette_distribution(palette, weights, grid_size), grid_size, self.device)
+        try:
+            rgb, _ = _as_rgb_alpha(reference)
+        except (TypeError, ValueError) as error:
+            if isinstance(error, UserError):  # a file that cannot be read names itself
+                raise
+            raise GlobalHintError(f"the reference photo cannot be used: {error}") from None
+        return global_hint_vector(reference_distribution(rgb.to(self.device), grid_size), grid_size, self.device)
+
+    def _colorize(self, image: ImageLike | Sequence[ImageLike], temperatures: list[float] | None, hints: Any, global_hint: Tensor | None) -> Any:
         if isinstance(image, (list, tuple)):
-            return [self.colorize(one, temperature, hints) for one in image]
+            return [self._colorize(one, temperatures, hints, global_hint) for one in image]
         rgb, alpha = _as_rgb_alpha(image)
         checked = self._checked_hints(hints, image, rgb)
         net = self.module.net
-        colored = net.colorize_photo(rgb.to(self.device), temperatures, self.working_size, checked, self.upsampling)[0].cpu()
+        photo = rgb.to(self.device)
+        colored = net.colorize_photo(photo, temperatures, self.working_size, checked, self.upsampling, global_hint)[0].cpu()
         if alpha is not None:
             colored = torch.cat([colored, alpha], dim=0)
         return _like(image, colored)

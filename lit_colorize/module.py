@@ -14,16 +14,16 @@ import torch
 from torch import Tensor, nn
 from torchmetrics import MeanMetric
 
-from lit_colorize.batches import PreparedBatch, is_photo_batch, images_of, prepare_batch, train_augmentation_of
+from lit_colorize.batches import PreparedBatch, is_photo_batch, images_of, prepare_batch, simulate_hints, train_augmentation_of
 from lit_colorize.bins import ColorTable, require_color_table
 from lit_colorize.chunked_head import chunked_head_cross_entropy
 from lit_colorize.color import join_lab, to_float_rgb, upsample_ab
 from lit_colorize.degrade import Degradation
 from lit_colorize.divergence import DivergenceGuard
 from lit_colorize.errors import ConfigError, check_temperature, check_temperatures, check_working_size
-from lit_colorize.hints import HintSampling, Location as HintLocation, sample_hints
-from lit_colorize.losses import ClassLossOptions, LossOutput, class_targets, classification_loss
-from lit_colorize.losses import image_weights, rebalancing_weights, regression_loss
+from lit_colorize.global_hints import GlobalHintSampling
+from lit_colorize.hints import HintSampling, Location as HintLocation
+from lit_colorize.losses import ClassLossOptions, LossOutput, class_targets, classification_loss, image_weights, rebalancing_weights, regression_loss
 from lit_colorize.metrics import EvaluationMetrics, PixelAccuracy
 from lit_colorize.options import Decoding, Head, LRSchedule, Optimizer, build_optimizers, check_module_options
 from lit_colorize.network import ColorizationNet, upgrade_state_dict
@@ -68,6 +68,8 @@ class ColorizationModule(L.LightningModule):
         hint_location: HintLocation = "uniform",
         hint_stop_probability: float = 0.125,
         hint_free_context: bool = False,
+        global_hints: bool = False,
+        global_hint_probability: float = 0.5,
         predict_working_size: int | None = None,
         predict_decoding: dict[str, Any] | None = None,
         fused_head_loss: bool = True,
@@ -83,10 +85,11 @@ class ColorizationModule(L.LightningModule):
         ``hints``: Zhang et al. 2017's user-guided model, hints simulated while training
         (``hint_stop_probability``, ``hint_location``: :mod:`lit_colorize.hints`; ``hint_free_context``:
         the global context without the hints, so a hint stays local, issue 31); evaluation runs without
-        hints. ``predict_working_size``, ``predict_decoding`` (``{name: annealed_mean, temperature:
-        0.38}``): what predict, the Colorizer, the page and video use by default, measured for the model.
-        ``fused_head_loss``: the loss without the logits (``chunked_head``); ``channels_last``: NHWC;
-        ``compile``: ``torch.compile`` of the U-Net body."""
+        hints. ``global_hints``: a palette's or reference photo's ab distribution as a further input, the truth's own
+        given while training with ``global_hint_probability`` (:mod:`lit_colorize.global_hints`); evaluation: none.
+        ``predict_working_size``, ``predict_decoding`` (``{name: annealed_mean, temperature: 0.38}``): what predict,
+        the Colorizer, the page and video use by default, measured for the model. ``fused_head_loss``: the loss
+        without the logits (``chunked_head``); ``channels_last``: NHWC; ``compile``: ``torch.compile`` of the U-Net body."""
         super().__init__()
         check_module_options(head, optimizer, lr_schedule, grid_size, lr, bool(class_rebalancing or soft_targets or gamut_classes))
         eval_temperature = check_temperature(eval_temperature, "eval_temperature")
@@ -98,12 +101,13 @@ class ColorizationModule(L.LightningModule):
         try:
             self.net = ColorizationNet(
                 head, grid_size, widths, activation, output_stride, decoding, gamut_classes, channels_last, global_context,
-                hints, predict_working_size, predict_decoding, hint_free_context,
+                hints, predict_working_size, predict_decoding, hint_free_context, global_hints,
             )
         except ValueError as error:  # widths, activation, output_stride: the user's options
             raise ConfigError(str(error)) from error
         self.degradation = Degradation() if degrade_input else nn.Identity()  # of the L input while training: lit_colorize.degrade
         self.hint_sampling = HintSampling(stop_probability=hint_stop_probability, location=hint_location) if hints else None
+        self.global_hint_sampling = GlobalHintSampling(global_hint_probability) if global_hints else None
         self.loss_options = ClassLossOptions(grid_size, soft_targets, soft_sigma, gamut_classes, class_rebalancing)
         # Derived from the bin table when it is built (see on_color_table_built); saved with it.
         self.register_buffer("class_weights", torch.ones(grid_size * grid_size))
@@ -123,9 +127,9 @@ class ColorizationModule(L.LightningModule):
     def color_table(self) -> ColorTable | None:
         return self.net.color_table  # None for the regression head
 
-    def forward(self, l_norm: Tensor) -> Tensor:
-        """Network-scaled L (B, 1, H, W) (a hint model: and hint ab, mask) -> bin logits or normalized ab."""
-        return self.net(l_norm)
+    def forward(self, l_norm: Tensor, global_hint: Tensor | None = None) -> Tensor:
+        """Network-scaled L (B, 1, H, W) (a hint model: and hint ab, mask), global hint vectors -> bin logits or normalized ab."""
+        return self.net(l_norm, global_hint)
 
     def configure_model(self) -> None:
         if self.hparams.compile:
@@ -151,21 +155,18 @@ class ColorizationModule(L.LightningModule):
             images = augmentation(to_float_rgb(images)).clamp_(0.0, 1.0)
         batch = self.prepare_batch(images)
         batch["l"] = self.degradation(batch["l"])
-        if self.hint_sampling is not None:
-            batch["hints"] = torch.cat(sample_hints(batch["ab"], self.hint_sampling), dim=1)
-        return batch
+        return simulate_hints(batch, self.hparams.grid_size, self.hint_sampling, self.global_hint_sampling)
 
-    def network_input(self, batch: PreparedBatch) -> Tensor:
-        """L, and the batch's hints for a user-guided model (none outside training)."""
-        return self.net.network_input(batch["l"], batch.get("hints"))
+    def network_input(self, batch: PreparedBatch) -> tuple[Tensor, Tensor | None]:
+        """L with the batch's hints for a user-guided model, and its global hints (none outside training)."""
+        return self.net.network_input(batch["l"], batch.get("hints")), batch.get("global_hint")
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         """Lab and bins on the device; while training, first the DataModule's declared
         ``train_augmentation`` (see ``batches.ColorizationDataModule``). Photos pass as they are."""
         if is_photo_batch(batch):
             return batch
-        images = images_of(batch)
-        trainer = self._trainer
+        images, trainer = images_of(batch), self._trainer
         if trainer is None or not trainer.training:
             index = {"index": batch["index"]} if isinstance(batch, dict) and "index" in batch else {}
             return {**self.prepare_batch(images), **index}  # type: ignore[typeddict-item]
@@ -181,14 +182,14 @@ class ColorizationModule(L.LightningModule):
         threshold = self.hparams.gray_image_threshold
         per_image = image_weights(batch["target_ab"], threshold) if self.training and threshold is not None else None
         if not self.is_classifier:
-            output = self(self.network_input(batch))
+            output = self(*self.network_input(batch))
             predicted = self.net.predicted_bins(output.detach())
             return LossOutput(regression_loss(output, batch["target_ab"], per_image), predicted, output)
         targets = class_targets(batch["bins"], batch.get("target_ab"), self.loss_options, self.net.class_of_bin, self.class_weights, per_image)
         if self.training and self.hparams.fused_head_loss:
-            features = self.net.body(self.network_input(batch))
+            features = self.net.body(*self.network_input(batch))
             return LossOutput(*chunked_head_cross_entropy(features, self.net.head.weight, self.net.head_bias(), *targets))
-        output = self(self.network_input(batch))
+        output = self(*self.network_input(batch))
         return LossOutput(classification_loss(output, targets), output.detach().argmax(dim=1), output)
 
     def training_step(self, batch: PreparedBatch, batch_idx: int) -> Tensor:
@@ -223,8 +224,7 @@ class ColorizationModule(L.LightningModule):
     def _evaluate(self, batch: PreparedBatch, stage: str) -> None:
         result = self.compute_loss(batch)
         # One argmax per batch (in compute_loss) serves the decoding and the top-1 accuracy.
-        ab = self.net.decode(result.output, self.hparams.eval_temperature, result.predicted_bins)
-        ab = upsample_ab(ab, batch["ab"].shape[-2:])
+        ab = upsample_ab(self.net.decode(result.output, self.hparams.eval_temperature, result.predicted_bins), batch["ab"].shape[-2:])
         rgb = (join_lab(batch["l"], ab), batch["rgb"])
         self.evaluation.update(result.loss, result.predicted_bins, result.output, batch["bins"], (ab, batch["ab"]), rgb)
         for name, metric in self.evaluation.named_metrics():

@@ -15,6 +15,7 @@ from lit_colorize.bins import ColorTable, ab_to_bin, nearest_occupied, require_c
 from lit_colorize.chunked_head import chunked_head_argmax
 from lit_colorize.color import denormalize_ab, join_lab, upsample_ab
 from lit_colorize.fullres import DEFAULT_UPSAMPLING, colorize_full_resolution
+from lit_colorize.global_hints import no_hint_vectors, vector_size
 from lit_colorize.options import Decoding, DecodingChoice, Head, check_predict_decoding
 from lit_colorize.unet import PRESETS, Activation, UNet
 from lit_colorize.user_hints import UserHint, working_hints
@@ -23,6 +24,7 @@ DEFAULT_WORKING_SIZE = 256  # for a model whose training image size was never re
 #: predict's temperature for a model that recorded no decoding of its own (mode-mean, T=0.8).
 FALLBACK_TEMPERATURE = 0.8
 HINT_CHANNELS = 3  # a user-guided model's extra input: hint ab (normalized, 0 = none) and the hint mask
+NO_GLOBAL_HINTS = "this model was trained without global hints (global_hints: false); it cannot take a reference or palette"
 #: Buffers that moved into the network; checkpoints written before hold them at the top level.
 _MOVED_KEYS = ("color_table.", "class_of_bin", "train_image_size")
 
@@ -44,6 +46,9 @@ class ColorizationNet(UNet):
     ``hint_free_context`` (with ``hints`` and ``global_context``): the global scene vector is
     computed from L alone (``UNet``'s ``context_channels``), so a hint acts only within the
     convolutions' reach (issue 31); off for checkpoints trained before it.
+    ``global_hints``: the network also takes a global hint vector (a color distribution over its
+    bins, a saturation, a none flag: :mod:`lit_colorize.global_hints`) fused at the bottleneck;
+    given none it sees the none vector, so every automatic path works with it unchanged.
     """
 
     def __init__(
@@ -61,6 +66,7 @@ class ColorizationNet(UNet):
         predict_working_size: int | None = None,
         predict_decoding: DecodingChoice | dict | None = None,
         hint_free_context: bool = False,
+        global_hints: bool = False,
     ) -> None:
         self.is_classifier = head == "classification"
         num_bins = grid_size * grid_size
@@ -69,9 +75,10 @@ class ColorizationNet(UNet):
             raise ValueError("hint_free_context needs hints: true and global_context: true (it keeps hints out of the global context)")
         context_channels = 1 if hint_free_context else None
         super().__init__(
-            in_channels, num_bins if self.is_classifier else 2, widths, activation, output_stride, global_context, context_channels
+            in_channels, num_bins if self.is_classifier else 2, widths, activation, output_stride, global_context, context_channels,
+            vector_size(grid_size) if global_hints else None,
         )
-        self.hints = hints
+        self.hints, self.global_hints = hints, global_hints
         self.grid_size, self.decoding, self.gamut_classes, self.channels_last = grid_size, decoding, gamut_classes, channels_last
         self.color_table = ColorTable(grid_size) if self.is_classifier else None
         self.predict_working_size = predict_working_size
@@ -98,17 +105,33 @@ class ColorizationNet(UNet):
             hints = l_norm.new_zeros(l_norm.shape[0], HINT_CHANNELS, *l_norm.shape[-2:])
         return torch.cat([l_norm, hints.to(l_norm.dtype)], dim=1)
 
-    def body(self, l_norm: Tensor) -> Tensor:
+    def global_hint_input(self, batch: int, global_hint: Tensor | None, like: Tensor) -> Tensor | None:
+        """The (B, Q + 2) global hint vectors the U-Net takes: ``global_hint`` (one (Q + 2,) vector
+        for the whole batch, or one per image), the none vector when None; None for a model
+        without global hints, which refuses one."""
+        if not self.global_hints:
+            if global_hint is not None:
+                raise ValueError(NO_GLOBAL_HINTS)
+            return None
+        if global_hint is None:
+            return no_hint_vectors(batch, self.grid_size, like.device, like.dtype)
+        if global_hint.shape[-1] != vector_size(self.grid_size) or global_hint.ndim not in (1, 2):
+            raise ValueError(f"a global hint is (Q + 2,) or (B, Q + 2) with Q + 2 = {vector_size(self.grid_size)}, got {tuple(global_hint.shape)}")
+        return global_hint.to(like.device, like.dtype).expand(batch, -1)
+
+    def body(self, l_norm: Tensor, global_hint: Tensor | None = None) -> Tensor:
         """The U-Net body's output, before the head: channels_last and compiled when so set.
-        Takes L alone (a user-guided model then sees no hint) or :meth:`network_input`'s result."""
+        Takes L alone (a user-guided model then sees no hint) or :meth:`network_input`'s result;
+        ``global_hint``: see :meth:`global_hint_input`."""
         if self.hints and l_norm.shape[1] == 1:
             l_norm = self.network_input(l_norm)
+        vector = self.global_hint_input(l_norm.shape[0], global_hint, l_norm)
         if self.channels_last:
             l_norm = l_norm.contiguous(memory_format=torch.channels_last)
-        return (self.compiled_body or self.features)(l_norm)
+        return (self.compiled_body or self.features)(l_norm, vector)
 
-    def forward(self, l_norm: Tensor) -> Tensor:
-        output = self.head(self.body(l_norm))
+    def forward(self, l_norm: Tensor, global_hint: Tensor | None = None) -> Tensor:
+        output = self.head(self.body(l_norm, global_hint))
         if self.gamut_classes and self.is_classifier:
             output = output.masked_fill(~self.in_gamut()[None, :, None, None], float("-inf"))
         return output
@@ -159,19 +182,24 @@ class ColorizationNet(UNet):
 
     @torch.no_grad()
     def predict_ab(
-        self, l_norm: Tensor, temperatures: Sequence[float | DecodingChoice], hints: Tensor | None = None
+        self,
+        l_norm: Tensor,
+        temperatures: Sequence[float | DecodingChoice],
+        hints: Tensor | None = None,
+        global_hint: Tensor | None = None,
     ) -> list[Tensor]:
         """L (B, 1, H, W) -> ab (B, 2, H, W) in ab units, one per temperature (the model's
         decoding) or :class:`DecodingChoice`, from one forward. Mode/mean decoding needs only
         each pixel's most likely bin: no (B, K, H, W) logits.
-        ``hints``: a user-guided model's hint channels (B, 3, H, W) (:meth:`network_input`)."""
+        ``hints``: a user-guided model's hint channels (B, 3, H, W) (:meth:`network_input`);
+        ``global_hint``: a global-hints model's vector(s) (:meth:`global_hint_input`)."""
         choices = self.decodings_for(temperatures)
         if hints is not None:
             l_norm = self.network_input(l_norm, hints)
         if self.is_classifier and all(choice.name == "mode_mean" for choice in choices):
-            bins = chunked_head_argmax(self.body(l_norm), self.head.weight, self.head_bias())
+            bins = chunked_head_argmax(self.body(l_norm, global_hint), self.head.weight, self.head_bias())
             return [self.color_table.decode_bins(bins, choice.temperature) for choice in choices]
-        output = self(l_norm)
+        output = self(l_norm, global_hint)
         return [self.decode(output, choice.temperature, decoding=choice.name) for choice in choices]
 
     @torch.no_grad()
@@ -188,19 +216,21 @@ class ColorizationNet(UNet):
         working_size: int | None = None,
         hints: Sequence[UserHint] = (),
         upsampling: str = DEFAULT_UPSAMPLING,
+        global_hint: Tensor | None = None,
     ) -> list[Tensor]:
         """A photo of any size (uint8 RGB (3, H, W), color or gray) -> uint8 RGB (3, H, W) per
         temperature (None: one, the model's own decoding, :meth:`decodings_for`): ab predicted
         at the working size, upsampled as ``upsampling`` says, joined with the photo's own L.
-        ``hints`` (a user-guided model): checked hints in the photo's pixels (:mod:`lit_colorize.user_hints`)."""
+        ``hints`` (a user-guided model): checked hints in the photo's pixels (:mod:`lit_colorize.user_hints`);
+        ``global_hint`` (a global-hints model): its vector (:func:`~lit_colorize.global_hints.global_hint_vector`)."""
         short_side = int(working_size or self.predict_short_side)
-        predict = self.predict_ab
-        if hints:
-            photo_size = tuple(rgb.shape[-2:])
+        if global_hint is not None and not self.global_hints:
+            raise ValueError(NO_GLOBAL_HINTS)  # before any work
+        photo_size = tuple(rgb.shape[-2:])
 
-            def predict(l_norm: Tensor, temperatures: Sequence[float]) -> list[Tensor]:
-                channels = working_hints(hints, photo_size, tuple(l_norm.shape[-2:]), l_norm.device)
-                return self.predict_ab(l_norm, temperatures, channels)
+        def predict(l_norm: Tensor, temperatures: Sequence[float]) -> list[Tensor]:
+            channels = working_hints(hints, photo_size, tuple(l_norm.shape[-2:]), l_norm.device) if hints else None
+            return self.predict_ab(l_norm, temperatures, channels, global_hint)
 
         decodings = self.decodings_for(temperatures)
         return colorize_full_resolution(rgb, predict, decodings, short_side, self.size_multiple, upsampling=upsampling)

@@ -73,6 +73,21 @@ class GlobalContextFusion(nn.Module):
         return self.out(self.local(x) + context[:, :, None, None])
 
 
+class GlobalHintFusion(nn.Module):
+    """Zhang et al. (2017)'s global hints at the bottleneck: the hint vector (a color
+    distribution, its saturation, a "none" flag; :mod:`lit_colorize.global_hints`) through a
+    small MLP, added at every position. Added after the scene context, so with
+    ``context_channels`` the global hint still reaches every image's features once."""
+
+    def __init__(self, size: int, channels: int, activation: str = "relu") -> None:
+        super().__init__()
+        self.mlp = nn.Sequential(nn.Linear(size, channels), make_activation(activation), nn.Linear(channels, channels))
+
+    def forward(self, x: Tensor, vector: Tensor) -> Tensor:
+        """``x`` (B, C, h, w), ``vector`` (B, size) -> ``x`` plus the vector's term at every position."""
+        return x + self.mlp(vector.to(x.dtype))[:, :, None, None]
+
+
 class UNet(nn.Module):
     """Encoder of ConvBlocks and 2x2 max-pools, decoder of stride-2 transposed convolutions
     concatenated with the encoder block of the same size, and a 1x1 output convolution.
@@ -86,6 +101,8 @@ class UNet(nn.Module):
     channels then reach the output through its convolutions alone, i.e. only within their
     receptive field, and never through a mean over the whole photo (issue 31: a hint recoloured
     the whole photo). None: from all channels, as checkpoints trained before the option.
+    ``global_hint_size`` n: :meth:`features` also takes a (B, n) global hint vector, fused at the
+    bottleneck (:class:`GlobalHintFusion`); None: no such input, as checkpoints before it.
     """
 
     def __init__(
@@ -97,6 +114,7 @@ class UNet(nn.Module):
         output_stride: int = 1,
         global_context: bool = False,
         context_channels: int | None = None,
+        global_hint_size: int | None = None,
     ) -> None:
         super().__init__()
         widths = tuple(int(w) for w in widths)
@@ -106,7 +124,7 @@ class UNet(nn.Module):
             raise ValueError(
                 f"context_channels={context_channels} needs global_context and 1 <= context_channels < in_channels={in_channels}"
             )
-        self.context_channels = context_channels
+        self.context_channels, self.global_hint_size = context_channels, global_hint_size
         skipped_levels = output_stride.bit_length() - 1
         if output_stride < 1 or output_stride != 1 << skipped_levels or skipped_levels >= len(widths):
             raise ValueError(f"output_stride must be a power of 2 below 2 ** {len(widths) - 1} + 1, got {output_stride}")
@@ -119,6 +137,7 @@ class UNet(nn.Module):
             channels = width
         self.pool = nn.MaxPool2d(2)
         self.global_context = GlobalContextFusion(channels, activation) if global_context else None
+        self.global_hint = GlobalHintFusion(global_hint_size, channels, activation) if global_hint_size else None
         self.upsamplers = nn.ModuleList()
         self.decoders = nn.ModuleList()
         for skip_width in list(reversed(widths[:-1]))[: len(widths) - 1 - skipped_levels]:
@@ -134,12 +153,16 @@ class UNet(nn.Module):
         """Input height and width must be multiples of this."""
         return 2 ** (len(self.widths) - 1)
 
-    def forward(self, x: Tensor) -> Tensor:
-        return self.head(self.features(x))
+    def forward(self, x: Tensor, global_hint: Tensor | None = None) -> Tensor:
+        return self.head(self.features(x, global_hint))
 
-    def features(self, x: Tensor) -> Tensor:
+    def features(self, x: Tensor, global_hint: Tensor | None = None) -> Tensor:
         """Everything before the 1x1 head: (B, widths[k], H / stride, W / stride). The
-        classification loss applies the head itself, in chunks (see ``lit_colorize.chunked_head``)."""
+        classification loss applies the head itself, in chunks (see ``lit_colorize.chunked_head``).
+        ``global_hint`` (B, global_hint_size): required exactly when the U-Net has that input."""
+        if (global_hint is None) != (self.global_hint is None):
+            needed = "needs a global hint vector" if global_hint is None else "has no global hint input"
+            raise ValueError(f"this U-Net {needed} (global_hint_size={self.global_hint_size})")
         tracing = torch.jit.is_tracing() or torch.compiler.is_compiling()  # shapes are symbolic there
         if not tracing and (x.shape[-1] % self.size_multiple or x.shape[-2] % self.size_multiple):
             raise ValueError(
@@ -160,6 +183,8 @@ class UNet(nn.Module):
             if self.context_channels is not None:
                 x, source = x[:batch], x[batch:]
             x = self.global_context(x, source)
+        if self.global_hint is not None:
+            x = self.global_hint(x, global_hint)
         for upsample, decoder, skip in zip(self.upsamplers, self.decoders, reversed(skips[:-1])):
             x = decoder(torch.cat([upsample(x), skip], dim=1))
         return x
