@@ -325,9 +325,10 @@ def score(args: argparse.Namespace, report: Report, classifier: Classifier, held
     corpus = Path(args.corpus).expanduser()
     index = {label: i for i, label in enumerate(classifier.classes)}
     labels = torch.tensor([index[label] for _, label in heldout])
-    models = [model_path(name) for name in args.model] if args.model else [pretrained_checkpoint()]
-    colorizers = [Colorizer.from_checkpoint(path) for path in models]
-    views = {"real color": [], "gray (L only, a = b = 0)": []} | {f"colorized: {path.name}": [] for path in models}
+    models = {name: model_path(name) for name in args.model} if args.model else {(path := pretrained_checkpoint()).name: path}
+    colorizers = [Colorizer.from_checkpoint(path) for path in models.values()]
+    names = ["real color", "gray (L only, a = b = 0)", *(f"colorized: {name}" for name in models)]
+    views: list[list[Tensor]] = [[] for _ in names]
     seconds = [0.0] * len(models)
     for entry, _ in heldout:
         rgb = read_photo(corpus, entry)
@@ -337,9 +338,9 @@ def score(args: argparse.Namespace, report: Report, classifier: Classifier, held
             colored = colorizer.colorize(rgb)  # the model's own predict defaults
             seconds[i] += time.perf_counter() - start
             squares.append(square(colored, settings.side))
-        for view, one in zip(views.values(), squares):
+        for view, one in zip(views, squares):
             view.append(one)
-    for n, (name, squares) in enumerate(views.items()):
+    for n, (name, squares) in enumerate(zip(names, views)):
         top1, topk = hits(classifier.model, torch.stack(squares), labels, settings.size)
         report.rows.append(Row(name, top1, topk, seconds[n - 2] if n >= 2 else None))
 

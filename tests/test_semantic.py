@@ -176,8 +176,10 @@ def test_main_learns_color_classes_that_gray_cannot_tell_apart(tmp_path: Path, c
     share = gap_share(real.accuracy("top-1"), gray.accuracy("top-1"), colorized.accuracy("top-1"))
     assert f"{100 * share:.1f}%" in table
 
-    again = semantic.main(argv)  # the cached classifier: the same scores, no training
+    # the cached classifier: the same scores, no training; one row per --model
+    again = semantic.main([*argv, "--model", "landscape64_v1.ckpt", "--model", "landscape64_hints_v1.ckpt"])
     assert "loaded from" in again.lines[2] and "saved to" not in again.lines[2]
+    assert [row.name for row in again.rows[2:]] == ["colorized: landscape64_v1.ckpt", "colorized: landscape64_hints_v1.ckpt"]
     assert [torch.equal(a.top1, b.top1) for a, b in zip(report.rows, again.rows)] == [True] * 3
     retrained = semantic.main([*argv, "--retrain"])
     assert "saved to" in retrained.lines[2] and "loaded from" not in retrained.lines[2]
