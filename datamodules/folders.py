@@ -109,7 +109,17 @@ def center_square(image: Image.Image, size: int) -> Image.Image:
 
 
 def to_tensor(image: Image.Image) -> Tensor:
-    return torch.from_numpy(np.array(image)).permute(2, 0, 1).contiguous()
+    """(3, H, W) uint8, laid out in NumPy: no torch op, so no intra-op threads in the loader."""
+    return torch.from_numpy(np.ascontiguousarray(np.asarray(image).transpose(2, 0, 1)))
+
+
+def collate_labelled(items: list[tuple[Tensor, Tensor]]) -> tuple[Tensor, Tensor]:
+    """(uint8 images (B, 3, S, S), labels), stacked in NumPy. With 0 workers the loader runs in
+    the training process, and torch's stack there uses its intra-op threads, which made this
+    loader 5-10x slower on a busy machine (as for the shards: benchmarks/loader.py)."""
+    images = np.stack([image.numpy() for image, _ in items])
+    labels = np.array([int(label) for _, label in items], dtype=np.int64)
+    return torch.from_numpy(images), torch.from_numpy(labels)
 
 
 class PhotoSet(Dataset):
@@ -310,6 +320,18 @@ class PhotoFolders(ImageDataModule):
             sampler=self.train_sampler(),
             num_workers=self.hparams.num_workers,
             persistent_workers=self.hparams.num_workers > 0,
+            collate_fn=collate_labelled,
+        )
+
+    def val_dataloader(self) -> torch.utils.data.DataLoader:
+        if self.val_set is None:
+            raise RuntimeError("PhotoFolders.setup() has not run yet")
+        return torch.utils.data.DataLoader(
+            self.val_set,
+            batch_size=self.hparams.batch_size,
+            num_workers=self.hparams.num_workers,
+            persistent_workers=self.hparams.num_workers > 0,
+            collate_fn=collate_labelled,
         )
 
 

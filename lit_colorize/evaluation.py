@@ -437,6 +437,7 @@ class Evaluation:
     working_size: int | None = None
     videos: list[str] = field(default_factory=list)
     degrade_seed: int | None = None
+    prior_from: str | None = None  # whose training color prior rebalanced AuC used (None: the model's own)
 
     def best(self) -> dict[str, str]:
         """The best setting on each metric (nearest the truth's CF, for CF), by name."""
@@ -529,6 +530,7 @@ def evaluate(
     skip_dir: str | Path | None = None,
     log: Callable[[str], None] = default_log,
     degrade_seed: int | None = None,
+    prior: Tensor | None = None,
 ) -> Evaluation:
     """Colorize every readable photo of ``inputs`` (files, or folders searched recursively;
     ``skip_dir``, the output folder, is never searched; a photo named twice counts once) under
@@ -536,13 +538,18 @@ def evaluate(
     path and skipped; DataError if no photo is readable. ``degrade_seed``: the network sees each
     photo's L degraded like an old photo (:func:`~lit_colorize.degrade.seeded_degradation`); the
     output keeps the photo's own clean L, so only the predicted ab differ from a clean run (the
-    metrics compare ab; the gray row is the same)."""
+    metrics compare ab; the gray row is the same). ``prior``: the color prior (bin counts) that
+    rebalanced AuC weighs by, instead of the model's own training prior, so that models trained
+    on different photos are read on one scale (``--prior_from``)."""
     device = torch.device(device)
     net = module.net.to(device).eval()
     settings = list(dict.fromkeys(settings or choose_settings(None, None, net)))  # a row per setting
     photos = PhotoDataset(inputs, output_dir=skip_dir)
     unique_photos(photos, log)
-    prior = net.color_table.counts if net.is_classifier else None
+    if prior is None:
+        prior = net.color_table.counts if net.is_classifier else None
+    elif prior.numel() != net.grid_size**2:
+        raise ConfigError(f"the prior has {prior.numel()} bins and the model {net.grid_size ** 2}: give a prior of a model with the same grid_size")
     rows = {name: RowScores(net.grid_size, prior, device) for name in [GRAY, *(s.name for s in settings)]}
     truth_cf: list[float] = []
     evaluated: list[Path] = []
@@ -614,6 +621,7 @@ def summary_line(evaluation: Evaluation) -> str:
         f"{len(evaluation.skipped)} unreadable and skipped"
         + (f", the network's input degraded like an old photo (seed {evaluation.degrade_seed})" if evaluation.degrade_seed is not None else "")
         + (f", {len(evaluation.videos)} videos skipped (evaluate measures photos)" if evaluation.videos else "")
+        + (f", rebalanced AuC with the color prior of {evaluation.prior_from}" if evaluation.prior_from else "")
     )
 
 
@@ -774,6 +782,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
     parser.add_argument("--degrade", type=int, default=None, metavar="SEED",
                         help="degrade the network's input like an old photo (grain, blur, JPEG, fade, tone, scratches, dust), seeded")  # fmt: skip
+    parser.add_argument("--prior_from", default=None, metavar="CKPT",
+                        help="rebalanced AuC weighs pixels by this checkpoint's training color prior (default: the model's own), "
+                        "so models trained on different photos compare on one scale")  # fmt: skip
     return parser.parse_args(argv)
 
 
@@ -800,10 +811,17 @@ def main(argv: Sequence[str] | None = None) -> Evaluation:
         raise DataError(f"{error}; give --data.inputs files or folders of color photos") from None
     checkpoint = args.ckpt_path or pretrained_checkpoint()
     module = module_from_checkpoint(checkpoint)
+    prior = None
+    if args.prior_from is not None:
+        prior_net = module_from_checkpoint(args.prior_from).net
+        if not prior_net.is_classifier:
+            raise ConfigError(f"--prior_from {args.prior_from} is a regression model: it has no color prior; give a classification checkpoint")
+        prior = prior_net.color_table.counts
     settings = choose_settings(temperatures, listed(args.decodings), module.net, listed(args.upsampling))
     if not module.is_classifier and (temperatures or args.decodings):
         default_log("a regression model: --temperatures and --decodings do not apply")
-    evaluation = evaluate(module, inputs, settings, working_size, max_photos, device, skip_dir=out, degrade_seed=args.degrade)
+    evaluation = evaluate(module, inputs, settings, working_size, max_photos, device, skip_dir=out, degrade_seed=args.degrade, prior=prior)
+    evaluation.prior_from = args.prior_from
     grid = [(label, evaluation.photos[i]) for label, i in evaluation.grid_photos()]
     report = markdown_report(evaluation, checkpoint, grid)
     print(report, end="", flush=True)

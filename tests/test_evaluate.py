@@ -416,3 +416,28 @@ def test_a_photo_listed_three_times_counts_once(photos: Path, checkpoint: Path, 
     once = evaluate(module, [photos], [Setting("mode_mean", 0.8)], log=lambda m: None)
     assert result.rows[GRAY] == once.rows[GRAY] and result.rows["mode_mean T=0.8"] == once.rows["mode_mean T=0.8"]
     assert result.rows[TRUTH]["cf"] == once.rows[TRUTH]["cf"]
+
+
+def test_prior_from_another_model_weighs_rebalanced_auc_by_its_prior(
+    photos: Path, checkpoint: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--prior_from``: models trained on different photos are read on one scale, that of the
+    given checkpoint's color prior (the oracle's weights), and the report says whose prior it was."""
+    module = module_from_checkpoint(checkpoint)
+    grid_size = module.net.grid_size
+    other = np.random.default_rng(3).integers(1, 50, grid_size**2).astype(np.float64)  # some other training mix
+    result = evaluate(module, [photos], [Setting("mode_mean", 0.8)], prior=torch.from_numpy(other), log=lambda m: None)
+    paths = sorted(photos.iterdir())
+    truths = [np.asarray(Image.open(path).convert("RGB")) for path in paths]
+    expected = oracle(truths, [gray_of(t) for t in truths], other / other.sum(), grid_size)
+    assert result.rows[GRAY]["auc_rebalanced"] == pytest.approx(expected["auc_rebalanced"], abs=TOLERANCE["auc_rebalanced"])
+    own = evaluate(module, [photos], [Setting("mode_mean", 0.8)], log=lambda m: None)
+    assert own.rows[GRAY]["auc_rebalanced"] != pytest.approx(result.rows[GRAY]["auc_rebalanced"], abs=1e-4)
+    assert own.rows[GRAY]["auc"] == pytest.approx(result.rows[GRAY]["auc"])  # only the rebalanced column moves
+    with pytest.raises(ConfigError, match="same grid_size"):
+        evaluate(module, [photos], prior=torch.ones(7), log=lambda m: None)
+
+    out = tmp_path / "evaluation"
+    main(["evaluate", "--ckpt_path", str(checkpoint), "--data.inputs", f"[{photos}/]", "--out", str(out),
+          "--temperatures", "0.8", "--prior_from", str(checkpoint)])  # fmt: skip
+    assert f"rebalanced AuC with the color prior of {checkpoint}" in capsys.readouterr().out
