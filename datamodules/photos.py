@@ -21,7 +21,8 @@ class Photos(L.LightningDataModule):
     (decoding a whole video in a loader worker would hold it in memory).
 
     ``hints``: a JSON file mapping photo paths to color hints (a user-guided model; a photo's
-    ``<name>.hints.json`` beside it is read too). ``output_dir`` and ``output_suffix`` are the writer's (``lit-colorize predict`` sets them
+    ``<name>.hints.json`` beside it is read too). ``reference``: a photo whose colors are every
+    photo's global hint (a model trained with ``global_hints: true``). ``output_dir`` and ``output_suffix`` are the writer's (``lit-colorize predict`` sets them
     from ``--writer.*``): a folder search skips that folder and every file named like an
     output or a temporary file of predict, so outputs are never read back as photos.
     """
@@ -34,6 +35,7 @@ class Photos(L.LightningDataModule):
         output_dir: str | Path | None = None,
         output_suffix: str = DEFAULT_SUFFIX,
         hints: str | Path | None = None,
+        reference: str | Path | None = None,
     ) -> None:
         check_loader_options(batch_size, num_workers)
         super().__init__()
@@ -51,7 +53,8 @@ class Photos(L.LightningDataModule):
         if not self.hparams.inputs:
             raise PredictSetupError("no inputs: pass photo files or folders with --data.inputs '[photo.jpg, folder/]'")
         self.dataset = PhotoDataset(
-            self.hparams.inputs, self.hparams.output_dir, self.hparams.output_suffix, self.hparams.hints, announce_hints=True
+            self.hparams.inputs, self.hparams.output_dir, self.hparams.output_suffix, self.hparams.hints, announce_hints=True,
+            reference=self.hparams.reference,
         )
 
     def predict_dataloader(self) -> DataLoader:

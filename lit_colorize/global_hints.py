@@ -16,11 +16,15 @@ rather than copy them; otherwise none (Zhang et al.'s protocol gives it half the
 
 from __future__ import annotations
 
+import functools
 import math
+import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, NamedTuple
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -28,6 +32,7 @@ from lit_colorize.bins import ab_to_bin, bin_centers
 from lit_colorize.color import rgb_to_lab
 from lit_colorize.errors import ConfigError, UserError
 from lit_colorize.fullres import STRIP_PIXELS, strip_rows
+from lit_colorize.imageio import read_image
 from lit_colorize.user_hints import color_ab, parse_color, shown
 
 #: The distribution's smoothing in ab units: the rebalancing prior's (``rebalancing_sigma``'s default).
@@ -122,6 +127,23 @@ def reference_distribution(rgb: Tensor, grid_size: int, sigma: float = SMOOTHING
     return GlobalHint(smooth(counts, grid_size, sigma), (chroma / (rgb.shape[1] * rgb.shape[2])).float())
 
 
+def reference_file_vector(path: str | Path, grid_size: int) -> Tensor:
+    """The global hint vector (Q + 2,) of a reference photo file, read once per version of the
+    file (predict's ``--data.reference`` serves every photo of a run); a file that cannot be
+    read is a one-line :class:`~lit_colorize.errors.UserError` naming it."""
+    try:
+        stat = Path(path).stat()
+    except OSError as error:
+        raise GlobalHintError(f"cannot read reference photo {path}: {error.strerror}") from None
+    return _file_vector(str(Path(path).resolve()), stat.st_mtime_ns, stat.st_size, grid_size).clone()
+
+
+@functools.lru_cache(maxsize=4)
+def _file_vector(path: str, modified: int, size: int, grid_size: int) -> Tensor:
+    """Cached by path, modification time and size: a file changed on disk is read again."""
+    return global_hint_vector(reference_distribution(read_image(path).rgb, grid_size), grid_size)
+
+
 def palette_distribution(
     colors: Sequence[Any], weights: Sequence[float] | None = None, grid_size: int = 18, sigma: float = SMOOTHING_SIGMA
 ) -> GlobalHint:
@@ -145,18 +167,27 @@ def palette_distribution(
     return GlobalHint(smooth(counts, grid_size, sigma), saturation)
 
 
+def _finite_number(value: Any) -> bool:
+    try:
+        return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+    except OverflowError:  # a 400-digit int
+        return False
+
+
 def _checked_weights(weights: Sequence[float] | None, count: int) -> Tensor:
+    """The palette's weights as a float tensor (None: all 1); GlobalHintError for any that cannot weigh."""
     if weights is None:
         return torch.ones(count)
-    if isinstance(weights, (str, bytes)) or not isinstance(weights, Sequence) or len(weights) != count:
+    listed = weights.tolist() if isinstance(weights, (np.ndarray, Tensor)) else weights
+    if isinstance(listed, (str, bytes)) or not isinstance(listed, Sequence) or len(listed) != count:
         raise GlobalHintError(f"weights must be a list of {count} numbers, one per palette color, got {shown(weights)}")
-    for number, weight in enumerate(weights, start=1):
-        finite = isinstance(weight, (int, float)) and not isinstance(weight, bool) and math.isfinite(weight)
-        if not finite or weight < 0:
+    for number, weight in enumerate(listed, start=1):
+        if not _finite_number(weight) or weight < 0:
             raise GlobalHintError(f"palette weight {number} must be a finite number, 0 or more, got {shown(weight)}")
-    if not sum(weights) > 0:
-        raise GlobalHintError(f"palette weights must not all be 0, got {shown(weights)}")
-    return torch.tensor([float(w) for w in weights])
+    shares = torch.tensor([float(w) for w in listed], dtype=torch.float64)
+    if not 0 < float(shares.sum()) < math.inf:
+        raise GlobalHintError(f"palette weights must not all be 0 (nor sum past a float's range), got {shown(weights)}")
+    return (shares / shares.sum()).float()
 
 
 @dataclass(frozen=True)

@@ -226,11 +226,13 @@ class ColorizationNet(UNet):
         short_side = int(working_size or self.predict_short_side)
         if global_hint is not None and not self.global_hints:
             raise ValueError(NO_GLOBAL_HINTS)  # before any work
-        photo_size = tuple(rgb.shape[-2:])
+        predict = self.predict_ab
+        if hints or global_hint is not None:
+            photo_size = tuple(rgb.shape[-2:])
 
-        def predict(l_norm: Tensor, temperatures: Sequence[float]) -> list[Tensor]:
-            channels = working_hints(hints, photo_size, tuple(l_norm.shape[-2:]), l_norm.device) if hints else None
-            return self.predict_ab(l_norm, temperatures, channels, global_hint)
+            def predict(l_norm: Tensor, temperatures: Sequence[float]) -> list[Tensor]:
+                channels = working_hints(hints, photo_size, tuple(l_norm.shape[-2:]), l_norm.device) if hints else None
+                return self.predict_ab(l_norm, temperatures, channels, global_hint)
 
         decodings = self.decodings_for(temperatures)
         return colorize_full_resolution(rgb, predict, decodings, short_side, self.size_multiple, upsampling=upsampling)

@@ -254,7 +254,9 @@ class PhotoDataset(Dataset):
     ``hints_file`` (``--data.hints``) or its sidecar ``<name>.hints.json``, checked against its
     size; bad hints make that photo's error. ``announce_hints``: one line per photo that has
     hints (``photo.jpg: 3 hints from photo.hints.json``), so a user of predict sees that a
-    file was found and taken; off for a library user and for ``evaluate``, which takes no hints."""
+    file was found and taken; off for a library user and for ``evaluate``, which takes no hints.
+    ``reference`` (``--data.reference``): a photo whose colors every photo is given as its global
+    hint (a global-hints model; :mod:`lit_colorize.global_hints`), checked readable here."""
 
     def __init__(
         self,
@@ -263,8 +265,10 @@ class PhotoDataset(Dataset):
         suffix: str = DEFAULT_SUFFIX,
         hints_file: str | Path | None = None,
         announce_hints: bool = False,
+        reference: str | Path | None = None,
     ) -> None:
         self.photos = find_photos(inputs, output_dir, suffix)
+        self.reference = None if reference is None else str(check_reference(reference))
         self.announce_hints = announce_hints
         self.hints_file = read_hints_file(hints_file) if hints_file is not None else None
         if self.hints_file is not None:
@@ -290,7 +294,7 @@ class PhotoDataset(Dataset):
             return PhotoItem(str(path), relative_dir, error=str(error).removeprefix(f"{path}: "))
         except (ValueError, TypeError, OverflowError, RecursionError) as error:  # hints the checks did not foresee
             return PhotoItem(str(path), relative_dir, error=f"its hints cannot be used: {type(error).__name__}: {error}")
-        return PhotoItem(str(path), relative_dir, decoded.rgb, decoded.alpha, hints=hints or None)
+        return PhotoItem(str(path), relative_dir, decoded.rgb, decoded.alpha, hints=hints or None, reference=self.reference)
 
     def photo_hints(self, path: Path, height: int, width: int) -> list:
         """The checked hints of the photo ``path`` (``--data.hints`` first, else its sidecar)."""
@@ -311,9 +315,21 @@ class PhotoDataset(Dataset):
             where = f"hints file {self.hints_file.path} names it"
         elif sidecar_path(path).is_file():
             where = f"{sidecar_path(path)} lies beside it"
+        elif self.reference is not None:
+            return "--data.reference applies to photos only (a video is colorized without it); colorize the video in a run without it"
         else:
             return None
         return f"{where}, but hints apply to photos only (a video is colorized without hints); remove them, or colorize its frames as photos"
+
+
+def check_reference(reference: str | Path) -> Path:
+    """``--data.reference``: a readable image, or PredictSetupError naming it (before any photo is colorized)."""
+    path = Path(reference).expanduser()
+    try:
+        read_image(path)
+    except (ImageReadError, OSError) as error:
+        raise PredictSetupError(f"--data.reference: {error}; give a readable photo whose colors every photo should take") from None
+    return path
 
 
 def collate_photos(items: list[PhotoItem]) -> list[PhotoItem]:

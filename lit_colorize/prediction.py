@@ -18,8 +18,9 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import Tensor
 
-from lit_colorize.errors import check_temperatures, check_working_size
+from lit_colorize.errors import UserError, check_temperatures, check_working_size
 from lit_colorize.fullres import DEFAULT_UPSAMPLING, check_upsampling
+from lit_colorize.global_hints import reference_file_vector
 
 if TYPE_CHECKING:
     from lit_colorize.network import ColorizationNet
@@ -60,6 +61,7 @@ class PhotoItem:
     outputs_exist: bool = False  # set by the writer: every output is there already, nothing to compute
     is_video: bool = False
     hints: list | None = None  # checked hints (lit_colorize.user_hints.UserHint) for a user-guided model
+    reference: str | None = None  # a reference photo's path: its colors are the global hint (a global-hints model)
 
 
 @dataclass
@@ -113,7 +115,7 @@ def colorize_item(item: PhotoItem, colorize: Callable[[Tensor], list[Tensor]], t
 
 def predict_batch(net: ColorizationNet, batch: Any, settings: RenderSettings, batch_idx: int, dataloader_idx: int) -> list[ColorizedPhoto]:
     """``predict_step``'s work: photos (``datamodules.Photos``) at full resolution, one failing
-    alone when out of memory or given hints a model without hints cannot take; a DataModule's
+    alone when out of memory or given hints (or a reference) a model without them cannot take; a DataModule's
     images at their own size, named ``<loader>-<index in the set>``."""
     temperatures = settings.temperatures_for(net)
     if is_photo_batch(batch):
@@ -126,14 +128,26 @@ def predict_batch(net: ColorizationNet, batch: Any, settings: RenderSettings, ba
 
 
 def _predict_photo(net: ColorizationNet, item: PhotoItem, settings: RenderSettings, temperatures: list[float]) -> ColorizedPhoto:
+    global_hint, reason = None, None
     if item.hints and not net.hints:
         reason = (
             f"{len(item.hints)} hint(s) given (first at x={item.hints[0].x:g}, y={item.hints[0].y:g}), but this "
             "model was trained without hints (hints: false); use a model trained with hints: true, or remove them"
         )
+    elif item.reference is not None and not net.global_hints:
+        reason = (
+            f"reference photo {item.reference} given, but this model was trained without global hints "
+            "(global_hints: false); use a model trained with global_hints: true, or leave out --data.reference"
+        )
+    elif item.reference is not None:
+        try:
+            global_hint = reference_file_vector(item.reference, net.grid_size)
+        except UserError as error:  # a reference that cannot be read (it changed since the run began)
+            reason = str(error)
+    if reason is not None:
         return ColorizedPhoto(PhotoItem(item.path, item.relative_dir, error=reason))
 
     def colorize(rgb: Tensor) -> list[Tensor]:
-        return net.colorize_photo(rgb, settings.temperatures, settings.working_size, item.hints or (), settings.upsampling)
+        return net.colorize_photo(rgb, settings.temperatures, settings.working_size, item.hints or (), settings.upsampling, global_hint)
 
     return colorize_item(item, colorize, temperatures)

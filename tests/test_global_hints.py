@@ -15,6 +15,7 @@ from PIL import Image
 from skimage.color import lab2rgb, rgb2lab
 
 from lit_colorize import ColorizationModule, Colorizer
+from lit_colorize.cli import main
 from lit_colorize.colorizer import module_from_checkpoint
 from lit_colorize.errors import ConfigError
 from lit_colorize.global_hints import (
@@ -119,6 +120,8 @@ def test_palette_distribution_matches_a_numpy_oracle() -> None:
         (["#2a6fdb"], [-1.0], "palette weight 1 must be a finite number, 0 or more"),
         (["#2a6fdb"], [float("nan")], "palette weight 1 must be a finite number"),
         (["#2a6fdb"], [True], "palette weight 1"),
+        (["#2a6fdb"], [10**400], "palette weight 1 must be a finite number"),
+        (["#2a6fdb", "#c8a27a"], [1e308, 1e308], "nor sum past a float's range"),
         (["#2a6fdb", "#c8a27a"], [0, 0], "must not all be 0"),
     ],
 )
@@ -242,6 +245,20 @@ def test_a_global_hints_model_trains_and_takes_a_reference_or_palette(tmp_path: 
     assert torch.equal(pair[0], blue) and torch.equal(pair[1], blue)
 
 
+def test_simulating_global_hints_never_reads_a_device_value_on_the_host(tmp_path: Path) -> None:
+    """The draw, the sub-rectangles and the histograms stay on the device (tests/test_host_sync.py's probe)."""
+    from tests.helpers import quick_trainer, tiny_toyshapes
+    from tests.test_host_sync import ProbedModule
+
+    module = ProbedModule(widths=(8, 16, 32), global_hints=True, hints=True)
+    trainer = quick_trainer(tmp_path, limit_train_batches=3, limit_val_batches=0, num_sanity_val_steps=0)
+    try:
+        trainer.fit(module, tiny_toyshapes())
+    finally:
+        module.probe.stop()
+    assert module.probed_steps == 3 and module.probe.reads == []
+
+
 def test_a_model_without_global_hints_refuses_a_reference_in_one_line() -> None:
     module = ColorizationModule()
     module.net.color_table.built.fill_(True)
@@ -257,6 +274,48 @@ def test_a_model_without_global_hints_refuses_a_reference_in_one_line() -> None:
         colorizer.colorize(photo, weights=[1.0])
     with pytest.raises(ValueError, match="without global hints"):
         module.net.colorize_photo(photo, global_hint=global_hint_vector(None, GRID))
+
+
+def test_predict_gives_every_photo_the_reference_and_refuses_it_plainly(tmp_path: Path, checkpoint: Path, capsys) -> None:
+    """``--data.reference FILE``: every photo is colorized as ``Colorizer.colorize(photo,
+    reference=FILE)`` colorizes it; a model without global hints fails each photo alone, in one
+    line; an unreadable reference stops the run before any photo, naming it."""
+    from tests.test_predict_faults import files_under, make_photos, predict_args, run_in_process
+
+    _, _, trainer = fitted_module(tmp_path / "run", widths=(8, 16, 32), global_hints=True)
+    global_checkpoint = tmp_path / "global.ckpt"
+    trainer.save_checkpoint(global_checkpoint)
+    photos = make_photos(tmp_path / "in", ["a.png", "b.png"])
+    reference = tmp_path / "reference.png"
+    Image.fromarray(np.random.default_rng(7).integers(0, 256, (30, 90, 3), dtype=np.uint8)).save(reference)
+    out = tmp_path / "out"
+    assert run_in_process(predict_args(global_checkpoint, photos, out, "--data.reference", str(reference))) == 0
+    assert files_under(out) == {"a_colorized_T0.8.png", "b_colorized_T0.8.png"}
+    colorizer = Colorizer.from_checkpoint(global_checkpoint)
+    for photo in photos:
+        expected = np.asarray(colorizer.colorize(str(photo), reference=str(reference)))
+        assert np.array_equal(np.asarray(Image.open(out / f"{photo.stem}_colorized_T0.8.png")), expected)
+    capsys.readouterr()
+    assert run_in_process(predict_args(checkpoint, photos[:1], tmp_path / "plain", "--data.reference", str(reference))) == 1
+    assert f"FAILED {photos[0]}: reference photo {reference} given, but this model was trained without global hints" in capsys.readouterr().out
+    missing = tmp_path / "missing.jpg"
+    with pytest.raises(SystemExit) as stopped:
+        main(predict_args(global_checkpoint, photos, tmp_path / "none", "--data.reference", str(missing)))
+    assert f"--data.reference: cannot read image {missing}" in str(stopped.value.code) and "\n" not in str(stopped.value.code)
+    assert not (tmp_path / "none").exists() or not files_under(tmp_path / "none")
+
+
+def test_a_video_given_a_reference_fails_alone(tmp_path: Path) -> None:
+    """A reference applies to photos; a video among the inputs says so rather than ignoring it."""
+    from lit_colorize.photo_files import PhotoDataset
+
+    video, reference = tmp_path / "clip.mp4", tmp_path / "reference.png"
+    video.write_bytes(b"")
+    Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(reference)
+    (item,) = PhotoDataset([video], reference=reference)
+    assert item.is_video and "--data.reference applies to photos only" in item.error
+    (plain,) = PhotoDataset([video])
+    assert plain.error is None
 
 
 @pytest.mark.parametrize("path", sorted(WEIGHTS_DIR.glob("*.ckpt")), ids=lambda p: p.stem)
@@ -303,4 +362,4 @@ def test_a_palette_of_one_color_pushes_a_flat_gray_image_toward_it() -> None:
             out = colorizer.colorize(gray, **given).permute(1, 2, 0).numpy()
             distances.append(float(np.linalg.norm(rgb2lab(out)[..., 1:].reshape(-1, 2).mean(0) - target.numpy())))
         print(f"{color}: output ab {distances[0]:.1f} from the palette's with it, {distances[1]:.1f} without")
-        assert distances[1] > 40 and distances[0] < 0.3 * distances[1]
+        assert distances[1] > 40 and distances[0] < 0.4 * distances[1]
