@@ -29,7 +29,8 @@ from lit_colorize.global_hints import (
     reference_distribution,
     sample_global_hints,
 )
-from tests.helpers import fitted_module
+from tests.conftest import requires_cuda
+from tests.helpers import fitted_module, no_device_waits
 
 GRID = 18
 SIGMA = 5.0
@@ -257,6 +258,18 @@ def test_simulating_global_hints_never_reads_a_device_value_on_the_host(tmp_path
     finally:
         module.probe.stop()
     assert module.probed_steps == 3 and module.probe.reads == []
+
+
+@requires_cuda
+def test_simulating_global_hints_on_the_gpu_never_waits_and_matches_the_cpu() -> None:
+    """Drawn with a CUDA generator under torch's sync debug mode; whole-image hints equal the CPU's."""
+    ab = (torch.rand(8, 2, 32, 32, generator=torch.Generator().manual_seed(3)) * 200 - 100).cuda()
+    with no_device_waits():
+        drawn = sample_global_hints(ab, GRID, GlobalHintSampling(), torch.Generator("cuda").manual_seed(0))
+        whole = sample_global_hints(ab, GRID, GlobalHintSampling(probability=1.0, region_share=0.0))
+    assert drawn.shape == (8, GRID * GRID + 2)
+    expected = sample_global_hints(ab.cpu(), GRID, GlobalHintSampling(probability=1.0, region_share=0.0))
+    torch.testing.assert_close(whole.cpu(), expected, atol=1e-6, rtol=1e-5)
 
 
 def test_a_model_without_global_hints_refuses_a_reference_in_one_line() -> None:
