@@ -261,12 +261,18 @@ def classifier_for(
 
 
 # --- scoring --------------------------------------------------------------------------------
+#: What each row is scored by, per photo: its class the classifier's first guess, among its
+#: first five, and the cross-entropy -log p(class) (lower is better; less noisy than hits).
+MEASURES = ("top-1", f"top-{TOP_K}", "cross-entropy")
+
+
 @torch.no_grad()
-def hits(model: SmallCNN, squares: Tensor, labels: Tensor, size: int, k: int = TOP_K, batch: int = 256) -> tuple[Tensor, Tensor]:
-    """Per photo: is its class the top-1, and among the top-k, of the classifier's scores (bool (N,) each)."""
+def per_photo(model: SmallCNN, squares: Tensor, labels: Tensor, size: int, batch: int = 256) -> dict[str, Tensor]:
+    """Each of MEASURES for each photo (N,): hits as 0/1, the cross-entropy in nats."""
     logits = torch.cat([model(center_crops(squares[i : i + batch], size)) for i in range(0, len(squares), batch)])
-    top = logits.topk(min(k, logits.shape[1]), dim=1).indices
-    return top[:, 0] == labels, (top == labels[:, None]).any(dim=1)
+    top = logits.topk(min(TOP_K, logits.shape[1]), dim=1).indices
+    hits = [(top[:, 0] == labels).float(), (top == labels[:, None]).any(dim=1).float()]
+    return dict(zip(MEASURES, [*hits, F.cross_entropy(logits, labels, reduction="none")]))
 
 
 def gap_share(real: float, gray: float, colorized: float) -> float:
@@ -276,8 +282,8 @@ def gap_share(real: float, gray: float, colorized: float) -> float:
 
 
 def bootstrap_interval(real: Tensor, gray: Tensor, colorized: Tensor, seed: int, resamples: int = BOOTSTRAP_RESAMPLES) -> tuple[float, float]:
-    """95% interval of :func:`gap_share` over photos resampled with replacement (the same photos
-    for all three views, as they are paired)."""
+    """95% interval of :func:`gap_share` of the per-photo scores' means (higher is better) over
+    photos resampled with replacement (the same photos for all three views, as they are paired)."""
     rng = np.random.default_rng(seed)
     views = np.stack([real.numpy(), gray.numpy(), colorized.numpy()]).astype(np.float64)
     picks = rng.integers(0, views.shape[1], size=(resamples, views.shape[1]))
@@ -291,13 +297,22 @@ def bootstrap_interval(real: Tensor, gray: Tensor, colorized: Tensor, seed: int,
 @dataclass
 class Row:
     name: str
-    top1: Tensor
-    topk: Tensor
+    scores: dict[str, Tensor]  # MEASURES -> per photo
     seconds: float | None = None  # colorizing time
 
-    def accuracy(self, which: str, mask: Tensor | None = None) -> float:
-        values = (self.top1 if which == "top-1" else self.topk).float()
+    def mean(self, measure: str, mask: Tensor | None = None) -> float:
+        values = self.scores[measure]
         return float(values[mask].mean() if mask is not None else values.mean())
+
+    def goodness(self, measure: str) -> Tensor:
+        """Per photo, higher is better: the hits, or the cross-entropy negated."""
+        return -self.scores[measure] if measure == "cross-entropy" else self.scores[measure]
+
+    def share(self, real: Row, gray: Row, measure: str, seed: int) -> str:
+        """This row's share of the gray -> real gap in ``measure``, with its 95% interval."""
+        means = [float(row.goodness(measure).mean()) for row in (real, gray, self)]
+        low, high = bootstrap_interval(real.goodness(measure), gray.goodness(measure), self.goodness(measure), seed)
+        return f"{percent(gap_share(*means))} [{percent(low)}, {percent(high)}]"
 
 
 @dataclass
@@ -341,8 +356,8 @@ def score(args: argparse.Namespace, report: Report, classifier: Classifier, held
         for view, one in zip(views, squares):
             view.append(one)
     for n, (name, squares) in enumerate(zip(names, views)):
-        top1, topk = hits(classifier.model, torch.stack(squares), labels, settings.size)
-        report.rows.append(Row(name, top1, topk, seconds[n - 2] if n >= 2 else None))
+        scores = per_photo(classifier.model, torch.stack(squares), labels, settings.size)
+        report.rows.append(Row(name, scores, seconds[n - 2] if n >= 2 else None))
 
 
 def print_tables(report: Report, heldout: Sequence[tuple[str, str]], seed: int) -> None:
@@ -350,23 +365,22 @@ def print_tables(report: Report, heldout: Sequence[tuple[str, str]], seed: int) 
     count = len(heldout)
     emit = report.emit
     emit()
-    emit(f"{'row':<42} {'photos':>6} {'top-1':>7} {'top-5':>7}   {'gap closed: top-1 [95% interval]':<34} {'top-5':>7}")
+    emit(f"{'row':<42} {'photos':>6} " + " ".join(f"{measure:>13}" for measure in MEASURES))
     for row in report.rows:
-        line = f"{row.name:<42} {count:>6} {row.accuracy('top-1'):>7.4f} {row.accuracy('top-5'):>7.4f}"
-        if row in colorized:
-            share1 = gap_share(real.accuracy("top-1"), gray.accuracy("top-1"), row.accuracy("top-1"))
-            share5 = gap_share(real.accuracy("top-5"), gray.accuracy("top-5"), row.accuracy("top-5"))
-            low, high = bootstrap_interval(real.top1, gray.top1, row.top1, seed)
-            line += f"   {f'{percent(share1)} [{percent(low)}, {percent(high)}]':<34} {percent(share5):>7}"
-        emit(line)
-    emit("gap closed = (colorized - gray) / (real - gray); the interval resamples the photos (paired, 2,000 times)")
+        emit(f"{row.name:<42} {count:>6} " + " ".join(f"{row.mean(measure):>13.4f}" for measure in MEASURES))
+    emit()
+    emit("gap closed = (colorized - gray) / (real - gray), for cross-entropy (gray - colorized) / (gray - real);")
+    emit("[95% interval]: the held-out photos resampled with replacement, paired across rows, 2,000 times")
+    emit(f"{'row':<42} " + " ".join(f"{measure:<26}" for measure in MEASURES).rstrip())
+    for row in colorized:
+        emit(f"{row.name:<42} " + " ".join(f"{row.share(real, gray, measure, seed):<26}" for measure in MEASURES).rstrip())
     sources = sorted({entry.split("/")[0] for entry, _ in heldout})
     emit()
     emit("top-1 by source: " + ", ".join(f"{source} {sum(e.startswith(source + '/') for e, _ in heldout)} photos" for source in sources))
     emit(f"{'row':<42} " + " ".join(f"{source:>10}" for source in sources))
     for row in report.rows:
         masks = [torch.tensor([entry.startswith(source + "/") for entry, _ in heldout]) for source in sources]
-        emit(f"{row.name:<42} " + " ".join(f"{row.accuracy('top-1', mask):>10.4f}" for mask in masks))
+        emit(f"{row.name:<42} " + " ".join(f"{row.mean('top-1', mask):>10.4f}" for mask in masks))
     for row in colorized:
         emit(f"colorizing with {row.name.split(': ', 1)[1]}: {row.seconds:.1f} s for {count} photos ({row.seconds / count * 1000:.0f} ms each)")
 

@@ -166,21 +166,23 @@ def test_main_learns_color_classes_that_gray_cannot_tell_apart(tmp_path: Path, c
     real, gray, colorized = report.rows
     assert [real.name, gray.name] == ["real color", "gray (L only, a = b = 0)"]
     assert colorized.name == "colorized: landscape64_v1.ckpt"  # the shipped model by default
-    assert len(real.top1) == 32
-    assert real.accuracy("top-1") >= 0.9  # learned from color
-    assert gray.accuracy("top-1") <= 0.45  # chance is 0.25: gray holds no class
+    assert len(real.scores["top-1"]) == 32
+    assert real.mean("top-1") >= 0.9  # learned from color
+    assert gray.mean("top-1") <= 0.45  # chance is 0.25: gray holds no class
+    assert real.mean("cross-entropy") < 0.5 < math.log(4) - 0.2 < gray.mean("cross-entropy")
     assert "saved to" in report.lines[2] and "4 classes (2 caltech101, 2 intel)" in report.lines[2]
     printed = capsys.readouterr().out
     assert out.read_text(encoding="utf-8") == printed == "\n".join(report.lines) + "\n"
-    table = next(line for line in report.lines if line.startswith("colorized: "))
-    share = gap_share(real.accuracy("top-1"), gray.accuracy("top-1"), colorized.accuracy("top-1"))
-    assert f"{100 * share:.1f}%" in table
+    table = [line for line in report.lines if line.startswith("colorized: ")][1].split()
+    share = gap_share(real.mean("top-1"), gray.mean("top-1"), colorized.mean("top-1"))
+    ce_share = (gray.mean("cross-entropy") - colorized.mean("cross-entropy")) / (gray.mean("cross-entropy") - real.mean("cross-entropy"))
+    assert table[2] == f"{100 * share:.1f}%" and table[8] == f"{100 * ce_share:.1f}%"
 
     # the cached classifier: the same scores, no training; one row per --model
     again = semantic.main([*argv, "--model", "landscape64_v1.ckpt", "--model", "landscape64_hints_v1.ckpt"])
     assert "loaded from" in again.lines[2] and "saved to" not in again.lines[2]
     assert [row.name for row in again.rows[2:]] == ["colorized: landscape64_v1.ckpt", "colorized: landscape64_hints_v1.ckpt"]
-    assert [torch.equal(a.top1, b.top1) for a, b in zip(report.rows, again.rows)] == [True] * 3
+    assert [torch.equal(a.scores["top-1"], b.scores["top-1"]) for a, b in zip(report.rows, again.rows)] == [True] * 3
     retrained = semantic.main([*argv, "--retrain"])
     assert "saved to" in retrained.lines[2] and "loaded from" not in retrained.lines[2]
 
