@@ -335,20 +335,19 @@ def model_path(name: str) -> Path:
     raise SystemExit(f"--model {name}: no such checkpoint (give a .ckpt path, or a shipped model's name in {weights_folder()})")
 
 
-def score(args: argparse.Namespace, report: Report, classifier: Classifier, heldout: Sequence[tuple[str, str]], settings: Settings) -> None:
-    """Fills report.rows: real, gray, then one row per model, on the same held-out photos."""
-    corpus = Path(args.corpus).expanduser()
+def score(
+    corpus: Path, colorizers: dict[str, Colorizer], report: Report, classifier: Classifier, heldout: Sequence[tuple[str, str]], settings: Settings
+) -> None:
+    """Fills report.rows: real, gray, then one row per colorizer, on the same held-out photos."""
     index = {label: i for i, label in enumerate(classifier.classes)}
     labels = torch.tensor([index[label] for _, label in heldout])
-    models = {name: model_path(name) for name in args.model} if args.model else {(path := pretrained_checkpoint()).name: path}
-    colorizers = [Colorizer.from_checkpoint(path) for path in models.values()]
-    names = ["real color", "gray (L only, a = b = 0)", *(f"colorized: {name}" for name in models)]
+    names = ["real color", "gray (L only, a = b = 0)", *(f"colorized: {name}" for name in colorizers)]
     views: list[list[Tensor]] = [[] for _ in names]
-    seconds = [0.0] * len(models)
+    seconds = [0.0] * len(colorizers)
     for entry, _ in heldout:
         rgb = read_photo(corpus, entry)
         squares = [square(rgb, settings.side), square(gray_photo(rgb), settings.side)]
-        for i, colorizer in enumerate(colorizers):
+        for i, colorizer in enumerate(colorizers.values()):
             start = time.perf_counter()
             colored = colorizer.colorize(rgb)  # the model's own predict defaults
             seconds[i] += time.perf_counter() - start
@@ -421,10 +420,16 @@ def main(argv: Sequence[str] | None = None) -> Report:
     if not corpus.is_dir():
         raise SystemExit(f"no corpus at {corpus}: build it (docs/data/CORPUS.md) and pass --corpus")
     settings = Settings(args.size, args.epochs, tuple(args.widths), args.batch_size, args.lr, seed=args.seed)
-    train = labelled(read_list(Path(args.train_list)))
-    heldout_all = labelled(read_list(Path(args.heldout_list)))
+    try:
+        train = labelled(read_list(Path(args.train_list)))
+        heldout_all = labelled(read_list(Path(args.heldout_list)))
+    except LabelError as error:
+        raise SystemExit(str(error)) from None
     if not train or not heldout_all:
         raise SystemExit(f"no labelled ({', '.join(LABELLED_SOURCES)}) photos in {args.train_list} or {args.heldout_list}")
+    # the checkpoints are read before the classifier trains, so a wrong one costs no training
+    models = {name: model_path(name) for name in args.model} if args.model else {(path := pretrained_checkpoint()).name: path}
+    colorizers = {name: Colorizer.from_checkpoint(path) for name, path in models.items()}
     report = Report()
     log = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731 - progress, not the report
     classifier = classifier_for(corpus, train, settings, Path(args.cache_dir).expanduser(), args.retrain, log)
@@ -435,23 +440,31 @@ def main(argv: Sequence[str] | None = None) -> Report:
     report.emit(
         f"classifier: SmallCNN widths {'-'.join(map(str, settings.widths))}, {settings.size} px crops of {settings.side} px squares "
         f"(random crops + flips), {settings.epochs} epochs, batch {settings.batch_size}, lr {settings.lr:g} one-cycle, "
-        f"seed {settings.seed}; {len(train)} labelled training photos of {args.train_list}, {len(classifier.classes)} classes "
+        f"seed {settings.seed}; {len(train)} labelled training photos of {shown(args.train_list)}, {len(classifier.classes)} classes "
         f"({class_mix(classifier.classes)}); {classifier.origin}"
     )
     report.emit(
-        f"held-out: {len(heldout)} labelled photos of {args.heldout_list}"
+        f"held-out: {len(heldout)} labelled photos of {shown(args.heldout_list)}"
         + (f" ({len(heldout_all) - len(heldout)} of a class absent from training left out)" if len(heldout) < len(heldout_all) else "")
         + "; each view resized the same way from the photo's stored size, the center crop scored"
     )
     if not heldout:
         raise SystemExit(f"no held-out photo of {args.heldout_list} has a class the classifier was trained on")
     log(f"scoring {len(heldout)} held-out photos")
-    score(args, report, classifier, heldout, settings)
+    score(corpus, colorizers, report, classifier, heldout, settings)
     print_tables(report, heldout, args.seed)
     if args.out:
         with atomic_write(args.out, "w", encoding="utf-8") as stream:
             stream.write("\n".join(report.lines) + "\n")
     return report
+
+
+def shown(path: str) -> str:
+    """A path inside the repository as relative to it (the report reads the same on any clone)."""
+    try:
+        return str(Path(path).resolve().relative_to(REPO_ROOT))
+    except ValueError:
+        return path
 
 
 def class_mix(classes: Sequence[str]) -> str:

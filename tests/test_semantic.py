@@ -195,3 +195,16 @@ def test_main_names_a_listed_photo_that_is_missing(tmp_path: Path) -> None:
     argv = ["--corpus", str(corpus), "--train-list", str(train), "--heldout-list", str(heldout), "--epochs", "1", "--size", "16"]
     with pytest.raises(SystemExit, match=f"{gone} is listed but missing"):
         semantic.main([*argv, "--widths", "4", "8", "--cache-dir", str(tmp_path / "cache")])
+
+
+def test_main_refuses_a_missing_model_or_an_unlabelled_name_before_training(tmp_path: Path) -> None:
+    corpus, cache = tmp_path / "corpus", tmp_path / "cache"
+    train, heldout = color_tree(corpus, train_per_class=2, heldout_per_class=1)
+    argv = ["--corpus", str(corpus), "--heldout-list", str(heldout), "--size", "16", "--widths", "4", "--cache-dir", str(cache)]
+    with pytest.raises(SystemExit, match="--model nowhere.ckpt: no such checkpoint"):
+        semantic.main([*argv, "--train-list", str(train), "--model", "nowhere.ckpt"])
+    odd = tmp_path / "odd.txt"
+    odd.write_text(train.read_text(encoding="utf-8") + "caltech101/objects/Leopards_0001.jpg\n", encoding="utf-8")
+    with pytest.raises(SystemExit, match="caltech101/objects/Leopards_0001.jpg: a caltech101 photo named unlike"):
+        semantic.main([*argv, "--train-list", str(odd)])
+    assert not cache.exists()  # nothing was trained
