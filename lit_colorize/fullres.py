@@ -131,11 +131,14 @@ def widen_ab(ab_small: Tensor, width: int, lightness: Tensor | None = None, upsa
     resizing, small enough to keep whole (:func:`render_rows` does the rows). Bilinear: ab
     alone (C = 2). Guided: the filter's slope and offset against L (C = 4,
     :func:`~lit_colorize.guided.guided_coefficients`), fitted to ``lightness``, the photo's
-    full-resolution L* (H, W)."""
+    full-resolution L* (H, W). A map already at the photo's size has nothing to upsample: it
+    is kept as predicted under either (the guided filter would smooth it)."""
     maps = ab_small.float()
     if check_upsampling(upsampling) == "guided":
         if lightness is None:
             raise ValueError("guided upsampling needs the photo's full-resolution L")
+        if tuple(lightness.shape) == tuple(ab_small.shape[-2:]):
+            return maps  # (2, H, W): bilinear at scale 1 is the identity too
         maps = guided_coefficients(low_resolution_guide(lightness, tuple(ab_small.shape[-2:])), maps)
     return F.interpolate(maps[None], size=(ab_small.shape[-2], width), mode="bilinear", align_corners=False)[0]
 

@@ -72,7 +72,10 @@ def upsample_maps(maps: Tensor, size: tuple[int, int]) -> Tensor:
 
 def guided_upsample(lightness: Tensor, ab_small: Tensor, radius: int = DEFAULT_RADIUS, eps: float = DEFAULT_EPS) -> Tensor:
     """L* (H, W) and ab (2, h, w) -> ab (2, H, W) in one piece; the strip renderer of
-    :mod:`lit_colorize.fullres` gives the same values in bounded memory."""
+    :mod:`lit_colorize.fullres` gives the same values in bounded memory. A map already at the
+    photo's size is returned as it is: there is nothing to upsample."""
+    if tuple(lightness.shape) == tuple(ab_small.shape[-2:]):
+        return ab_small.float()
     coefficients = guided_coefficients(low_resolution_guide(lightness, ab_small.shape[-2:]), ab_small, radius, eps)
     maps = upsample_maps(coefficients, tuple(lightness.shape))
     return maps[:2] * lightness.float()[None] + maps[2:]

@@ -169,3 +169,16 @@ def test_maps_too_small_for_a_window_fall_back_to_bilinear(size: tuple[int, int]
     guided = guided_upsample(lightness, ab_small)
     bilinear = F.interpolate(ab_small[None], size=lightness.shape, mode="bilinear", align_corners=False)[0]
     torch.testing.assert_close(guided, bilinear)
+
+
+def test_a_map_at_the_photos_size_is_kept_as_predicted() -> None:
+    """Output stride 1 at the photo's own size: nothing to upsample, so the photo gets exactly
+    the predicted ab under either upsampling (as the ONNX example in the README renders it)."""
+    generator = torch.Generator().manual_seed(0)
+    lightness = torch.rand(24, 36, generator=generator) * 100
+    ab = torch.randn(2, 24, 36, generator=generator) * 30
+    torch.testing.assert_close(guided_upsample(lightness, ab), ab)
+    bilinear, guided = (render(lightness, ab, upsampling=u) for u in ("bilinear", "guided"))
+    assert torch.equal(guided, bilinear)
+    expected = lab_to_rgb(torch.cat([lightness[None], ab])).mul(255).round().to(torch.uint8)
+    assert (guided.int() - expected.int()).abs().max() <= 1
