@@ -157,6 +157,7 @@ class Colorizer:
         reference: ImageLike | None = None,
         palette: Sequence[Any] | None = None,
         weights: Sequence[float] | None = None,
+        global_hint: Tensor | None = None,
     ) -> Any:
         """``temperature``: None, the model's own recommended decoding (its ``predict_decoding``;
         mode-mean T=0.8 for a model without one); else 0 (each bin's mode) to 10, 1 its mean,
@@ -166,8 +167,19 @@ class Colorizer:
         in the photo's pixels (:mod:`lit_colorize.user_hints`); :class:`HintError` for a bad one.
         ``reference`` (an image, as ``image``, any size) or ``palette`` (``["#2a6fdb", "#c8a27a"]``,
         optional ``weights``) (a model trained with ``global_hints: true``): the colors the whole
-        photo should hold (:mod:`lit_colorize.global_hints`); :class:`GlobalHintError` for a bad one."""
-        return self._colorize(image, _temperatures(temperature), hints, self.global_hint(reference, palette, weights))
+        photo should hold (:mod:`lit_colorize.global_hints`); :class:`GlobalHintError` for a bad one.
+        ``global_hint``: a vector :meth:`global_hint` made before, so one reference read once serves many calls."""
+        return self._colorize(image, _temperatures(temperature), hints, self._hint_vector(reference, palette, weights, global_hint))
+
+    def _hint_vector(self, reference: Any, palette: Any, weights: Any, global_hint: Tensor | None) -> Tensor | None:
+        """A vector made before (``global_hint``) or :meth:`global_hint`'s of the others; not both."""
+        if global_hint is None:
+            return self.global_hint(reference, palette, weights)
+        if reference is not None or palette is not None or weights is not None:
+            raise GlobalHintError("give a global_hint vector or a reference/palette to make one from, not both")
+        if not self.module.net.global_hints:
+            raise GlobalHintError("a global hint was given, but this model was trained without global hints (global_hints: false)")
+        return global_hint
 
     def global_hint(
         self, reference: ImageLike | None = None, palette: Sequence[Any] | None = None, weights: Sequence[float] | None = None
@@ -219,14 +231,23 @@ class Colorizer:
 
     @torch.no_grad()
     def suggest(
-        self, image: ImageLike, x: float, y: float, k: int = 6, temperature: float = 0.8, hints: Sequence[dict] | None = None
+        self,
+        image: ImageLike,
+        x: float,
+        y: float,
+        k: int = 6,
+        temperature: float = 0.8,
+        hints: Sequence[dict] | None = None,
+        global_hint: Tensor | None = None,
     ) -> list[dict[str, Any]]:
         """The ``k`` colors the model finds most probable at pixel (``x``, ``y``) of the photo,
         most probable first: ``{"color": "#rrggbb", "rgb": (r, g, b), "probability": p, "bin": i}``.
         Each is its bin's color (the table's mode-to-mean interpolation at ``temperature``) shown
         at that pixel's own L, as the colorized photo would show it. A classification model's
-        predicted distribution gives this for free; ideepcolor shows such a palette by each click."""
+        predicted distribution gives this for free; ideepcolor shows such a palette by each click.
+        ``global_hint``: a global-hints model's vector (:meth:`global_hint`), as :meth:`colorize` takes it."""
         temperature = check_temperature(temperature)
+        global_hint = self._hint_vector(None, None, None, global_hint)
         net = self.module.net
         if not net.is_classifier:
             raise ValueError("suggestions need a classification model (a distribution over bins); this one regresses ab")
@@ -246,7 +267,7 @@ class Colorizer:
         short_side = int(self.working_size or net.predict_short_side)
         l_norm = network_input(lightness, working_size(height, width, short_side, net.size_multiple))
         channels = working_hints(checked, (height, width), tuple(l_norm.shape[-2:]), l_norm.device) if checked else None
-        logits = net(net.network_input(l_norm, channels) if net.hints else l_norm)[0].float()
+        logits = net(net.network_input(l_norm, channels) if net.hints else l_norm, global_hint)[0].float()
         out_h, out_w = logits.shape[-2:]
         row = min(max(round(working_position(y, height, out_h)), 0), out_h - 1)
         column = min(max(round(working_position(x, width, out_w)), 0), out_w - 1)
@@ -262,20 +283,28 @@ class Colorizer:
         ]
 
     def colorize_frames(
-        self, frames: Iterable[np.ndarray], temperature: float | None = None, temporal_consistency: bool = True, batch_frames: int = 8
+        self,
+        frames: Iterable[np.ndarray],
+        temperature: float | None = None,
+        temporal_consistency: bool = True,
+        batch_frames: int = 8,
+        reference: ImageLike | None = None,
+        palette: Sequence[Any] | None = None,
+        weights: Sequence[float] | None = None,
     ) -> Iterator[np.ndarray]:
         """For callers with their own video I/O: the frames of one video (uint8 RGB (H, W, 3),
         color or gray, one size) in, colorized frames out, one by one as they come (lazily,
         ``batch_frames`` at a time through the network). ``temporal_consistency``: stabilise
-        the colors along the optical flow of the gray frames (needs the ``video`` extra)."""
+        the colors along the optical flow of the gray frames (needs the ``video`` extra).
+        ``reference`` / ``palette`` (as :meth:`colorize`): one global hint for every frame,
+        checked here, before the first frame is taken."""
         from lit_colorize.video.colorize import FrameColorizer
 
         colorizer = FrameColorizer(
             self.module.net, _temperatures(temperature), self.working_size, temporal_consistency, batch_frames=batch_frames,
-            upsampling=self.upsampling,
+            upsampling=self.upsampling, global_hint=self.global_hint(reference, palette, weights),
         )
-        for images in colorizer(frames):
-            yield images[0]
+        return (images[0] for images in colorizer(frames))
 
     def colorize_video(
         self,
@@ -286,6 +315,9 @@ class Colorizer:
         crf: int = 18,
         overwrite: bool = False,
         progress: bool = True,
+        reference: ImageLike | None = None,
+        palette: Sequence[Any] | None = None,
+        weights: Sequence[float] | None = None,
     ) -> Any:
         """Colorizes the video file ``src`` into ``dst`` (.mp4 or .mkv): H.264 yuv420p at
         constant quality ``crf``, the source's size, frame count and frame times, its audio
@@ -293,11 +325,13 @@ class Colorizer:
         does not depend on the video's length. ``dst`` is written under a temporary name and
         renamed when complete; an existing ``dst`` is kept unless ``overwrite``. Returns a
         :class:`~lit_colorize.video.colorize.VideoReport` (frames, bad packets skipped,
-        scene cuts, seconds). Needs the ``video`` extra."""
+        scene cuts, seconds). Needs the ``video`` extra. ``reference`` / ``palette`` (as
+        :meth:`colorize`): one global hint for the whole clip, made (or refused) before any frame is decoded."""
         from lit_colorize.video.colorize import colorize_video
         from lit_colorize.video.io import VideoWriteError
 
         temperatures = _temperatures(temperature)
+        global_hint = self.global_hint(reference, palette, weights)
         dst = Path(dst)
         if dst.exists() and not overwrite:
             raise VideoWriteError(f"{dst} exists; pass overwrite=True to replace it, or choose another name")
@@ -305,7 +339,7 @@ class Colorizer:
             raise VideoWriteError(f"{dst} is the input video itself; choose another output name")
         return colorize_video(
             self.module.net, src, [dst], temperatures, working_size=self.working_size, upsampling=self.upsampling,
-            temporal_consistency=temporal_consistency, crf=crf, progress=progress, overwrite=overwrite,
+            temporal_consistency=temporal_consistency, crf=crf, progress=progress, overwrite=overwrite, global_hint=global_hint,
         )
 
 

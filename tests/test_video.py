@@ -446,3 +446,71 @@ def test_readme_video_command_runs_with_sound(shared_data: Path, tmp_path: Path)
     info = probe_video(output)
     assert info.has_audio and info.frame_count == 310 and (info.width, info.height) == (426, 240)
     assert "wrote 1 videos" in result.stdout
+
+
+# --- issue 30: one global hint (a reference photo or a palette) for a whole clip ---------------
+
+
+@pytest.fixture(scope="module")
+def global_colorizer() -> Colorizer:
+    """A global-hints model with random weights, its hint's MLP scaled up so the hint moves many
+    pixels: enough to test the wiring, not the quality."""
+    from lit_colorize import ColorizationModule
+
+    torch.manual_seed(0)
+    module = ColorizationModule(global_hints=True, widths=(8, 16, 32)).eval()
+    module.net.color_table.built.fill_(True)
+    with torch.no_grad():
+        module.net.global_hint.mlp[2].weight.mul_(200)
+    return Colorizer(module)
+
+
+def test_one_global_hint_colors_every_frame_as_the_colorizer_colors_each_photo(global_colorizer: Colorizer, tmp_path: Path, monkeypatch) -> None:
+    """Stabiliser off: every frame equals ``Colorizer.colorize(frame, reference=...)`` (or the
+    palette's), through colorize_frames and through colorize_video's frames as they are encoded;
+    the hint changes the frames."""
+    from lit_colorize.video import colorize as video_colorize
+
+    source = make_video(tmp_path / "clip.mkv", frames=6, width=64, height=48)
+    frames = clip_frames(source, 6)
+    reference = np.random.default_rng(8).integers(0, 256, (30, 70, 3), dtype=np.uint8)
+    palettes = {"reference": {"reference": reference}, "palette": {"palette": ["#2a6fdb", "#c8a27a"], "weights": [3, 1]}}
+    plain = [global_colorizer.colorize(frame) for frame in frames]
+    for given in palettes.values():
+        colored = list(global_colorizer.colorize_frames(frames, temporal_consistency=False, batch_frames=4, **given))
+        expected = [global_colorizer.colorize(frame, **given) for frame in frames]
+        assert len(colored) == 6 and all(np.array_equal(out, one) for out, one in zip(colored, expected))
+        assert np.mean([np.mean(out != one) for out, one in zip(colored, plain)]) > 0.02  # the hint is used
+    written: list[np.ndarray] = []
+    real_write = video_colorize.VideoWriter.write
+    monkeypatch.setattr(video_colorize.VideoWriter, "write", lambda self, image, pts: (written.append(image.copy()), real_write(self, image, pts))[1])
+    report = global_colorizer.colorize_video(source, tmp_path / "out.mp4", temporal_consistency=False, progress=False, reference=reference)
+    assert report.frames == 6 and len(written) == 6
+    for out, frame in zip(written, frames):
+        np.testing.assert_array_equal(out, global_colorizer.colorize(frame, reference=reference))
+
+
+def test_a_model_without_global_hints_refuses_a_reference_before_decoding(colorizer: Colorizer, tmp_path: Path) -> None:
+    """One line, before the video is opened (a missing file shows it: the hint is refused first)
+    and before colorize_frames takes a frame; no output is left."""
+    from lit_colorize.global_hints import GlobalHintError, global_hint_vector
+
+    source = make_video(tmp_path / "clip.mkv", frames=3)
+    for missing in (False, True):
+        src = tmp_path / "missing.mp4" if missing else source
+        with pytest.raises(GlobalHintError, match=r"trained without global hints \(global_hints: false\)") as caught:
+            colorizer.colorize_video(src, tmp_path / "out.mp4", progress=False, reference=np.zeros((8, 8, 3), np.uint8))
+        assert "\n" not in str(caught.value)
+    pulled: list[int] = []
+
+    def frames():
+        pulled.append(1)
+        yield np.zeros((24, 32, 3), np.uint8)
+
+    with pytest.raises(GlobalHintError, match="trained without global hints"):
+        colorizer.colorize_frames(frames(), palette=["#2a6fdb"])
+    assert pulled == []
+    vector = global_hint_vector(None, colorizer.module.hparams.grid_size)
+    with pytest.raises(ValueError, match="trained without global hints"):  # the module-level API, given a vector
+        colorize_video(colorizer.module.net, tmp_path / "missing.mp4", [tmp_path / "out.mp4"], progress=False, global_hint=vector)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mkv"]

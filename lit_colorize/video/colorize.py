@@ -51,7 +51,9 @@ class FrameColorizer:
     ``temporal_consistency`` the ab of each frame passes through a :class:`TemporalStabilizer`
     before rendering. ``cuts`` lists the frames where a new shot was detected so far;
     ``without_flow`` is True when the frames were too small for optical flow (stabilised
-    without motion; a warning says so once per video)."""
+    without motion; a warning says so once per video). ``global_hint`` (a global-hints model):
+    one vector (:func:`~lit_colorize.global_hints.global_hint_vector`) given to every frame, so a
+    whole clip follows one reference or palette; a model without global hints refuses it here."""
 
     def __init__(
         self,
@@ -62,10 +64,14 @@ class FrameColorizer:
         stabilizer: StabilizerSettings | None = None,
         batch_frames: int = DEFAULT_BATCH_FRAMES,
         upsampling: str = DEFAULT_UPSAMPLING,
+        global_hint: Tensor | None = None,
     ) -> None:
         if batch_frames < 1:
             raise ValueError(f"batch_frames must be at least 1, got {batch_frames}")
+        if global_hint is not None:
+            net.global_hint_input(1, global_hint, global_hint)  # refused (no global hints, wrong size) before any frame
         self.net = net
+        self.global_hint = global_hint
         self.decodings = net.decodings_for(checked_temperatures(temperatures))
         self.upsampling = check_upsampling(upsampling)
         self.short_side = int(working_size or net.predict_short_side)
@@ -118,7 +124,7 @@ class FrameColorizer:
         lightness = [full_resolution_l(torch.from_numpy(frame).to(device).permute(2, 0, 1)) for frame in frames]
         size = working_size(height, width, self.short_side, self.net.size_multiple)
         l_norm = torch.cat([network_input(one, size) for one in lightness])
-        ab_per_temperature = self.net.predict_ab(l_norm, self.decodings)
+        ab_per_temperature = self.net.predict_ab(l_norm, self.decodings, global_hint=self.global_hint)
         blend_size = stabilizer_size(height, width, self.stabilizer_settings.flow_size, min(size))
         for index, frame_l in enumerate(lightness):
             ab = [one[index] for one in ab_per_temperature]
@@ -239,6 +245,7 @@ def colorize_video(
     info: VideoInfo | None = None,
     on_frame: Callable[[int], None] | None = None,
     overwrite: bool = True,
+    global_hint: Tensor | None = None,
 ) -> VideoReport:
     """Colorizes the video ``source`` into one file per temperature (``outputs[i]`` at
     ``temperatures[i]``; None: one, the model's own decoding): H.264 yuv420p at the source's size, with its frame times and its
@@ -247,13 +254,15 @@ def colorize_video(
     With ``overwrite`` existing outputs are replaced (callers check first: predict's
     --overwrite rules); without it an output that appeared meanwhile (another run) is kept
     and :class:`~lit_colorize.video.io.VideoExistsError` raised.
-    ``progress``: a bar (a line every 10 s with ``line_progress`` or without a terminal)."""
+    ``progress``: a bar (a line every 10 s with ``line_progress`` or without a terminal).
+    ``global_hint``: one global hint vector for every frame (:class:`FrameColorizer`), checked
+    before the video is opened."""
     source = Path(source)
     outputs = [Path(path) for path in outputs]
     if len(outputs) != len(temperatures or [None]):
         raise ValueError(f"one output per temperature: got {len(outputs)} outputs for {len(temperatures or [None])} temperatures")
+    colorizer = FrameColorizer(net, temperatures, working_size, temporal_consistency, stabilizer, batch_frames, upsampling, global_hint)
     info = info or probe_video(source)
-    colorizer = FrameColorizer(net, temperatures, working_size, temporal_consistency, stabilizer, batch_frames, upsampling)
     report = VideoReport(source, outputs)
     started = time.monotonic()
     bar = VideoProgress(source.name, info.frame_count, enabled=progress, lines_only=line_progress)
