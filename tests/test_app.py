@@ -78,7 +78,7 @@ def test_the_page_and_its_script_are_served(pretrained_client: TestClient) -> No
     assert pretrained_client.get("/static/app.js").status_code == 200
     model = pretrained_client.get("/api/model").json()
     assert model == {
-        "name": "shipped", "hints": False, "suggestions": True, "working_side": 64,
+        "name": "shipped", "hints": False, "global_hints": False, "suggestions": True, "working_side": 64,
         "decoding": {"name": "annealed_mean", "temperature": 0.38},
         "max_upload_bytes": 50 * 2**20, "max_pixels": 40_000_000,
     }  # fmt: skip
@@ -747,3 +747,173 @@ def test_case3_full_size_work_checks_between_the_strips_of_both_its_passes() -> 
         render(lightness, torch.full((2, 8, 4), 30.0), budget=40 * 10, out=out)
     assert out[:, :50].any() and not out[:, 50:].any()  # the rows after the stop were never computed
     full_resolution_l(rgb)  # outside the block: no callback
+
+
+# ---- issue 30: a reference photo or a palette as the global hint ------------------------------
+
+
+def heavy_global_colorizer() -> Colorizer:
+    """A global-hints model with random weights, the hint's MLP scaled up so that a hint moves
+    many pixels: enough to test the wiring, not the quality (tests/test_video.py uses it too)."""
+    torch.manual_seed(0)
+    module = ColorizationModule(global_hints=True, widths=(8, 16, 32)).eval()
+    module.net.color_table.built.fill_(True)
+    with torch.no_grad():
+        module.net.global_hint.mlp[2].weight.mul_(200)
+    return Colorizer(module)
+
+
+@pytest.fixture(scope="module")
+def global_colorizer() -> Colorizer:
+    return heavy_global_colorizer()
+
+
+@pytest.fixture(scope="module")
+def global_client(global_colorizer: Colorizer) -> TestClient:
+    return local_client(create_app(global_colorizer))
+
+
+def send_reference(client: TestClient, data: bytes, **headers: str):
+    return client.post("/api/references", content=data, headers={"Content-Type": "application/octet-stream", **headers})
+
+
+def flat_regions(colors: list[str], rows: list[int], width: int = 30) -> np.ndarray:
+    """A reference photo of horizontal bands, ``rows[i]`` rows of ``colors[i]`` each."""
+    bands = [np.full((n, width, 3), [int(c[i : i + 2], 16) for i in (1, 3, 5)], np.uint8) for c, n in zip(colors, rows)]
+    return np.concatenate(bands)
+
+
+def test_a_reference_photo_colors_preview_download_and_suggestions_as_the_colorizer_does(
+    global_client: TestClient, global_colorizer: Colorizer
+) -> None:
+    """Uploaded once, then named by its id: every result equals ``Colorizer.colorize(...,
+    reference=the same photo)`` at the preview's and at the full size, and differs from no hint."""
+    assert global_client.get("/api/model").json()["global_hints"] is True
+    rng = np.random.default_rng(11)
+    photo = np.kron(rng.integers(0, 256, (11, 16, 3), dtype=np.uint8), np.ones((100, 80, 1), np.uint8))  # 1280x1100
+    photo_id = upload(global_client, png(photo))["id"]
+    reference = np.kron(rng.integers(0, 256, (6, 9, 3), dtype=np.uint8), np.ones((10, 10, 1), np.uint8))
+    answer = send_reference(global_client, png(reference)).json()
+    assert (answer["width"], answer["height"]) == (90, 60) and len(answer["swatches"]) == 5
+    url = f"/api/photos/{photo_id}"
+    shown = decoded(global_client.post(f"{url}/colorize", json={"reference": answer["id"]}))
+    preview = np.asarray(Image.fromarray(photo).resize((1024, 880), Image.Resampling.LANCZOS))
+    np.testing.assert_array_equal(shown, global_colorizer.colorize(preview, reference=reference))
+    plain = decoded(global_client.post(f"{url}/colorize", json={}))
+    assert np.mean(shown != plain) > 0.02  # the hint reached the network
+    full = decoded(global_client.post(f"{url}/download", json={"reference": answer["id"], "temperature": 1}))
+    np.testing.assert_array_equal(full, global_colorizer.colorize(photo, 1.0, reference=reference))
+    suggested = global_client.post(f"{url}/suggest", json={"x": 300, "y": 200, "k": 4, "reference": answer["id"]}).json()
+    hint = global_colorizer.global_hint(reference=reference)
+    expected = global_colorizer.suggest(preview, *(((v + 0.5) * 0.8 - 0.5) for v in (300, 200)), k=4, global_hint=hint)
+    assert [s["probability"] for s in suggested] == pytest.approx([s["probability"] for s in expected])
+    unhinted = global_client.post(f"{url}/suggest", json={"x": 300, "y": 200, "k": 4}).json()
+    assert [s["probability"] for s in unhinted] != pytest.approx([s["probability"] for s in suggested])
+
+
+def test_a_palette_colors_the_photo_as_the_colorizer_does_and_bad_ones_are_named(
+    global_client: TestClient, global_colorizer: Colorizer
+) -> None:
+    photo = np.random.default_rng(12).integers(0, 256, (96, 128, 3), dtype=np.uint8)
+    photo_id = upload(global_client, png(photo))["id"]
+    url = f"/api/photos/{photo_id}/colorize"
+    palette = {"palette": ["#2a6fdb", "#c8a27a"], "weights": [3, 1]}
+    shown = decoded(global_client.post(url, json=palette))
+    np.testing.assert_array_equal(shown, global_colorizer.colorize(photo, **palette))
+    assert np.mean(shown != decoded(global_client.post(url, json={}))) > 0.02
+    reference_id = send_reference(global_client, png(np.full((20, 20, 3), 200, np.uint8))).json()["id"]
+    for body, status, message in [
+        ({"palette": ["#2a6fdb", "red"]}, 400, "palette color 2: color 'red' is not #rrggbb"),
+        ({"palette": ["#2a6fdb"], "weights": [-1]}, 400, "palette weight 1 must be a finite number, 0 or more"),
+        ({"palette": []}, 400, "palette must be a list of 1 to 256 colors"),
+        ({"weights": [1]}, 400, "weights were given without a palette"),
+        ({"reference": reference_id, "palette": ["#2a6fdb"]}, 400, "give a reference photo or a palette (with its weights), not both"),
+        ({"reference": 7}, 400, "reference must be the id of an uploaded reference photo, got 7"),
+        ({"reference": "gone"}, 404, "this reference photo is no longer on the server (it keeps the last few); choose it again"),
+    ]:  # fmt: skip
+        assert message in one_line_error(global_client.post(url, json=body), status), body
+
+
+def test_a_model_without_global_hints_refuses_a_reference_before_reading_it(small_client: TestClient) -> None:
+    """The page hides the control; the API answers one line, before taking in a byte of the body."""
+    assert small_client.get("/api/model").json()["global_hints"] is False
+    photo_id = upload(small_client, png(np.full((48, 64, 3), 120, dtype=np.uint8)))["id"]
+    expected = "this model was trained without global hints, so it cannot take a reference photo or palette"
+    for body in ({"reference": "any"}, {"palette": ["#2a6fdb"]}, {"weights": [1]}):
+        for path in ("colorize", "suggest", "download"):
+            response = small_client.post(f"/api/photos/{photo_id}/{path}", json={"x": 1, "y": 1, **body})
+            assert one_line_error(response, 400).startswith(expected), (path, body)
+    reads = []
+
+    async def counted_body() -> dict:
+        reads.append(1)
+        return {"type": "http.request", "body": png(np.zeros((8, 8, 3), np.uint8)), "more_body": False}
+
+    status, body = asgi_call(small_client.app, "POST", "/api/references", {"content-type": "image/png"}, counted_body)
+    assert status == 400 and json.loads(body)["error"].startswith(expected) and reads == []
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "message"),
+    [
+        (png(np.zeros((300, 400, 3), dtype=np.uint8)), 413, "the reference photo has 400x300 = 0.12 MP, over this server's limit of 0.1 MP"),
+        (bomb_png(30000, 30000), 413, "the reference photo has 900 MP, over this server's limit of 0.1 MP"),
+        (b"x" * 200_001, 413, "the reference photo is 200,001 bytes, over this server's limit of 200,000 bytes"),
+        (b"just some text\n", 415, "the file is not an image; choose a photo"),
+        (b"", 400, "the upload is empty"),
+    ],
+    ids=["too-many-pixels", "bomb", "too-many-bytes", "text", "empty"],
+)  # fmt: skip
+def test_a_reference_obeys_the_photo_upload_limits(global_colorizer: Colorizer, body: bytes, status: int, message: str) -> None:
+    app = create_app(global_colorizer, Limits(max_pixels=100_000, max_upload_bytes=200_000))
+    client = local_client(app)
+    assert message in one_line_error(send_reference(client, body), status)
+    assert len(app.state.references) == 0 and app.state.uploads.taken == 0
+    assert send_reference(client, png(np.full((30, 30, 3), 90, dtype=np.uint8))).status_code == 200  # the server goes on
+    refused = send_reference(client, png(np.zeros((8, 8, 3), np.uint8)), Origin="http://evil.example")
+    assert one_line_error(refused, 403).startswith("requests from other web pages are refused")  # the photo's guard too
+
+
+def test_the_reference_swatches_are_its_most_likely_bins_at_their_pixels_lightness() -> None:
+    """Oracle: skimage's Lab, the nearest bin by a loop over the centres, the smoothing by hand.
+    Bands of 60 %, 30 % and 10 % give the first three swatches: each band's bin centre at its own
+    L*; the next two are neighbours of the largest band's bin, where no pixel falls (the overall
+    mean L*)."""
+    from skimage.color import lab2rgb, rgb2lab
+
+    from lit_colorize.app.photos import decode_upload
+    from lit_colorize.app.references import read_reference
+    from tests.test_global_hints import GRID, centres, nearest_bin, smoothed
+
+    colors = ["#2a6fdb", "#c8a27a", "#3c9a3c"]
+    reference = flat_regions(colors, [36, 18, 6])
+    module = ColorizationModule(global_hints=True, widths=(8, 16)).eval()
+    module.net.color_table.built.fill_(True)
+    swatches = read_reference(Colorizer(module), decode_upload(png(reference), 10_000)).swatches
+    table = centres()
+    lab = rgb2lab(reference)
+    counts = np.zeros(len(table))
+    bins = []
+    for color, rows in zip(colors, [36, 18, 6]):
+        rgb = np.array([[[int(color[i : i + 2], 16) for i in (1, 3, 5)]]], np.uint8)
+        light, a, b = rgb2lab(rgb)[0, 0]
+        bins.append((nearest_bin(a, b, table), light))
+        counts[bins[-1][0]] += rows * 30
+    distribution = smoothed(counts, table)
+
+    def shown(light: float, q: int) -> np.ndarray:
+        return np.round(lab2rgb(np.array([[[light, *table[q]]]]))[0, 0] * 255)
+
+    def rgb_of(swatch: dict) -> np.ndarray:
+        return np.array([int(swatch["color"][i : i + 2], 16) for i in (1, 3, 5)])
+
+    assert len(swatches) == 5
+    for swatch, (q, light) in zip(swatches, bins):
+        assert np.abs(rgb_of(swatch) - shown(light, q)).max() <= 1, (swatch, q)
+        assert swatch["share"] == pytest.approx(distribution[q], abs=1e-6)
+    blue = bins[0][0]
+    neighbours = [blue - GRID, blue + GRID, blue - 1, blue + 1]
+    mean_l = lab[..., 0].mean()
+    for swatch in swatches[3:]:
+        assert min(np.abs(rgb_of(swatch) - shown(mean_l, q)).max() for q in neighbours) <= 1, swatch
+        assert swatch["share"] == pytest.approx(distribution[neighbours[0]], abs=1e-6)

@@ -369,3 +369,51 @@ def test_case18_a_full_size_download_shows_progress_and_can_be_cancelled(
     assert not page.element("download-progress").is_displayed() and page.element("download").is_enabled()
     gate = app.state.large_gate
     page.wait.until(lambda _: gate.abandoned > abandoned and gate.pending == 0)  # the server stopped too
+
+
+# ---- issue 30: a reference photo or palette chips as the global hint --------------------------
+
+from tests.test_app import global_colorizer  # noqa: E402, F401 - the fixture: a global-hints model, random weights
+
+
+def test_issue30_a_reference_photo_and_palette_chips_color_the_whole_photo(
+    page: ColorizePage, global_colorizer: Any, tmp_path: Path
+) -> None:
+    """The default model takes no global hint: no control. A global-hints model: a chosen
+    reference colors the result as ``Colorizer.colorize(photo, reference=...)`` does and shows
+    its most likely colors beside it; a palette chip replaces it; "No global hint" undoes it."""
+    from selenium.webdriver.common.by import By
+
+    from lit_colorize.app.browser import live_app
+    from lit_colorize.app.references import top_swatches
+    from lit_colorize.app.server import create_app
+
+    assert page.driver.execute_script("return state.model.global_hints") is False and not page.element("global").is_displayed()
+    rng = np.random.default_rng(21)
+    photo = np.kron(rng.integers(0, 256, (12, 16, 3), dtype=np.uint8), np.ones((10, 10, 1), np.uint8))  # 160x120
+    reference = np.kron(rng.integers(0, 256, (6, 8, 3), dtype=np.uint8), np.ones((8, 8, 1), np.uint8))
+    Image.fromarray(photo).save(tmp_path / "photo.png")
+    Image.fromarray(reference).save(tmp_path / "reference.png")
+    with live_app(create_app(global_colorizer, model_name="global")) as url:
+        shown = ColorizePage(page.driver, url)
+        assert shown.element("global").is_displayed() and not shown.element("global-palette").is_displayed()
+        shown.upload(tmp_path / "photo.png")
+        plain = shown.result_pixels()
+        np.testing.assert_array_equal(plain, global_colorizer.colorize(photo))
+        shown.after(lambda: shown.element("reference-file").send_keys(str(tmp_path / "reference.png")))
+        np.testing.assert_array_equal(shown.result_pixels(), global_colorizer.colorize(photo, reference=reference))
+        assert "the colors of reference.png" in shown.element("status").text
+        swatches = [s.get_attribute("data-color") for s in shown.driver.find_elements(By.CSS_SELECTOR, "#global-swatches .swatch")]
+        vector = global_colorizer.global_hint(reference=reference)
+        assert swatches == [s["color"] for s in top_swatches(vector, reference, global_colorizer.module.hparams.grid_size)]
+        assert shown.element("global-palette").is_displayed() and shown.element("reference-thumb").is_displayed()
+        shown.after(shown.element("add-chip").click)  # a palette of one chip replaces the reference
+        recolor = "const c = document.querySelector('#chips input[type=color]'); c.value = arguments[0]; c.dispatchEvent(new Event('change'));"
+        shown.after(lambda: shown.driver.execute_script(recolor, "#d03030"))
+        np.testing.assert_array_equal(shown.result_pixels(), global_colorizer.colorize(photo, palette=["#d03030"], weights=[1]))
+        assert not shown.element("reference-thumb").is_displayed()
+        chips = shown.driver.find_elements(By.CSS_SELECTOR, "#global-swatches .swatch")
+        assert [c.get_attribute("data-color") for c in chips] == ["#d03030"] and chips[0].text == "100%"
+        shown.after(shown.element("clear-global").click)
+        np.testing.assert_array_equal(shown.result_pixels(), plain)
+        assert not shown.element("global-palette").is_displayed()

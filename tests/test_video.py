@@ -453,16 +453,10 @@ def test_readme_video_command_runs_with_sound(shared_data: Path, tmp_path: Path)
 
 @pytest.fixture(scope="module")
 def global_colorizer() -> Colorizer:
-    """A global-hints model with random weights, its hint's MLP scaled up so the hint moves many
-    pixels: enough to test the wiring, not the quality."""
-    from lit_colorize import ColorizationModule
+    """The page tests' global-hints model: random weights, the hint weighing heavily (the wiring, not the quality)."""
+    from tests.test_app import heavy_global_colorizer
 
-    torch.manual_seed(0)
-    module = ColorizationModule(global_hints=True, widths=(8, 16, 32)).eval()
-    module.net.color_table.built.fill_(True)
-    with torch.no_grad():
-        module.net.global_hint.mlp[2].weight.mul_(200)
-    return Colorizer(module)
+    return heavy_global_colorizer()
 
 
 def test_one_global_hint_colors_every_frame_as_the_colorizer_colors_each_photo(global_colorizer: Colorizer, tmp_path: Path, monkeypatch) -> None:

@@ -45,7 +45,7 @@ SECURITY_HEADERS = {
     "Cross-Origin-Resource-Policy": "same-origin",
     "Cross-Origin-Opener-Policy": "same-origin",
 }
-UPLOAD_PATH = "/api/photos"
+UPLOAD_PATHS = ("/api/photos", "/api/references")  # the photo, and a reference photo for its colors
 UPLOAD_TYPES = ("image/", "application/octet-stream")
 SHOWN_CHARS = 40
 
@@ -145,7 +145,7 @@ def refusal(scope: Scope, hosts: TrustedHosts) -> tuple[int, str] | None:
 
 def content_type_refusal(path: str, content_type: str) -> tuple[int, str] | None:
     media = content_type.split(";", 1)[0].strip().lower()
-    if path == UPLOAD_PATH:
+    if path in UPLOAD_PATHS:
         if not media.startswith(UPLOAD_TYPES):
             return 415, f"an upload is sent as image/* or application/octet-stream, not {echo(media)}"
     elif media != "application/json":

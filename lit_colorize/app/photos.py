@@ -16,6 +16,7 @@ from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 import numpy as np
 import torch
@@ -65,10 +66,10 @@ def exactly(value: float) -> str:
     return text[:-2] if text.endswith(".0") else text
 
 
-def too_many_pixels(pixels: int, max_pixels: int, size: tuple[int, int] | None = None) -> UploadError:
+def too_many_pixels(pixels: int, max_pixels: int, size: tuple[int, int] | None = None, what: str = "photo") -> UploadError:
     shape = f"{size[0]}x{size[1]} = " if size else ""
     return UploadError(
-        f"the photo has {shape}{exactly(pixels / 1e6)} MP, over this server's limit of {exactly(max_pixels / 1e6)} MP; "
+        f"the {what} has {shape}{exactly(pixels / 1e6)} MP, over this server's limit of {exactly(max_pixels / 1e6)} MP; "
         "scale it down, or start the server with a larger --max_megapixels",
         status=413,
     )
@@ -81,22 +82,22 @@ def allow_pillow_pixels(max_pixels: int) -> None:
         Image.MAX_IMAGE_PIXELS = max_pixels
 
 
-def photo_size(data: bytes, max_pixels: int) -> tuple[int, int]:
+def photo_size(data: bytes, max_pixels: int, what: str = "photo") -> tuple[int, int]:
     """(width, height) from the upload's header alone, cheap enough to ask on the server's event
     loop before queueing the decoding; :class:`UploadError` for an empty upload, a file that is
     not an image, and a photo over ``max_pixels`` (the server's own 413, also where Pillow's
-    bomb check would answer first)."""
+    bomb check would answer first); ``what`` names the upload in the messages."""
     with warnings.catch_warnings():  # on the event loop's thread, where nothing else warns meanwhile
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # answered with the server's own limit
-        with _opened(data, max_pixels) as image:
+        with _opened(data, max_pixels, what) as image:
             return image.size
 
 
-def decode_upload(data: bytes, max_pixels: int) -> Photo:
+def decode_upload(data: bytes, max_pixels: int, what: str = "photo") -> Photo:
     """Uploaded bytes -> a :class:`Photo`; :class:`UploadError` for anything that is not a
     readable image or has more than ``max_pixels`` pixels (checked on the header, before the
     pixels are decoded)."""
-    with _opened(data, max_pixels) as image:
+    with _opened(data, max_pixels, what) as image:
         try:
             image.load()
             rgb, _ = pillow_pixels(ImageOps.exif_transpose(image))
@@ -106,7 +107,7 @@ def decode_upload(data: bytes, max_pixels: int) -> Photo:
 
 
 @contextmanager
-def _opened(data: bytes, max_pixels: int) -> Iterator[Image.Image]:
+def _opened(data: bytes, max_pixels: int, what: str = "photo") -> Iterator[Image.Image]:
     """The upload opened by Pillow (its header read, no pixels yet) once its size is checked."""
     if not data:
         raise UploadError("the upload is empty; choose a photo (JPEG, PNG, WebP, TIFF, BMP, GIF)")
@@ -116,13 +117,13 @@ def _opened(data: bytes, max_pixels: int) -> Iterator[Image.Image]:
         raise UploadError("the file is not an image; choose a photo (JPEG, PNG, WebP, TIFF, BMP, GIF)", status=415) from None
     except Image.DecompressionBombError as error:  # over twice Pillow's limit: its message holds the count
         found = re.search(r"\((\d+) pixels\)", str(error))
-        raise too_many_pixels(int(found.group(1)) if found else max_pixels + 1, max_pixels) from None
+        raise too_many_pixels(int(found.group(1)) if found else max_pixels + 1, max_pixels, what=what) from None
     except (OSError, SyntaxError, ValueError) as error:
         raise _unreadable(error) from None
     with image:
         width, height = image.size
         if width * height > max_pixels:
-            raise too_many_pixels(width * height, max_pixels, (width, height))
+            raise too_many_pixels(width * height, max_pixels, (width, height), what)
         yield image
 
 
@@ -151,15 +152,20 @@ def gray_version(rgb: np.ndarray) -> np.ndarray:
     return render(full_resolution_l(tensor), neutral).permute(1, 2, 0).numpy()
 
 
-class PhotoStore:
-    """The last ``max_photos`` uploads, by random id, oldest dropped first; thread-safe."""
+Item = TypeVar("Item")
+GONE = "this photo is no longer on the server (it keeps the last few uploads); upload it again"
 
-    def __init__(self, max_photos: int = 8) -> None:
-        self.max_photos = max_photos
-        self._photos: OrderedDict[str, Photo] = OrderedDict()
+
+class PhotoStore(Generic[Item]):
+    """The last ``max_photos`` uploads (photos, or the page's reference photos), by random id,
+    oldest dropped first; thread-safe. ``gone``: the 404's message for an id no longer kept."""
+
+    def __init__(self, max_photos: int = 8, gone: str = GONE) -> None:
+        self.max_photos, self.gone = max_photos, gone
+        self._photos: OrderedDict[str, Item] = OrderedDict()
         self._lock = threading.Lock()
 
-    def add(self, photo: Photo) -> str:
+    def add(self, photo: Item) -> str:
         photo_id = secrets.token_urlsafe(12)
         with self._lock:
             self._photos[photo_id] = photo
@@ -167,11 +173,11 @@ class PhotoStore:
                 self._photos.popitem(last=False)
         return photo_id
 
-    def get(self, photo_id: str) -> Photo:
+    def get(self, photo_id: str) -> Item:
         with self._lock:
             photo = self._photos.get(photo_id)
             if photo is None:
-                raise UploadError("this photo is no longer on the server (it keeps the last few uploads); upload it again", 404)
+                raise UploadError(self.gone, 404)
             self._photos.move_to_end(photo_id)
             return photo
 

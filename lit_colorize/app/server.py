@@ -7,7 +7,9 @@ directly and Gradio's components do not; and the core install stays lean (the ``
 is Starlette and uvicorn, a few hundred kB, against Gradio's hundred-odd MB with its front end).
 
 Requests carry the photo's bytes as the raw body (no multipart parser, no file name, nothing
-written to disk) and JSON for the rest. :mod:`lit_colorize.app.guard` decides whom the server
+written to disk) and JSON for the rest. A model trained with global hints also takes a reference
+photo (uploaded as a photo is, within the same limits; :mod:`lit_colorize.app.references`) or a
+palette of colors with weights, as the whole photo's colors. :mod:`lit_colorize.app.guard` decides whom the server
 answers. The work each request may cause is bounded (:class:`Limits`):
 
 * uploads: at most ``max_uploads`` bodies read at once (503 beyond, before reading), each
@@ -47,6 +49,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
+from torch import Tensor
 
 from lit_colorize.app.guard import RequestGuard, TrustedHosts, echo
 from lit_colorize.app.photos import (
@@ -59,6 +62,7 @@ from lit_colorize.app.photos import (
     gray_version,
     photo_size,
 )
+from lit_colorize.app.references import Reference, read_reference
 from lit_colorize.colorizer import Colorizer
 from lit_colorize.errors import UserError, check_temperature
 from lit_colorize.fullres import between_strips
@@ -67,6 +71,11 @@ from lit_colorize.user_hints import MAX_HINTS, parse_hints
 STATIC = files("lit_colorize.app") / "static"
 #: The bin colors a suggestion shows when the page asks for the model's own decoding (mode-to-mean T).
 SUGGESTION_TEMPERATURE = 0.8
+NO_GLOBAL_HINTS = (
+    "this model was trained without global hints, so it cannot take a reference photo or palette; start lit-colorize serve "
+    "with --ckpt_path of a model trained with global_hints: true"
+)
+REFERENCE_GONE = "this reference photo is no longer on the server (it keeps the last few); choose it again"
 log = logging.getLogger("lit_colorize.app")
 
 
@@ -88,6 +97,7 @@ class Limits:
     max_uploads: int = 4
     body_seconds: float = 30.0
     max_photos: int = 8
+    max_references: int = 8
 
 
 class Busy(Exception):
@@ -281,7 +291,8 @@ def create_app(
     """The page and its JSON API for ``colorizer``, which is loaded once and shared, answering
     to the host names of a server started with ``--host host`` (:class:`~lit_colorize.app.guard.TrustedHosts`)."""
     allow_pillow_pixels(limits.max_pixels)
-    store = PhotoStore(limits.max_photos)
+    store: PhotoStore[Photo] = PhotoStore(limits.max_photos)
+    references: PhotoStore[Reference] = PhotoStore(limits.max_references, REFERENCE_GONE)
     gate = ModelGate(limits.concurrency, limits.max_waiting, limits.queue_seconds)
     large = ModelGate(limits.large_concurrency, limits.large_waiting, limits.large_queue_seconds)
     uploads = UploadSlots(limits.max_uploads)
@@ -290,7 +301,22 @@ def create_app(
     async def read_json(request: Request) -> dict[str, Any]:
         return parse_json(await read_body(request, limits.max_json_bytes, "request", limits.body_seconds))
 
-    def checked_request(photo: Photo, payload: Mapping[str, Any]) -> tuple[float | None, list[dict[str, Any]]]:
+    def global_hint(payload: Mapping[str, Any]) -> Tensor | None:
+        """The request's global hint vector: an uploaded reference's (by id) or a palette's; None without."""
+        reference, palette, weights = payload.get("reference"), payload.get("palette"), payload.get("weights")
+        if reference is None and palette is None and weights is None:
+            return None
+        if not net.global_hints:
+            raise UploadError(NO_GLOBAL_HINTS)
+        if reference is None:
+            return colorizer.global_hint(palette=palette, weights=weights)  # a bad palette: its one-line GlobalHintError
+        if palette is not None or weights is not None:
+            raise UploadError("give a reference photo or a palette (with its weights), not both")
+        if not isinstance(reference, str):
+            raise UploadError(f"reference must be the id of an uploaded reference photo, got {echo(reference)}")
+        return references.get(reference).vector
+
+    def checked_request(photo: Photo, payload: Mapping[str, Any]) -> tuple[float | None, list[dict[str, Any]], Tensor | None]:
         temperature = payload.get("temperature")  # null or absent: the model's own decoding
         if temperature is not None:
             if not is_number(temperature):
@@ -306,13 +332,14 @@ def create_app(
             raise UploadError(f"{len(hints)} hints is more than this server's {limits.max_hints}")
         width, height = photo.size
         parse_hints(hints, "the photo", height, width)  # errors in the photo's own pixels, as the page shows them
-        return temperature, hints
+        return temperature, hints, global_hint(payload)
 
     async def model(request: Request) -> Response:
         return JSONResponse(
             {
                 "name": model_name,
                 "hints": bool(net.hints),
+                "global_hints": bool(net.global_hints),
                 "suggestions": bool(net.is_classifier),
                 "decoding": net.decodings_for(None)[0].as_hparam(),  # what a request without a temperature gets
                 "working_side": int(colorizer.working_size or net.predict_short_side),
@@ -339,6 +366,21 @@ def create_app(
             }
         )
 
+    async def reference_upload(request: Request) -> Response:
+        """A reference photo, under the photo's limits; refused before its body is read by a model
+        without global hints."""
+        if not net.global_hints:
+            raise UploadError(NO_GLOBAL_HINTS)
+        what = "reference photo"
+        with uploads:
+            data = await read_body(request, limits.max_upload_bytes, what, limits.body_seconds)
+            width, height = photo_size(data, limits.max_pixels, what)
+            decoding = large if width * height > limits.large_pixels else gate
+            reference = await unless_disconnected(
+                request, decoding.run(lambda: read_reference(colorizer, decode_upload(data, limits.max_pixels, what)))
+            )
+        return JSONResponse({"id": references.add(reference), "width": width, "height": height, "swatches": reference.swatches})
+
     async def gray(request: Request) -> Response:
         photo = store.get(request.path_params["photo_id"])
         data = await gate.run(lambda: png_bytes(gray_version(photo.preview)))
@@ -346,11 +388,11 @@ def create_app(
 
     async def colorize(request: Request) -> Response:
         photo = store.get(request.path_params["photo_id"])
-        temperature, hints = checked_request(photo, await read_json(request))
+        temperature, hints, vector = checked_request(photo, await read_json(request))
 
         def work() -> tuple[bytes, float]:
             start = time.perf_counter()
-            colored = colorizer.colorize(photo.preview, temperature, preview_hints(hints, photo.preview_scale))
+            colored = colorizer.colorize(photo.preview, temperature, preview_hints(hints, photo.preview_scale), global_hint=vector)
             return png_bytes(colored), time.perf_counter() - start
 
         data, seconds = await unless_disconnected(request, gate.run(work))
@@ -359,7 +401,7 @@ def create_app(
     async def suggest(request: Request) -> Response:
         photo = store.get(request.path_params["photo_id"])
         payload = await read_json(request)
-        temperature, hints = checked_request(photo, payload)
+        temperature, hints, vector = checked_request(photo, payload)
         k = payload.get("k", 6)
         if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= 24:
             raise UploadError(f"k must be a whole number from 1 to 24, got {echo(k)}")
@@ -374,16 +416,16 @@ def create_app(
             request,
             gate.run(
                 colorizer.suggest, photo.preview, *preview_point(x, y, scale), k, SUGGESTION_TEMPERATURE if temperature is None else temperature,
-                preview_hints(hints, scale),
+                preview_hints(hints, scale), vector,
             ),
         )
         return JSONResponse([{"color": s["color"], "probability": s["probability"]} for s in found])
 
     async def download(request: Request) -> Response:
         photo = store.get(request.path_params["photo_id"])
-        temperature, hints = checked_request(photo, await read_json(request))
+        temperature, hints, vector = checked_request(photo, await read_json(request))
         data = await unless_disconnected(
-            request, large.run(lambda: png_bytes(colorizer.colorize(photo.rgb, temperature, hints)))
+            request, large.run(lambda: png_bytes(colorizer.colorize(photo.rgb, temperature, hints, global_hint=vector)))
         )
         return Response(data, media_type="image/png")
 
@@ -394,6 +436,7 @@ def create_app(
         Route("/", index),
         Route("/api/model", answering_errors(model)),
         Route("/api/photos", answering_errors(upload), methods=["POST"]),
+        Route("/api/references", answering_errors(reference_upload), methods=["POST"]),
         Route("/api/photos/{photo_id}/gray.png", answering_errors(gray)),
         Route("/api/photos/{photo_id}/colorize", answering_errors(colorize), methods=["POST"]),
         Route("/api/photos/{photo_id}/suggest", answering_errors(suggest), methods=["POST"]),
@@ -406,6 +449,7 @@ def create_app(
         exception_handlers={Exception: internal_error},
     )
     app.state.photos = store
+    app.state.references = references
     app.state.gate = gate
     app.state.large_gate = large
     app.state.uploads = uploads

@@ -15,7 +15,10 @@ const state = {
   pickPoint: null,    // the pixel the open picker is for, marked on the photo
   downloading: null,  // the AbortController of a full-size download in progress
   ownDecoding: true,  // the model's own recommended decoding (temperature null) until the slider is moved
+  global: null,       // the global hint: {kind: "reference", id, name, url, swatches} or {kind: "palette", chips: [{color, weight}]}
 };
+// The colors "Add a palette color" starts from, in turn.
+const CHIP_COLORS = ["#2a6fdb", "#c8a27a", "#3c9a3c", "#d03030", "#e0c040", "#7a4fc8"];
 
 // null asks the server for the model's own decoding (GET /api/model's "decoding").
 function temperature() { return state.ownDecoding ? null : Number($("temperature").value); }
@@ -52,6 +55,18 @@ function postJson(path, body) {
 
 function hintsForServer() {
   return state.hints.map(({ x, y, color, size }) => (size ? { x, y, color, size } : { x, y, color }));
+}
+
+// The global hint as the server takes it: an uploaded reference's id, or the palette and its weights.
+function globalForServer() {
+  const hint = state.global;
+  if (!hint) return {};
+  if (hint.kind === "reference") return { reference: hint.id };
+  return { palette: hint.chips.map((chip) => chip.color), weights: hint.chips.map((chip) => chip.weight) };
+}
+
+function requestBody() {
+  return { temperature: temperature(), hints: hintsForServer(), ...globalForServer() };
 }
 
 // ---- loading a photo --------------------------------------------------------------------
@@ -94,8 +109,7 @@ async function colorize() {
   const seq = ++state.renderSeq;
   const started = performance.now();
   try {
-    const response = await postJson(`/api/photos/${state.photo.id}/colorize`,
-                                    { temperature: temperature(), hints: hintsForServer() });
+    const response = await postJson(`/api/photos/${state.photo.id}/colorize`, requestBody());
     const blob = await response.blob();
     if (seq !== state.renderSeq) return "superseded";
     const url = URL.createObjectURL(blob);
@@ -109,7 +123,9 @@ async function colorize() {
     const serverMs = response.headers.get("X-Colorize-Ms");
     const total = Math.round(performance.now() - started);
     const hintsNote = state.hints.length ? `, ${state.hints.length} hint${state.hints.length > 1 ? "s" : ""}` : "";
-    $("status").textContent = `Colorized with ${decodingLabel()}${hintsNote} in ${serverMs} ms on the server ` +
+    const globalNote = !state.global ? "" : state.global.kind === "reference" ? `, the colors of ${state.global.name}`
+      : `, a palette of ${state.global.chips.length}`;
+    $("status").textContent = `Colorized with ${decodingLabel()}${hintsNote}${globalNote} in ${serverMs} ms on the server ` +
       `(${total} ms with the round trip); shown at ${state.photo.preview_width}×${state.photo.preview_height}, ` +
       `downloads at ${state.photo.width}×${state.photo.height}.`;
     $("result").dataset.version = String(seq);
@@ -179,7 +195,7 @@ async function download() {
   try {
     const response = await api(`/api/photos/${state.photo.id}/download`, {
       method: "POST", headers: { "Content-Type": "application/json" }, signal: controller.signal,
-      body: JSON.stringify({ temperature: temperature(), hints: hintsForServer() }),
+      body: JSON.stringify(requestBody()),
     });
     saveBlob(await response.blob(), `${state.name}_colorized_T${fileTemperature()}.png`);
     $("status").textContent = `Downloaded ${state.photo.width}×${state.photo.height}.`;
@@ -317,7 +333,7 @@ async function openPicker(point, index, event) {
   const others = hintsForServer().filter((_, i) => i !== index);
   try {
     const response = await postJson(`/api/photos/${state.photo.id}/suggest`,
-                                    { x: point.x, y: point.y, k: 6, temperature: temperature(), hints: others });
+                                    { ...requestBody(), x: point.x, y: point.y, k: 6, hints: others });
     for (const suggestion of await response.json()) {
       const swatch = document.createElement("button");
       swatch.type = "button";
@@ -423,6 +439,112 @@ $("load-hints").addEventListener("change", async (event) => {
 
 $("clear-hints").addEventListener("click", () => { closePicker(); changeHints(() => { state.hints = []; }); });
 
+// ---- the global hint: a reference photo or a palette -------------------------------------
+// Applies a change to the global hint and colorizes; it goes back to what it was if the server refuses it.
+async function changeGlobal(change) {
+  const before = state.global && { ...state.global, chips: state.global.chips && state.global.chips.map((chip) => ({ ...chip })) };
+  change();
+  renderGlobal();
+  if (await colorize() === "refused") {
+    state.global = before;
+    renderGlobal();
+  }
+}
+
+async function loadReference(file) {
+  showError("");
+  if (!file) return;
+  if (file.size > state.model.max_upload_bytes) {
+    showError(`${file.name} is ${(file.size / 2 ** 20).toFixed(1)} MiB, over this server's ` +
+              `${(state.model.max_upload_bytes / 2 ** 20).toFixed(0)} MiB limit; choose a smaller reference`);
+    return;
+  }
+  $("status").textContent = `Reading the reference ${file.name}…`;
+  try {
+    const response = await api("/api/references", { method: "POST", headers: { "Content-Type": "application/octet-stream" }, body: file });
+    const reference = await response.json();
+    await changeGlobal(() => {
+      state.global = { kind: "reference", name: file.name, url: URL.createObjectURL(file), ...reference };
+    });
+  } catch (error) {
+    showError(`${file.name}: ${error.message}`);
+    $("status").textContent = "The reference was not taken; the global hint is as it was.";
+  }
+}
+
+function swatch(color, share) {
+  const item = document.createElement("div");
+  item.className = "swatch";
+  item.style.background = color;
+  item.classList.toggle("light", isLight(color));
+  item.dataset.color = color;
+  item.textContent = `${Math.round(share * 100)}%`;
+  item.title = `${color}, ${(share * 100).toFixed(1)}%`;
+  return item;
+}
+
+function renderGlobal() {
+  const hint = state.global;
+  const reference = hint && hint.kind === "reference" ? hint : null;
+  const chips = hint && hint.kind === "palette" ? hint.chips : [];
+  $("reference-thumb").hidden = !reference;
+  if (reference && $("reference-thumb").src !== reference.url) $("reference-thumb").src = reference.url;
+  $("reference-name").textContent = reference ? `${reference.name}, ${reference.width}×${reference.height}` : "";
+  const list = $("chips");
+  list.replaceChildren();
+  chips.forEach((chip, index) => {
+    const item = document.createElement("li");
+    const color = document.createElement("input");
+    color.type = "color";
+    color.value = chip.color;
+    color.setAttribute("aria-label", `palette color ${index + 1}`);
+    color.addEventListener("change", () => changeGlobal(() => { state.global.chips[index].color = color.value; }));
+    const weight = document.createElement("input");
+    weight.type = "number";
+    weight.min = "0";
+    weight.step = "any";
+    weight.value = String(chip.weight);
+    weight.setAttribute("aria-label", `palette color ${index + 1}'s weight`);
+    weight.addEventListener("change", () => changeGlobal(() => { state.global.chips[index].weight = Number(weight.value); }));
+    const remove = document.createElement("button");
+    remove.type = "button";
+    remove.textContent = "Remove";
+    remove.addEventListener("click", () => changeGlobal(() => {
+      state.global.chips.splice(index, 1);
+      if (!state.global.chips.length) state.global = null;
+    }));
+    item.append(color, "weight", weight, remove);
+    list.appendChild(item);
+  });
+  $("clear-global").disabled = !hint;
+  // what the model is given, beside the result: the reference's most likely colors, or the palette's shares
+  const total = chips.reduce((sum, chip) => sum + Math.max(chip.weight, 0), 0) || 1;
+  const shown = reference ? reference.swatches : chips.map((chip) => ({ color: chip.color, share: Math.max(chip.weight, 0) / total }));
+  $("global-swatches").replaceChildren(...shown.map(({ color, share }) => swatch(color, share)));
+  $("global-palette-label").textContent = reference ? "Reference's colors" : "Palette";
+  $("global-palette").hidden = !hint;
+}
+
+$("reference-file").addEventListener("change", (event) => {
+  loadReference(event.target.files[0]);
+  event.target.value = "";
+});
+$("add-chip").addEventListener("click", () => changeGlobal(() => {
+  const chips = state.global && state.global.kind === "palette" ? state.global.chips : [];  // a palette replaces a reference
+  chips.push({ color: CHIP_COLORS[chips.length % CHIP_COLORS.length], weight: 1 });
+  state.global = { kind: "palette", chips };
+}));
+$("clear-global").addEventListener("click", () => changeGlobal(() => { state.global = null; }));
+// A file dropped on the global hint's box is a reference, not a new photo.
+$("global").addEventListener("dragover", (event) => { event.preventDefault(); event.stopPropagation(); $("global").classList.add("dragging"); });
+$("global").addEventListener("dragleave", () => $("global").classList.remove("dragging"));
+$("global").addEventListener("drop", (event) => {
+  event.preventDefault();
+  event.stopPropagation();
+  $("global").classList.remove("dragging");
+  loadReference(event.dataTransfer.files[0]);
+});
+
 // ---- choosing and dropping files --------------------------------------------------------
 $("file").addEventListener("change", (event) => {
   loadPhoto(event.target.files[0]);
@@ -440,7 +562,9 @@ document.addEventListener("keydown", (event) => { if (event.key === "Escape") cl
 (async () => {
   try {
     state.model = await (await api("/api/model")).json();
-    $("model-name").textContent = `model: ${state.model.name}` + (state.model.hints ? " (takes color hints)" : "");
+    const takes = [state.model.hints && "color hints", state.model.global_hints && "a reference or palette"].filter(Boolean);
+    $("model-name").textContent = `model: ${state.model.name}` + (takes.length ? ` (takes ${takes.join(" and ")})` : "");
+    $("global").hidden = !state.model.global_hints;  // a model without global hints: no control for them
     document.body.dataset.ready = "true";
   } catch (error) {
     showError(`the server did not answer: ${error.message}`);
