@@ -318,6 +318,7 @@ class Colorizer:
         reference: ImageLike | None = None,
         palette: Sequence[Any] | None = None,
         weights: Sequence[float] | None = None,
+        hints: Sequence[dict] | None = None,
     ) -> Any:
         """Colorizes the video file ``src`` into ``dst`` (.mp4 or .mkv): H.264 yuv420p at
         constant quality ``crf``, the source's size, frame count and frame times, its audio
@@ -326,7 +327,9 @@ class Colorizer:
         renamed when complete; an existing ``dst`` is kept unless ``overwrite``. Returns a
         :class:`~lit_colorize.video.colorize.VideoReport` (frames, bad packets skipped,
         scene cuts, seconds). Needs the ``video`` extra. ``reference`` / ``palette`` (as
-        :meth:`colorize`): one global hint for the whole clip, made (or refused) before any frame is decoded."""
+        :meth:`colorize`): one global hint for the whole clip, made (or refused) before any frame is decoded.
+        ``hints`` (a model trained with hints): keyframe hints ``{"frame": k, "x", "y", "color"[, "size"]}``,
+        carried forward and backward along the stabiliser's flow until a scene cut (:mod:`lit_colorize.video.keyframes`)."""
         from lit_colorize.video.colorize import colorize_video
         from lit_colorize.video.io import VideoWriteError
 
@@ -340,6 +343,7 @@ class Colorizer:
         return colorize_video(
             self.module.net, src, [dst], temperatures, working_size=self.working_size, upsampling=self.upsampling,
             temporal_consistency=temporal_consistency, crf=crf, progress=progress, overwrite=overwrite, global_hint=global_hint,
+            keyframe_hints=hints,
         )
 
 

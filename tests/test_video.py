@@ -508,3 +508,115 @@ def test_a_model_without_global_hints_refuses_a_reference_before_decoding(colori
     with pytest.raises(ValueError, match="trained without global hints"):  # the module-level API, given a vector
         colorize_video(colorizer.module.net, tmp_path / "missing.mp4", [tmp_path / "out.mp4"], progress=False, global_hint=vector)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mkv"]
+
+
+# --- issue 30: local hints on keyframes, carried through their shot ----------------------------
+
+
+def panning_shots(lengths: tuple[int, ...] = (8, 6), height: int = 64, width: int = 96, step: int = 2) -> list[np.ndarray]:
+    """L* frames of shots of their own texture, each panned so its content moves ``step`` px
+    right per frame: a point at x on a shot's frame t is at x + step on frame t + 1."""
+    frames = []
+    for shot, length in enumerate(lengths):
+        scene = textured_l(height, width + step * length, seed=20 + shot)
+        frames += [np.ascontiguousarray(scene[:, step * (length - t) : step * (length - t) + width]) for t in range(length)]
+    return frames
+
+
+def test_keyframe_hints_follow_a_pan_forward_and_backward_and_stop_at_a_cut() -> None:
+    """Oracle: the pan itself (2 px right per frame). A hint on frame 3 is on frames 0-7 at
+    x + 2 (t - 3), none after the cut at 8; one on frame 10 reaches back to 8 and no further;
+    one near the right edge leaves the frame on frame 6 and is not carried further."""
+    from lit_colorize.video.keyframes import HintCarrier, parse_keyframe_hints
+
+    frames = panning_shots()
+    given = [{"frame": 3, "x": 40, "y": 30, "color": "#c03030"}, {"frame": 10, "x": 20, "y": 20, "color": "#2a6fdb"},
+             {"frame": 3, "x": 90, "y": 50, "color": "#3c9a3c", "size": 5}]  # fmt: skip
+    carrier = HintCarrier(parse_keyframe_hints(given, "pan", 64, 96), (64, 96))
+    for frame in frames:
+        carrier(frame)
+    assert carrier.cuts == [8]
+    for t in range(14):
+        found = {hint.rgb: hint for hint in carrier.by_frame.get(t, [])}
+        expected = {}
+        if t < 8:
+            expected[(0xC0, 0x30, 0x30)] = (40 + 2 * (t - 3), 30)
+            if t < 6:
+                expected[(0x3C, 0x9A, 0x3C)] = (90 + 2 * (t - 3), 50)
+        else:
+            expected[(0x2A, 0x6F, 0xDB)] = (20 + 2 * (t - 10), 20)
+        assert set(found) == set(expected), t
+        for rgb, (x, y) in expected.items():
+            assert abs(found[rgb].x - x) < 0.5 and abs(found[rgb].y - y) < 0.5, (t, found[rgb], x, y)
+    assert [h.size for h in carrier.by_frame[5]] == [None, 5.0]  # each hint's patch side is kept
+
+
+def write_clip(path: Path, frames: list[np.ndarray]) -> Path:
+    """uint8 RGB frames as an MJPEG clip at 10 fps (high quality, so the texture survives)."""
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("mjpeg", rate=10, options={"q:v": "2"})
+        stream.height, stream.width = frames[0].shape[:2]
+        stream.pix_fmt = "yuvj444p"
+        for index, rgb in enumerate(frames):
+            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+            frame.pts = index
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    return path
+
+
+@pytest.fixture(scope="module")
+def hint_colorizer() -> Colorizer:
+    """A model that takes hints, random weights: the wiring, not the quality."""
+    from lit_colorize import ColorizationModule
+
+    torch.manual_seed(0)
+    module = ColorizationModule(hints=True, widths=(8, 16, 32)).eval()
+    module.net.color_table.built.fill_(True)
+    return Colorizer(module)
+
+
+def test_a_video_takes_keyframe_hints_on_every_frame_of_their_shot(hint_colorizer: Colorizer, tmp_path: Path, monkeypatch) -> None:
+    """A real clip of two panning shots: the hint given on frame 3 is on frames 0-7 where the pan
+    puts it (within a pixel), and each written frame (stabiliser off) is the Colorizer's with that
+    frame's carried hints; frames of the other shot get none."""
+    from lit_colorize.video import colorize as video_colorize
+
+    gray = [np.clip(frame * 2.55, 0, 255).astype(np.uint8) for frame in panning_shots(height=96, width=128)]
+    source = write_clip(tmp_path / "pan.mkv", [np.repeat(one[..., None], 3, axis=2) for one in gray])
+    frames = clip_frames(source, 14)
+    given = [{"frame": 3, "x": 60, "y": 40, "color": "#c03030", "size": 9}]
+    written: list[np.ndarray] = []
+    real_write = video_colorize.VideoWriter.write
+    monkeypatch.setattr(video_colorize.VideoWriter, "write", lambda self, image, pts: (written.append(image.copy()), real_write(self, image, pts))[1])
+    report = hint_colorizer.colorize_video(source, tmp_path / "out.mp4", temporal_consistency=False, progress=False, hints=given)
+    assert report.frames == 14 and len(written) == 14
+    carried = video_colorize.carried_hints(video_colorize.FrameColorizer(hint_colorizer.module.net), source, given)
+    assert sorted(carried) == list(range(8))
+    for t in range(14):
+        if t < 8:
+            (hint,) = carried[t]
+            assert abs(hint.x - (60 + 2 * (t - 3))) < 1 and abs(hint.y - 40) < 1, (t, hint)
+            as_photo = [{"x": hint.x, "y": hint.y, "color": "#c03030", "size": 9}]
+            np.testing.assert_array_equal(written[t], hint_colorizer.colorize(frames[t], hints=as_photo))
+            assert not np.array_equal(written[t], hint_colorizer.colorize(frames[t]))  # the hint is used
+        else:
+            np.testing.assert_array_equal(written[t], hint_colorizer.colorize(frames[t]))
+
+
+def test_keyframe_hints_are_checked_in_one_line_before_anything_is_written(colorizer: Colorizer, hint_colorizer: Colorizer, tmp_path: Path) -> None:
+    from lit_colorize.user_hints import HintError
+
+    source = make_video(tmp_path / "clip.mkv", frames=6)
+    hint = {"x": 3, "y": 3, "color": "#c03030"}
+    cases = [
+        (colorizer, tmp_path / "missing.mp4", [{"frame": 0, **hint}], "keyframe hints were given, but this model was trained without hints"),
+        (hint_colorizer, source, [{"frame": 50, **hint}], "a keyframe hint is on frame 50, but the video has 6 frames (0 to 5)"),
+        (hint_colorizer, source, [hint], "keyframe hint 1 ({'x': 3, 'y': 3, 'color': '#c03030'}) needs a frame: a whole number from 0"),
+        (hint_colorizer, source, [{"frame": 1, "x": 99, "y": 3, "color": "#c03030"}], "keyframe hint 1 (frame 1): hint 1"),
+    ]  # fmt: skip
+    for model, src, hints, message in cases:
+        with pytest.raises(HintError) as caught:
+            model.colorize_video(src, tmp_path / "out.mp4", progress=False, hints=hints)
+        assert message in str(caught.value) and "\n" not in str(caught.value)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mkv"]

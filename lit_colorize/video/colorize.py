@@ -12,10 +12,11 @@ import sys
 import time
 import warnings
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -25,8 +26,10 @@ from torch import Tensor
 from lit_colorize.fullres import DEFAULT_UPSAMPLING, check_upsampling, full_resolution_l, network_input, render, working_size
 from lit_colorize.network import ColorizationNet
 from lit_colorize.options import DecodingChoice, checked_temperatures
+from lit_colorize.user_hints import HintError, UserHint, working_hints
 from lit_colorize.video.io import VideoInfo, VideoReader, VideoReadError, VideoWriter, probe_video
 from lit_colorize.video.flow import MIN_FLOW_SIDE
+from lit_colorize.video.keyframes import HintCarrier, parse_keyframe_hints
 from lit_colorize.video.stabilize import StabilizerSettings, TemporalStabilizer
 
 DEFAULT_BATCH_FRAMES = 8  # frames per network call: enough to fill a GPU at working sizes, little memory
@@ -35,6 +38,12 @@ DEFAULT_CRF = 18  # x264's "visually lossless" end of its scale
 
 class FrameSizeError(ValueError):
     """A frame of another size or kind than the video's first (one output video has one size)."""
+
+
+def resized(image: Tensor, size: tuple[int, int]) -> Tensor:
+    """(C, H, W) -> float (C, h, w), bilinear, antialiased when shrinking: a frame at the stabiliser's size."""
+    shrink = image.shape[-2] > size[0]
+    return F.interpolate(image[None].float(), size=size, mode="bilinear", align_corners=False, antialias=shrink)[0]
 
 
 def stabilizer_size(height: int, width: int, flow_short_side: int, network_short_side: int) -> tuple[int, int]:
@@ -53,7 +62,9 @@ class FrameColorizer:
     ``without_flow`` is True when the frames were too small for optical flow (stabilised
     without motion; a warning says so once per video). ``global_hint`` (a global-hints model):
     one vector (:func:`~lit_colorize.global_hints.global_hint_vector`) given to every frame, so a
-    whole clip follows one reference or palette; a model without global hints refuses it here."""
+    whole clip follows one reference or palette; a model without global hints refuses it here.
+    ``frame_hints`` (a model trained with hints): each frame's local hints by frame index, in the
+    frames' pixels (keyframe hints carried through their shot: :mod:`lit_colorize.video.keyframes`)."""
 
     def __init__(
         self,
@@ -65,13 +76,17 @@ class FrameColorizer:
         batch_frames: int = DEFAULT_BATCH_FRAMES,
         upsampling: str = DEFAULT_UPSAMPLING,
         global_hint: Tensor | None = None,
+        frame_hints: Mapping[int, Sequence[UserHint]] | None = None,
     ) -> None:
         if batch_frames < 1:
             raise ValueError(f"batch_frames must be at least 1, got {batch_frames}")
         if global_hint is not None:
             net.global_hint_input(1, global_hint, global_hint)  # refused (no global hints, wrong size) before any frame
+        if frame_hints and not net.hints:
+            raise HintError("hints were given for the video's frames, but this model was trained without hints (hints: false)")
         self.net = net
         self.global_hint = global_hint
+        self.frame_hints = frame_hints or {}
         self.decodings = net.decodings_for(checked_temperatures(temperatures))
         self.upsampling = check_upsampling(upsampling)
         self.short_side = int(working_size or net.predict_short_side)
@@ -94,6 +109,11 @@ class FrameColorizer:
     @property
     def device(self) -> torch.device:
         return next(self.net.parameters()).device
+
+    def sizes(self, height: int, width: int) -> tuple[tuple[int, int], tuple[int, int]]:
+        """For frames of ``height`` x ``width``: the network's working size and the stabiliser's."""
+        size = working_size(height, width, self.short_side, self.net.size_multiple)
+        return size, stabilizer_size(height, width, self.stabilizer_settings.flow_size, min(size))
 
     @torch.inference_mode()
     def __call__(self, frames: Iterable[np.ndarray]) -> Iterator[list[np.ndarray]]:
@@ -122,10 +142,13 @@ class FrameColorizer:
             self._checked += 1
         device = self.device
         lightness = [full_resolution_l(torch.from_numpy(frame).to(device).permute(2, 0, 1)) for frame in frames]
-        size = working_size(height, width, self.short_side, self.net.size_multiple)
+        size, blend_size = self.sizes(height, width)
         l_norm = torch.cat([network_input(one, size) for one in lightness])
-        ab_per_temperature = self.net.predict_ab(l_norm, self.decodings, global_hint=self.global_hint)
-        blend_size = stabilizer_size(height, width, self.stabilizer_settings.flow_size, min(size))
+        channels = None
+        first = self._checked - len(frames)
+        if any(self.frame_hints.get(first + i) for i in range(len(frames))):
+            channels = torch.cat([working_hints(self.frame_hints.get(first + i, []), (height, width), size, device) for i in range(len(frames))])
+        ab_per_temperature = self.net.predict_ab(l_norm, self.decodings, channels, self.global_hint)
         for index, frame_l in enumerate(lightness):
             ab = [one[index] for one in ab_per_temperature]
             if stabilizer is not None:
@@ -141,12 +164,8 @@ class FrameColorizer:
 
     @staticmethod
     def _stabilize(stabilizer: TemporalStabilizer, lightness: Tensor, ab: list[Tensor], size: tuple[int, int]) -> list[Tensor]:
-        def resized(image: Tensor) -> Tensor:
-            shrink = image.shape[-2] > size[0]
-            return F.interpolate(image[None].float(), size=size, mode="bilinear", align_corners=False, antialias=shrink)[0]
-
-        small_l = resized(lightness[None])[0].cpu().numpy()
-        result = stabilizer(small_l, [resized(one).permute(1, 2, 0).cpu().numpy() for one in ab])
+        small_l = resized(lightness[None], size)[0].cpu().numpy()
+        result = stabilizer(small_l, [resized(one, size).permute(1, 2, 0).cpu().numpy() for one in ab])
         return [torch.from_numpy(one).permute(2, 0, 1).to(lightness.device) for one in result.ab]
 
 
@@ -227,6 +246,30 @@ class VideoProgress:
             self._rich.stop()
 
 
+def carried_hints(colorizer: FrameColorizer, source: Path, hints: Sequence[Mapping[str, Any]]) -> dict[int, list[UserHint]]:
+    """A first pass over ``source``'s frames (decoded, nothing colorized): its keyframe hints
+    carried through their shots along the stabiliser's flow, at the size and with the settings
+    ``colorizer`` stabilises with; each frame's hints by index. One-line errors for bad hints, a
+    keyframe past the video's end, or a model that takes no hints (before any frame is decoded)."""
+    if not colorizer.net.hints:
+        raise HintError(f"{source}: keyframe hints were given, but this model was trained without hints (hints: false)")
+    carrier: HintCarrier | None = None
+    with VideoReader(source) as reader:
+        for index, decoded in enumerate(reader):
+            height, width = decoded.rgb.shape[:2]
+            if carrier is None:
+                carrier = HintCarrier(parse_keyframe_hints(hints, str(source), height, width), (height, width), colorizer.stabilizer_settings)
+                small = colorizer.sizes(height, width)[1]
+            elif (height, width) != carrier.frame_size:
+                raise VideoReadError(f"{source}: its frame size changes (frame {index} is {width}x{height}); split it where the size changes")
+            lightness = full_resolution_l(torch.from_numpy(decoded.rgb).to(colorizer.device).permute(2, 0, 1))
+            carrier(resized(lightness[None], small)[0].cpu().numpy())
+    if carrier is None:
+        raise VideoReadError(f"{source}: it has no frames to give keyframe hints to")
+    carrier.check_reached(str(source))
+    return carrier.by_frame
+
+
 def colorize_video(
     net: ColorizationNet,
     source: str | Path,
@@ -246,6 +289,7 @@ def colorize_video(
     on_frame: Callable[[int], None] | None = None,
     overwrite: bool = True,
     global_hint: Tensor | None = None,
+    keyframe_hints: Sequence[Mapping[str, Any]] | None = None,
 ) -> VideoReport:
     """Colorizes the video ``source`` into one file per temperature (``outputs[i]`` at
     ``temperatures[i]``; None: one, the model's own decoding): H.264 yuv420p at the source's size, with its frame times and its
@@ -256,12 +300,16 @@ def colorize_video(
     and :class:`~lit_colorize.video.io.VideoExistsError` raised.
     ``progress``: a bar (a line every 10 s with ``line_progress`` or without a terminal).
     ``global_hint``: one global hint vector for every frame (:class:`FrameColorizer`), checked
-    before the video is opened."""
+    before the video is opened. ``keyframe_hints`` (a model trained with hints): ``{"frame": k,
+    "x", "y", "color"[, "size"]}`` carried forward and backward through frame k's shot
+    (:func:`carried_hints`: a first pass over the frames)."""
     source = Path(source)
     outputs = [Path(path) for path in outputs]
     if len(outputs) != len(temperatures or [None]):
         raise ValueError(f"one output per temperature: got {len(outputs)} outputs for {len(temperatures or [None])} temperatures")
     colorizer = FrameColorizer(net, temperatures, working_size, temporal_consistency, stabilizer, batch_frames, upsampling, global_hint)
+    if keyframe_hints:
+        colorizer.frame_hints = carried_hints(colorizer, source, keyframe_hints)
     info = info or probe_video(source)
     report = VideoReport(source, outputs)
     started = time.monotonic()

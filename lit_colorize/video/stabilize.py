@@ -95,9 +95,12 @@ class TemporalStabilizer:
         self._previous: tuple[np.ndarray, np.ndarray, list[np.ndarray]] | None = None
         #: True once a frame was too small for optical flow and was stabilised without motion.
         self.without_flow = False
+        #: The latest frame's flows (to the previous frame, from the previous frame), or None (the
+        #: first frame, or one too small for flow): what carries keyframe hints (:mod:`.keyframes`).
+        self.flows: tuple[np.ndarray, np.ndarray] | None = None
 
     def reset(self) -> None:
-        self.frame_index, self.cuts, self._previous, self.without_flow = 0, [], None, False
+        self.frame_index, self.cuts, self._previous, self.without_flow, self.flows = 0, [], None, False, None
 
     def _still_confidence(self, lightness: np.ndarray) -> np.ndarray:
         """Frames too small for flow: the previous output stays in place, trusted where the
@@ -111,6 +114,7 @@ class TemporalStabilizer:
         previous_gray, previous_l, _ = self._previous
         to_previous = self._flow(gray, previous_gray)
         from_previous = self._flow(previous_gray, gray)
+        self.flows = (to_previous, from_previous)
         maps = remap_maps(to_previous)
         disagreement = lightness - warp_with_maps(previous_l, *maps)
         disagreement *= np.float32(1.0 / self.settings.l_sigma)
@@ -130,6 +134,7 @@ class TemporalStabilizer:
         if self._previous is not None and self._previous[0].shape != gray.shape:
             raise ValueError(f"frame size changed from {self._previous[0].shape} to {gray.shape} within one video")
         cut, reliable, output = True, 0.0, ab
+        self.flows = None
         if self._previous is not None:
             if min(gray.shape) < MIN_FLOW_SIDE:
                 self.without_flow = True
