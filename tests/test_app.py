@@ -43,13 +43,23 @@ def pretrained_client() -> TestClient:
     return local_client(create_app(Colorizer.pretrained(), model_name="shipped"))
 
 
+def random_colorizer(global_weight: float = 1.0, **options: object) -> Colorizer:
+    """A model with random weights (seed 0) and ``options`` (``hints=True``, ``global_hints=True``):
+    enough to test the wiring, not the quality; ``global_weight`` scales the global hint's MLP
+    output, so that a hint moves many pixels. tests/test_video.py uses it too."""
+    torch.manual_seed(0)
+    module = ColorizationModule(widths=(8, 16, 32), **options).eval()
+    module.net.color_table.built.fill_(True)
+    if module.net.global_hints:
+        with torch.no_grad():
+            module.net.global_hint.mlp[2].weight.mul_(global_weight)
+    return Colorizer(module)
+
+
 @pytest.fixture(scope="module")
 def guided() -> Colorizer:
-    """A hint-taking model with random weights: enough to test the wiring, not the quality."""
-    torch.manual_seed(0)
-    module = ColorizationModule(hints=True, widths=(8, 16, 32)).eval()
-    module.net.color_table.built.fill_(True)
-    return Colorizer(module)
+    """A hint-taking model with random weights."""
+    return random_colorizer(hints=True)
 
 
 @pytest.fixture
@@ -752,20 +762,10 @@ def test_case3_full_size_work_checks_between_the_strips_of_both_its_passes() -> 
 # ---- issue 30: a reference photo or a palette as the global hint ------------------------------
 
 
-def heavy_global_colorizer() -> Colorizer:
-    """A global-hints model with random weights, the hint's MLP scaled up so that a hint moves
-    many pixels: enough to test the wiring, not the quality (tests/test_video.py uses it too)."""
-    torch.manual_seed(0)
-    module = ColorizationModule(global_hints=True, widths=(8, 16, 32)).eval()
-    module.net.color_table.built.fill_(True)
-    with torch.no_grad():
-        module.net.global_hint.mlp[2].weight.mul_(200)
-    return Colorizer(module)
-
-
 @pytest.fixture(scope="module")
 def global_colorizer() -> Colorizer:
-    return heavy_global_colorizer()
+    """A global-hints model with random weights, its hint weighing heavily."""
+    return random_colorizer(200, global_hints=True)
 
 
 @pytest.fixture(scope="module")

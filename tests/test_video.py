@@ -454,9 +454,9 @@ def test_readme_video_command_runs_with_sound(shared_data: Path, tmp_path: Path)
 @pytest.fixture(scope="module")
 def global_colorizer() -> Colorizer:
     """The page tests' global-hints model: random weights, the hint weighing heavily (the wiring, not the quality)."""
-    from tests.test_app import heavy_global_colorizer
+    from tests.test_app import random_colorizer
 
-    return heavy_global_colorizer()
+    return random_colorizer(200, global_hints=True)
 
 
 def test_one_global_hint_colors_every_frame_as_the_colorizer_colors_each_photo(global_colorizer: Colorizer, tmp_path: Path, monkeypatch) -> None:
@@ -567,13 +567,10 @@ def write_clip(path: Path, frames: list[np.ndarray]) -> Path:
 
 @pytest.fixture(scope="module")
 def hint_colorizer() -> Colorizer:
-    """A model that takes hints, random weights: the wiring, not the quality."""
-    from lit_colorize import ColorizationModule
+    """The page tests' model that takes hints, random weights: the wiring, not the quality."""
+    from tests.test_app import random_colorizer
 
-    torch.manual_seed(0)
-    module = ColorizationModule(hints=True, widths=(8, 16, 32)).eval()
-    module.net.color_table.built.fill_(True)
-    return Colorizer(module)
+    return random_colorizer(hints=True)
 
 
 def test_a_video_takes_keyframe_hints_on_every_frame_of_their_shot(hint_colorizer: Colorizer, tmp_path: Path, monkeypatch) -> None:
