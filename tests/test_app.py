@@ -917,3 +917,21 @@ def test_the_reference_swatches_are_its_most_likely_bins_at_their_pixels_lightne
     for swatch in swatches[3:]:
         assert min(np.abs(rgb_of(swatch) - shown(mean_l, q)).max() for q in neighbours) <= 1, swatch
         assert swatch["share"] == pytest.approx(distribution[neighbours[0]], abs=1e-6)
+
+
+def test_a_vector_made_before_is_taken_alone_and_only_by_a_global_hints_model(global_colorizer: Colorizer, guided: Colorizer) -> None:
+    """What the server hands the Colorizer for a stored reference: ``global_hint=`` equals the
+    reference itself; with a reference or palette beside it, or for another model, one line."""
+    from lit_colorize.global_hints import GlobalHintError
+
+    photo = np.random.default_rng(13).integers(0, 256, (40, 56, 3), dtype=np.uint8)
+    reference = np.random.default_rng(14).integers(0, 256, (20, 30, 3), dtype=np.uint8)
+    vector = global_colorizer.global_hint(reference=reference)
+    np.testing.assert_array_equal(global_colorizer.colorize(photo, global_hint=vector), global_colorizer.colorize(photo, reference=reference))
+    with pytest.raises(GlobalHintError, match="give a global_hint vector or a reference/palette to make one from, not both"):
+        global_colorizer.colorize(photo, palette=["#2a6fdb"], global_hint=vector)
+    refused = r"a global hint was given, but this model was trained without global hints \(global_hints: false\)"
+    with pytest.raises(GlobalHintError, match=refused):
+        guided.colorize(photo, global_hint=vector)
+    with pytest.raises(GlobalHintError, match=refused):
+        guided.suggest(photo, 3, 3, global_hint=vector)
