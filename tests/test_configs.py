@@ -24,6 +24,8 @@ OWN_TRAINER = {
     "recipe": {"max_epochs": 50, "log_every_n_steps": 20},
     "hints": {"max_epochs": 50, "log_every_n_steps": 20},
     "imagenet_streaming": {"max_epochs": 20, "log_every_n_steps": 50},
+    "general": {"max_epochs": 19, "log_every_n_steps": 20},
+    "general_hints": {"max_epochs": 19, "log_every_n_steps": 20},
 }
 LANDSCAPE_ROOTS = ["../shared/data/landscape"]
 BSDS500_ROOTS = ["../shared/data/landscape", "../shared/data/photos/bsds500"]
@@ -85,6 +87,31 @@ def test_the_recipe_trains_on_every_photo_but_bsds500_test_and_holds_out_landsca
     assert data["roots"] == LANDSCAPE_ROOTS  # split 90/10, seeded: the held-out tenth is validation
     assert data["train_roots"] == ["../shared/data/photos/bsds500"]  # its train/ and val/, never test/
     assert (data["val_fraction"], data["seed"]) == (0.1, 0)  # docs/model/heldout_landscape.txt
+
+
+def test_the_general_model_trains_on_the_corpus_split_and_holds_out_its_list() -> None:
+    """v2 (issue 28): the corpus's training list only; its held-out list is validation, never
+    trained on; the v1 recipe's network and loss unless the corpus search changed them."""
+    config = job("general")
+    data, model = config["data"], config["model"]["init_args"]
+    assert data["class_path"] == "datamodules.PhotoFolders"
+    roots = data["init_args"]["roots"]
+    assert {root["files"] for root in roots} == {"docs/data/train.txt"}
+    assert {root["held_out"] for root in roots} == {"docs/data/heldout.txt"}
+    assert {root["path"] for root in roots} == {"~/data/corpus"}
+    assert model["class_rebalancing"] is True and model["global_context"] is True
+    held_out = set((CONFIGS.parent / "docs" / "data" / "heldout.txt").read_text().splitlines())
+    train = set((CONFIGS.parent / "docs" / "data" / "train.txt").read_text().splitlines())
+    assert not {line for line in held_out & train if line and not line.startswith("#")}
+
+
+def test_the_general_hint_model_is_the_general_recipe_with_both_hints() -> None:
+    """v2's twin: the same corpus, network and budget as v2, plus local hints kept local and the
+    global hint (issues 28, 30, 31)."""
+    hints, general = job("general_hints"), job("general")
+    for key in ("hints", "hint_free_context", "global_hints"):
+        assert hints["model"]["init_args"].pop(key) is True and general["model"]["init_args"].pop(key) is False
+    assert hints == general
 
 
 def test_command_line_wins_over_the_job_and_the_shared_file() -> None:
