@@ -24,8 +24,8 @@ OWN_TRAINER = {
     "recipe": {"max_epochs": 50, "log_every_n_steps": 20},
     "hints": {"max_epochs": 50, "log_every_n_steps": 20},
     "imagenet_streaming": {"max_epochs": 20, "log_every_n_steps": 50},
-    "general": {"max_epochs": 19, "log_every_n_steps": 20},
-    "general_hints": {"max_epochs": 19, "log_every_n_steps": 20},
+    "general": {"max_epochs": 15, "log_every_n_steps": 20},
+    "general_hints": {"max_epochs": 15, "log_every_n_steps": 20},
 }
 LANDSCAPE_ROOTS = ["../shared/data/landscape"]
 BSDS500_ROOTS = ["../shared/data/landscape", "../shared/data/photos/bsds500"]
