@@ -21,8 +21,10 @@ class Photos(L.LightningDataModule):
     (decoding a whole video in a loader worker would hold it in memory).
 
     ``hints``: a JSON file mapping photo paths to color hints (a user-guided model; a photo's
-    ``<name>.hints.json`` beside it is read too). ``reference``: a photo whose colors are every
-    photo's global hint (a model trained with ``global_hints: true``). ``output_dir`` and ``output_suffix`` are the writer's (``lit-colorize predict`` sets them
+    ``<name>.hints.json`` beside it is read too; a video's are keyframe hints). ``reference``: a
+    photo whose colors are every photo's and video's global hint (a model trained with
+    ``global_hints: true``); or ``palette``, a list of colors (``'["#2a6fdb", "#c8a27a"]'``) with
+    ``palette_weights``; a photo's own ``<name>.reference.json`` wins (lit_colorize/photo_files.py). ``output_dir`` and ``output_suffix`` are the writer's (``lit-colorize predict`` sets them
     from ``--writer.*``): a folder search skips that folder and every file named like an
     output or a temporary file of predict, so outputs are never read back as photos.
     """
@@ -36,6 +38,8 @@ class Photos(L.LightningDataModule):
         output_suffix: str = DEFAULT_SUFFIX,
         hints: str | Path | None = None,
         reference: str | Path | None = None,
+        palette: list | None = None,
+        palette_weights: list[float] | None = None,
     ) -> None:
         check_loader_options(batch_size, num_workers)
         super().__init__()
@@ -54,7 +58,7 @@ class Photos(L.LightningDataModule):
             raise PredictSetupError("no inputs: pass photo files or folders with --data.inputs '[photo.jpg, folder/]'")
         self.dataset = PhotoDataset(
             self.hparams.inputs, self.hparams.output_dir, self.hparams.output_suffix, self.hparams.hints, announce_hints=True,
-            reference=self.hparams.reference,
+            reference=self.hparams.reference, palette=self.hparams.palette, palette_weights=self.hparams.palette_weights,
         )
 
     def predict_dataloader(self) -> DataLoader:

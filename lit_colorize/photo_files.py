@@ -3,6 +3,22 @@
 
 A photo that cannot be read becomes an item that carries its error instead of pixels, so a
 run over a folder reports it by path and goes on with the rest.
+
+What a photo is given besides its pixels, in files beside it (each wins over the option for all
+photos; a bad one fails its photo alone, in one line naming the file):
+
+- ``photo.hints.json``: local hints, ``[{"x": 120, "y": 45, "color": "#2a6fdb"}, ...]`` (or
+  ``--data.hints FILE`` mapping photo paths to such lists). For a video, ``clip.hints.json``
+  holds keyframe hints, each with its frame: ``[{"frame": 0, "x": 120, "y": 45, "color": ...}]``,
+  carried along the clip (:mod:`lit_colorize.video.keyframes`).
+- ``photo.reference.json``: the global hint (a model trained with ``global_hints: true``), one
+  JSON object, either ``{"reference": "paris.jpg"}`` (a photo whose colors to take; a relative
+  path is relative to the sidecar's folder) or ``{"palette": ["#2a6fdb", "#c8a27a"],
+  "weights": [3, 1]}`` (weights optional). It wins over ``--data.reference`` / ``--data.palette``,
+  and applies to a video's every frame as to a photo. A file of its own rather than a key of the
+  hints file: local and global hints are given, kept and swapped separately (one reference for
+  an album is copied beside each photo without touching its clicks), and the hints file stays
+  the plain list it always was.
 """
 
 from __future__ import annotations
@@ -14,16 +30,20 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from torch.utils.data import Dataset
 
 from lit_colorize.imageio import ImageReadError, read_image
 from lit_colorize.files import IMAGE_SUFFIXES, VIDEO_SUFFIXES, has_image_suffix, has_video_suffix, walk_files
 from lit_colorize.outputs import DEFAULT_SUFFIX, OutputNames, PredictSetupError
-from lit_colorize.prediction import PhotoItem
-from lit_colorize.user_hints import HintError, parse_hints
+from lit_colorize.global_hints import GlobalHintError, palette_distribution
+from lit_colorize.prediction import GlobalHintRequest, PhotoItem
+from lit_colorize.user_hints import HintError, parse_hints, shown
 
 HINTS_SIDECAR = ".hints.json"  # photo.jpg's hints, found beside it: photo.hints.json
+GLOBAL_SIDECAR = ".reference.json"  # photo.jpg's global hint: photo.reference.json
+GLOBAL_SIDECAR_FORM = '{"reference": "paris.jpg"} or {"palette": ["#2a6fdb", "#c8a27a"], "weights": [3, 1]}'
 #: How deep a photo's hints may nest: a list of hints is 3 deep (``[{"color": [r, g, b]}]``).
 #: Deeper JSON is refused before it is decoded: Python's decoder recurses once per level and
 #: would end the whole run (RecursionError) on a few thousand brackets.
@@ -248,15 +268,70 @@ def sidecar_hints(photo: Path) -> list | None:
     return hints
 
 
+def global_sidecar_path(photo: Path) -> Path:
+    return photo.with_name(photo.stem + GLOBAL_SIDECAR)
+
+
+def read_global_sidecar(photo: Path) -> GlobalHintRequest | None:
+    """The global hint of ``photo.reference.json`` beside ``photo``, when it exists (its form:
+    this module's docstring); HintError (that photo's failure, one line naming the file) for
+    one that cannot be read, is not one of the two forms, or names a reference that is not a file.
+    A palette's colors and weights are checked where the model's bins are known (predict)."""
+    sidecar = global_sidecar_path(photo)
+    if not sidecar.is_file():
+        return None
+    try:
+        text = sidecar.read_text(encoding="utf-8")
+        if json_nesting(text).depth > MAX_HINTS_DEPTH:
+            raise ValueError(f"it nests more than {MAX_HINTS_DEPTH} levels deep")
+        given = json.loads(text)
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as error:
+        raise HintError(f"{photo}: cannot read its global hint file {sidecar}: {error}") from None
+    keys = set(given) if isinstance(given, dict) else set()
+    reference = given.get("reference") if isinstance(given, dict) else None
+    if not keys or keys - {"reference", "palette", "weights"} or ("reference" in keys) == ("palette" in keys) or (
+        "weights" in keys and "palette" not in keys
+    ):
+        raise HintError(f"{photo}: its global hint file {sidecar} must hold {GLOBAL_SIDECAR_FORM}, got {shown(given)}")
+    if "palette" in keys:
+        return GlobalHintRequest(palette=given["palette"], weights=given.get("weights"), origin=str(sidecar))
+    if not isinstance(reference, str) or not reference:
+        raise HintError(f"{photo}: its global hint file {sidecar}: reference must be a photo's path, got {shown(reference)}")
+    path = sidecar.parent / Path(reference).expanduser()
+    if not path.is_file():
+        raise HintError(f"{photo}: its global hint file {sidecar} names reference {path}, which is not a file (relative to {sidecar.parent})")
+    return GlobalHintRequest(reference=str(path), origin=str(sidecar))
+
+
+def global_hint_option(reference: str | Path | None, palette: list | None, weights: list | None) -> GlobalHintRequest | None:
+    """``--data.reference`` or ``--data.palette`` (with ``--data.palette_weights``): every input's
+    global hint, checked before any photo is read (PredictSetupError naming the option)."""
+    if reference is not None and palette is not None:
+        raise PredictSetupError("give --data.reference or --data.palette, not both")
+    if weights is not None and palette is None:
+        raise PredictSetupError("--data.palette_weights needs --data.palette: one weight per palette color")
+    if reference is not None:
+        return GlobalHintRequest(reference=str(check_reference(reference)), origin="--data.reference")
+    if palette is None:
+        return None
+    try:
+        palette_distribution(palette, weights)  # the colors and weights; the model's bins come later
+    except GlobalHintError as error:
+        raise PredictSetupError(f"--data.palette: {error}") from None
+    return GlobalHintRequest(palette=list(palette), weights=None if weights is None else list(weights), origin="--data.palette")
+
+
 class PhotoDataset(Dataset):
     """Decodes each photo at full resolution (torchvision.io or Pillow; EXIF orientation,
     alpha kept); unreadable files give an item with ``error`` set. A photo's hints come from
     ``hints_file`` (``--data.hints``) or its sidecar ``<name>.hints.json``, checked against its
     size; bad hints make that photo's error. ``announce_hints``: one line per photo that has
-    hints (``photo.jpg: 3 hints from photo.hints.json``), so a user of predict sees that a
-    file was found and taken; off for a library user and for ``evaluate``, which takes no hints.
-    ``reference`` (``--data.reference``): a photo whose colors every photo is given as its global
-    hint (a global-hints model; :mod:`lit_colorize.global_hints`), checked readable here."""
+    hints or its own global hint (``photo.jpg: 3 hints from photo.hints.json``), so a user of
+    predict sees that a file was found and taken; off for a library user and for ``evaluate``,
+    which takes no hints. ``reference`` (``--data.reference``) or ``palette`` with
+    ``palette_weights`` (``--data.palette``): every input's global hint unless its own
+    ``<name>.reference.json`` gives another (a global-hints model; :mod:`lit_colorize.global_hints`).
+    A video's hints are keyframe hints, checked when the writer reads it."""
 
     def __init__(
         self,
@@ -266,9 +341,11 @@ class PhotoDataset(Dataset):
         hints_file: str | Path | None = None,
         announce_hints: bool = False,
         reference: str | Path | None = None,
+        palette: list | None = None,
+        palette_weights: list | None = None,
     ) -> None:
         self.photos = find_photos(inputs, output_dir, suffix)
-        self.reference = None if reference is None else str(check_reference(reference))
+        self.global_hint = global_hint_option(reference, palette, palette_weights)
         self.announce_hints = announce_hints
         self.hints_file = read_hints_file(hints_file) if hints_file is not None else None
         if self.hints_file is not None:
@@ -282,8 +359,12 @@ class PhotoDataset(Dataset):
         path, relative_dir = source.path, source.relative_dir
         if source.error is not None:
             return PhotoItem(str(path), relative_dir, error=source.error)
+        try:
+            global_hint = self.photo_global_hint(path)
+        except HintError as error:
+            return PhotoItem(str(path), relative_dir, error=str(error).removeprefix(f"{path}: "))
         if has_video_suffix(path):  # streamed by the writer, never decoded whole here
-            return PhotoItem(str(path), relative_dir, is_video=True, error=self.video_hints_error(path))
+            return self.video_item(path, relative_dir, global_hint)
         try:
             decoded = read_image(path)
         except ImageReadError as error:
@@ -294,32 +375,52 @@ class PhotoDataset(Dataset):
             return PhotoItem(str(path), relative_dir, error=str(error).removeprefix(f"{path}: "))
         except (ValueError, TypeError, OverflowError, RecursionError) as error:  # hints the checks did not foresee
             return PhotoItem(str(path), relative_dir, error=f"its hints cannot be used: {type(error).__name__}: {error}")
-        return PhotoItem(str(path), relative_dir, decoded.rgb, decoded.alpha, hints=hints or None, reference=self.reference)
+        return PhotoItem(str(path), relative_dir, decoded.rgb, decoded.alpha, hints=hints or None, global_hint=global_hint)
 
-    def photo_hints(self, path: Path, height: int, width: int) -> list:
-        """The checked hints of the photo ``path`` (``--data.hints`` first, else its sidecar)."""
+    def raw_hints(self, path: Path) -> tuple[Any, str]:
+        """The hints given for ``path`` as written (``--data.hints`` first, else its sidecar;
+        None: none) and the file they came from, as announced (a sidecar by its name)."""
         resolved = path.resolve()
         if self.hints_file is not None and resolved in self.hints_file.errors:
             raise HintError(f"{path}: {self.hints_file.errors[resolved]}")
         raw = self.hints_file.hints.get(resolved) if self.hints_file is not None else None
-        source = self.hints_file.path if raw is not None else sidecar_path(path).name
-        hints = parse_hints(raw if raw is not None else sidecar_hints(path), str(path), height, width)
-        if hints and self.announce_hints:  # flushed: a loader worker prints it, beside the main process
-            print(f"{path}: {len(hints)} hint{'s' if len(hints) > 1 else ''} from {source}", flush=True)
+        if raw is not None:
+            return raw, str(self.hints_file.path)
+        return sidecar_hints(path), sidecar_path(path).name
+
+    def photo_hints(self, path: Path, height: int, width: int) -> list:
+        """The checked hints of the photo ``path`` (``--data.hints`` first, else its sidecar)."""
+        raw, source = self.raw_hints(path)
+        hints = parse_hints(raw, str(path), height, width)
+        self.announce(path, f"{len(hints)} hint{'s' if len(hints) > 1 else ''}", source, bool(hints))
         return hints
 
-    def video_hints_error(self, path: Path) -> str | None:
-        """Hints are for photos: a video named by ``--data.hints`` or with a sidecar fails alone,
-        rather than being colorized as if they were not there."""
-        if self.hints_file is not None and path.resolve() in self.hints_file.keys:
-            where = f"hints file {self.hints_file.path} names it"
-        elif sidecar_path(path).is_file():
-            where = f"{sidecar_path(path)} lies beside it"
-        elif self.reference is not None:
-            return "--data.reference applies to photos only (a video is colorized without it); colorize the video in a run without it"
-        else:
-            return None
-        return f"{where}, but hints apply to photos only (a video is colorized without hints); remove them, or colorize its frames as photos"
+    def photo_global_hint(self, path: Path) -> GlobalHintRequest | None:
+        """``path``'s own ``<name>.reference.json`` (announced), else the run's option."""
+        own = read_global_sidecar(path)
+        if own is None:
+            return self.global_hint
+        given = f"reference {own.reference}" if own.reference is not None else own.describe()
+        self.announce(path, given, global_sidecar_path(path).name, True)
+        return own
+
+    def video_item(self, path: Path, relative_dir: str, global_hint: GlobalHintRequest | None) -> PhotoItem:
+        """A video's item: its global hint and its keyframe hints as given (checked against its
+        frames when the writer reads it: :func:`lit_colorize.video.colorize.carried_hints`)."""
+        try:
+            raw, source = self.raw_hints(path)
+        except HintError as error:
+            return PhotoItem(str(path), relative_dir, is_video=True, error=str(error).removeprefix(f"{path}: "))
+        if raw is not None and (isinstance(raw, (str, bytes, dict)) or not isinstance(raw, list)):
+            error = f"its hints in {source} must be a list of keyframe hints, e.g. [{{\"frame\": 0, \"x\": 120, \"y\": 45, \"color\": \"#2a6fdb\"}}]"
+            return PhotoItem(str(path), relative_dir, is_video=True, error=error)
+        self.announce(path, f"{len(raw or [])} keyframe hint{'s' if len(raw or []) != 1 else ''}", source, bool(raw))
+        return PhotoItem(str(path), relative_dir, is_video=True, global_hint=global_hint, keyframe_hints=raw or None)
+
+    def announce(self, path: Path, what: str, source: str, given: bool) -> None:
+        """``photo.jpg: 3 hints from photo.hints.json``, when ``given`` and announcing."""
+        if given and self.announce_hints:  # flushed: a loader worker prints it, beside the main process
+            print(f"{path}: {what} from {source}", flush=True)
 
 
 def check_reference(reference: str | Path) -> Path:

@@ -17,12 +17,12 @@ from PIL import Image
 
 from lit_colorize.atomic import TargetExists, atomic_write, remove_stale_partials
 from lit_colorize.batches import is_photo_batch
-from lit_colorize.errors import ConfigError
+from lit_colorize.errors import ConfigError, UserError
 from lit_colorize.module import ColorizationModule
 from lit_colorize.outputs import DEFAULT_SUFFIX, EXTENSIONS, VIDEO_EXTENSIONS, format_temperature
 from lit_colorize.fullres import DEFAULT_UPSAMPLING
 from lit_colorize.options import DecodingChoice
-from lit_colorize.prediction import ColorizedPhoto, PhotoItem, RenderSettings, is_out_of_memory
+from lit_colorize.prediction import ColorizedPhoto, PhotoItem, RenderSettings, is_out_of_memory, request_vector
 
 ImageFormat = Literal["png", "jpeg"]
 Upsampling = Literal["guided", "bilinear"]
@@ -235,9 +235,11 @@ class ColorizedPhotoWriter(BasePredictionWriter):
                 progress=True,
                 line_progress=True,  # beside Lightning's own bar, plain lines
                 overwrite=self.overwrite,
+                global_hint=request_vector(pl_module.net, item.global_hint),
+                keyframe_hints=item.keyframe_hints,
             )
-        except (VideoReadError, VideoWriteError) as error:
-            self._fail(source, str(error))
+        except (VideoReadError, VideoWriteError, UserError) as error:  # UserError: its hints or global hint
+            self._fail(source, str(error).removeprefix(f"{source}: "))
             return
         except OSError as error:  # a folder that cannot be created, no space left
             self._fail(source, f"cannot write its video: {error.strerror or error}")

@@ -20,7 +20,7 @@ from torch import Tensor
 
 from lit_colorize.errors import UserError, check_temperatures, check_working_size
 from lit_colorize.fullres import DEFAULT_UPSAMPLING, check_upsampling
-from lit_colorize.global_hints import reference_file_vector
+from lit_colorize.global_hints import global_hint_vector, palette_distribution, reference_file_vector
 
 if TYPE_CHECKING:
     from lit_colorize.network import ColorizationNet
@@ -47,6 +47,48 @@ class RenderSettings:
         return [choice.temperature for choice in net.decodings_for(self.temperatures)]
 
 
+@dataclass  # not frozen: Lightning's batch transfer rebuilds the dataclasses it meets
+class GlobalHintRequest:
+    """A photo's (or video's) global hint as the user gave it: a ``reference`` photo's path or a
+    ``palette`` (with ``weights``), and ``origin``, where it was given (a sidecar's path, or the
+    option ``--data.reference`` / ``--data.palette``), named by every error about it."""
+
+    reference: str | None = None
+    palette: list | None = None
+    weights: list | None = None
+    origin: str = "--data.reference"
+
+    def describe(self) -> str:
+        """``reference photo paris.jpg`` or ``a palette of 3 colors``, as predict names it."""
+        if self.reference is not None:
+            return f"reference photo {self.reference}"
+        count = len(self.palette or ())
+        return f"a palette of {count} color{'s' if count != 1 else ''}"
+
+
+class GlobalHintRefused(UserError, ValueError):
+    """A global hint that cannot be used for this item; the message names where it was given."""
+
+
+def request_vector(net: ColorizationNet, request: GlobalHintRequest | None) -> Tensor | None:
+    """The global hint vector (Q + 2,) of ``request`` for ``net`` (None: no hint); a one-line
+    :class:`UserError` naming where it was given for a model without global hints, a reference
+    that cannot be read, or a palette that cannot be used."""
+    if request is None:
+        return None
+    if not net.global_hints:
+        raise GlobalHintRefused(
+            f"{request.describe()} given, but this model was trained without global hints "
+            f"(global_hints: false); use a model trained with global_hints: true, or leave out {request.origin}"
+        )
+    try:
+        if request.reference is not None:
+            return reference_file_vector(request.reference, net.grid_size)
+        return global_hint_vector(palette_distribution(request.palette, request.weights, net.grid_size), net.grid_size)
+    except UserError as error:
+        raise GlobalHintRefused(f"{request.origin}: {error}") from None
+
+
 @dataclass
 class PhotoItem:
     """One input: a photo file, or a dataset image named by its index. ``relative_dir`` is where
@@ -61,7 +103,8 @@ class PhotoItem:
     outputs_exist: bool = False  # set by the writer: every output is there already, nothing to compute
     is_video: bool = False
     hints: list | None = None  # checked hints (lit_colorize.user_hints.UserHint) for a user-guided model
-    reference: str | None = None  # a reference photo's path: its colors are the global hint (a global-hints model)
+    global_hint: GlobalHintRequest | None = None  # a reference or palette: the global hint (a global-hints model)
+    keyframe_hints: list | None = None  # a video's hints as given ({"frame", "x", "y", "color"}), checked when it is read
 
 
 @dataclass
@@ -134,15 +177,10 @@ def _predict_photo(net: ColorizationNet, item: PhotoItem, settings: RenderSettin
             f"{len(item.hints)} hint(s) given (first at x={item.hints[0].x:g}, y={item.hints[0].y:g}), but this "
             "model was trained without hints (hints: false); use a model trained with hints: true, or remove them"
         )
-    elif item.reference is not None and not net.global_hints:
-        reason = (
-            f"reference photo {item.reference} given, but this model was trained without global hints "
-            "(global_hints: false); use a model trained with global_hints: true, or leave out --data.reference"
-        )
-    elif item.reference is not None:
+    else:
         try:
-            global_hint = reference_file_vector(item.reference, net.grid_size)
-        except UserError as error:  # a reference that cannot be read (it changed since the run began)
+            global_hint = request_vector(net, item.global_hint)
+        except UserError as error:  # no global hints in the model, or a reference that cannot be read
             reason = str(error)
     if reason is not None:
         return ColorizedPhoto(PhotoItem(item.path, item.relative_dir, error=reason))

@@ -318,17 +318,18 @@ def test_predict_gives_every_photo_the_reference_and_refuses_it_plainly(tmp_path
     assert not (tmp_path / "none").exists() or not files_under(tmp_path / "none")
 
 
-def test_a_video_given_a_reference_fails_alone(tmp_path: Path) -> None:
-    """A reference applies to photos; a video among the inputs says so rather than ignoring it."""
+def test_a_video_given_a_reference_carries_it(tmp_path: Path) -> None:
+    """A reference applies to videos too: the item carries it to the writer (tests/test_predict_global_hints.py
+    checks what is written)."""
     from lit_colorize.photo_files import PhotoDataset
 
     video, reference = tmp_path / "clip.mp4", tmp_path / "reference.png"
     video.write_bytes(b"")
     Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(reference)
     (item,) = PhotoDataset([video], reference=reference)
-    assert item.is_video and "--data.reference applies to photos only" in item.error
+    assert item.is_video and item.error is None and item.global_hint.reference == str(reference)
     (plain,) = PhotoDataset([video])
-    assert plain.error is None
+    assert plain.error is None and plain.global_hint is None
 
 
 @pytest.mark.parametrize("path", sorted(WEIGHTS_DIR.glob("*.ckpt")), ids=lambda p: p.stem)
