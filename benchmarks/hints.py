@@ -22,8 +22,27 @@ resolution, and in its bin decoded as the model's bins are); the share of pixels
 bin is among the model's top 6 suggestions with no hint (on every 3rd held-out Landscape photo
 at the model's own working size, where that target was set).
 
+Global hints (issue 30; ``--global CKPT``, a model trained with ``global_hints: true``), at
+full resolution, side by side: (a) no hint; (b) the truth's own distribution as the global hint
+(PSNR, AuC, rebalanced AuC and their gains over (a)); (c) another photo of the same category as
+the reference: the histogram intersection of the output's ab distribution (at the model's bins,
+smoothed as the hint is) with the reference's, with and without it, and the output's L* against
+the photo's (kept: only ab is predicted). Photos: ``--corpus``'s held-out split
+(docs/data/heldout.txt; the category is a path's second part), else the BSDS500 test photos
+(pairs within a folder); each photo is paired with the next of its category.
+
+Video (``--video [FOLDER]``, default ../shared/data/video): on each clip's first ``--frames``
+frames, 10 truth hints on frame 0 only (:func:`truth_hints`, colors from the true frame)
+carried along the clip by the keyframe carrier (lit_colorize/video/keyframes.py), against no
+hints, both stabilised: PSNR against the original frames and the ab warping error
+(benchmarks/video.py's metric flow and lit_colorize/video/consistency.py).
+
+The hint sweep and locality rows run unless only ``--global`` or ``--video`` is asked for
+(``--local`` adds them back).
+
     python -m benchmarks.hints --every 5 --picture docs/hints/locality_v1.png | tee docs/hints/benchmark.txt
     python -m benchmarks.hints --hint_ckpt a.ckpt b.ckpt --working_sizes 64 --every 4
+    python -m benchmarks.hints --global general_hints.ckpt --corpus ~/data/corpus --every 2 --video --hint_ckpt general_hints.ckpt
 """
 
 from __future__ import annotations
@@ -40,6 +59,9 @@ import torch.nn.functional as F
 from benchmarks.common import REPO_ROOT, SHARED_DATA, machine_line, print_verdicts
 
 HELD_OUT = REPO_ROOT / "docs" / "model" / "heldout_landscape.txt"
+CORPUS_HELD_OUT = REPO_ROOT / "docs" / "data" / "heldout.txt"
+VIDEO_DIR = SHARED_DATA / "video"
+VIDEO_SUFFIXES = (".mp4", ".mkv", ".avi")
 BSDS_TEST = SHARED_DATA / "photos" / "bsds500" / "test"
 COUNTS = (0, 1, 2, 5, 10, 100)
 PUBLISHED = {0: 24.43, 1: 25.37, 5: 27.39, 10: 28.42, 100: 31.13}  # resources/psnrs_siggraph.npy, ImageNet 256^2
@@ -54,6 +76,10 @@ WIDTH_EDGES = (0, 1 / 16, 1 / 8, 1 / 4, 1 / 2)  # in photo widths
 FAR = 1 / 4  # of the photo's width: the locality target's radius
 FAR_TARGET = 0.10  # at most this share of the far pixels move more than 5 ab units (one hint)
 TOP_K = 6
+GLOBAL_ROWS = ("no hint", "truth's own", "reference")
+TRUTH_PSNR_TARGET, TRUTH_AUC_TARGET, INTERSECTION_TARGET = 1.5, 0.05, 0.1  # issue 30
+L_TOLERANCE = 0.5  # L* units: the hint may change L* only as far as gamut clipping at the render does
+VIDEO_HINTS, VIDEO_PSNR_TARGET = 10, 1.5
 
 
 def photos(every: int) -> list[Path]:
@@ -255,10 +281,225 @@ def hint_models(paths: list[Path], ablate: bool) -> list[tuple[str, object]]:
     return models
 
 
-def main() -> int:
-    from lit_colorize.colorizer import module_from_checkpoint
-    from lit_colorize.pretrained import PRETRAINED_HINTS_NAME, pretrained_checkpoint
+# --- global hints (issue 30) ----------------------------------------------------------------
+def global_photos(corpus: Path | None, listing: Path, every: int) -> list[tuple[str, Path]]:
+    """(category, path) of every ``every``-th held-out corpus photo (the category: a listed path's
+    second part), or of the BSDS500 test photos (their folder) without a corpus."""
+    if corpus is None:
+        return [(path.parent.name, path) for path in photos(every)]
+    lines = [line.strip() for line in listing.read_text(encoding="utf-8").splitlines()]
+    listed = [line for line in lines if line and not line.startswith("#")]
+    missing = [line for line in listed if not (corpus / line).is_file()]
+    if missing or not listed:
+        raise SystemExit(f"{len(missing)} photos of {listing} missing under {corpus}, e.g. {missing[:1]}; give --corpus the corpus folder")
+    return [(Path(line).parts[1] if len(Path(line).parts) > 2 else Path(line).parent.name, corpus / line) for line in listed][::every]
 
+
+def reference_pairs(entries: list[tuple[str, Path]]) -> list[tuple[str, Path, Path]]:
+    """(category, photo, reference): each photo with the next of its category (cyclically, in
+    name order); categories of one photo are left out."""
+    groups: dict[str, list[Path]] = {}
+    for category, path in entries:
+        groups.setdefault(category, []).append(path)
+    pairs = []
+    for category, paths in sorted(groups.items()):
+        paths = sorted(paths)
+        if len(paths) > 1:
+            pairs += [(category, path, paths[(i + 1) % len(paths)]) for i, path in enumerate(paths)]
+    if not pairs:
+        raise SystemExit("no category holds two photos: give more photos (a smaller --every)")
+    return pairs
+
+
+def intersection(p: torch.Tensor, q: torch.Tensor) -> float:
+    """Histogram intersection of two distributions over the same bins: 1 when equal, 0 when disjoint."""
+    return float(torch.minimum(p, q).sum())
+
+
+def measure_global(net, pairs: list[tuple[str, Path, Path]], working: int, temperature: float) -> dict:
+    """Rows (a) no hint, (b) the truth's own distribution, (c) the pair's reference: PSNR/AuC
+    scores, and per photo the output's histogram intersection with the reference's distribution
+    and its mean |L* out - L* in|."""
+    from lit_colorize.color import rgb_to_lab
+    from lit_colorize.evaluation import RowScores, Truth
+    from lit_colorize.global_hints import global_hint_vector, reference_distribution
+    from lit_colorize.imageio import load_rgb
+    from lit_colorize.metrics import colorfulness
+
+    grid = net.grid_size
+    prior = net.color_table.counts if net.is_classifier else None
+    scores = {row: RowScores(grid, prior, torch.device("cpu")) for row in GLOBAL_ROWS}
+    overlap: dict[str, list[float]] = {row: [] for row in GLOBAL_ROWS}
+    l_error: dict[str, list[float]] = {row: [] for row in GLOBAL_ROWS}
+    for _, path, other in pairs:
+        rgb = load_rgb(path)
+        truth = Truth.of(rgb)
+        truth_cf = float(colorfulness(truth.rgb)[0])
+        reference = reference_distribution(load_rgb(other), grid)
+        vectors = {"no hint": None, "truth's own": global_hint_vector(reference_distribution(rgb, grid), grid),
+                   "reference": global_hint_vector(reference, grid)}  # fmt: skip
+        for row, vector in vectors.items():
+            out = net.colorize_photo(rgb, [temperature], working, global_hint=vector)[0]
+            scores[row].update(out, truth, truth_cf)
+            overlap[row].append(intersection(reference_distribution(out, grid).distribution, reference.distribution))
+            l_error[row].append(float((rgb_to_lab(out)[0] - truth.lightness).abs().mean()))
+    return {row: {**scores[row].summary(), "intersection": float(np.mean(overlap[row])), "l_error": float(np.mean(l_error[row]))}
+            for row in GLOBAL_ROWS}  # fmt: skip
+
+
+def global_section(net, label: str, pairs: list, working: int, temperature: float, twin) -> list[tuple[str, bool]]:
+    """Prints the global-hint rows side by side; returns their verdicts."""
+    result = measure_global(net, pairs, working, temperature)
+    base = result["no hint"]
+    print(f"Global hints ({label}, working size {working}): {len(pairs)} photos, each with the next of its category as the reference")
+    print(f"{'row':<26} {'PSNR dB':>8} {'AuC':>7} {'AuC rb':>7} {'dPSNR':>7} {'dAuC':>7} {'dAuC rb':>7} {'HI ref':>7} {'|dL*|':>6}")
+    for row in GLOBAL_ROWS:
+        r = result[row]
+        print(f"{row:<26} {r['psnr_mean']:8.3f} {r['auc']:7.4f} {r['auc_rebalanced']:7.4f} {r['psnr_mean'] - base['psnr_mean']:+7.3f} "
+              f"{r['auc'] - base['auc']:+7.4f} {r['auc_rebalanced'] - base['auc_rebalanced']:+7.4f} {r['intersection']:7.4f} {r['l_error']:6.3f}")  # fmt: skip
+    if twin is not None:
+        t = measure_global(twin, pairs, working, temperature)["no hint"] if twin.global_hints else twin_scores(twin, pairs, working, temperature)
+        print(f"{'same recipe, no global hints':<26} {t['psnr_mean']:8.3f} {t['auc']:7.4f} {t['auc_rebalanced']:7.4f}")
+    print("HI ref: histogram intersection of the output's ab distribution with the reference's (smoothed, the model's bins); "
+          "|dL*|: mean |L* out - L* in|\n")  # fmt: skip
+    own, ref = result["truth's own"], result["reference"]
+    gain_psnr, gain_auc = own["psnr_mean"] - base["psnr_mean"], own["auc_rebalanced"] - base["auc_rebalanced"]
+    gain_hi = ref["intersection"] - base["intersection"]
+    verdicts = [
+        (f"{label}: truth's own distribution gains {gain_psnr:+.2f} dB PSNR >= +{TRUTH_PSNR_TARGET} (issue 30)", gain_psnr >= TRUTH_PSNR_TARGET),
+        (f"{label}: truth's own distribution gains {gain_auc:+.4f} rebalanced AuC >= +{TRUTH_AUC_TARGET}", gain_auc >= TRUTH_AUC_TARGET),
+        (f"{label}: a same-category reference raises the histogram intersection with it {gain_hi:+.3f} >= +{INTERSECTION_TARGET} "
+         f"({base['intersection']:.3f} -> {ref['intersection']:.3f})", gain_hi >= INTERSECTION_TARGET),
+        (f"{label}: L* kept with a reference: mean |L* out - L* in| {ref['l_error']:.3f} within {L_TOLERANCE} of no hint's "
+         f"{base['l_error']:.3f}", abs(ref["l_error"] - base["l_error"]) <= L_TOLERANCE),
+    ]  # fmt: skip
+    if twin is not None:
+        verdicts += [
+            (f"{label}: no hint PSNR {base['psnr_mean']:.2f} within 0.2 dB of the same recipe without global hints {t['psnr_mean']:.2f}",
+             abs(base["psnr_mean"] - t["psnr_mean"]) <= 0.2),
+            (f"{label}: no hint AuC {base['auc']:.4f} within 0.005 of the same recipe without global hints {t['auc']:.4f}",
+             abs(base["auc"] - t["auc"]) <= 0.005),
+        ]  # fmt: skip
+    return verdicts
+
+
+def twin_scores(net, pairs: list, working: int, temperature: float) -> dict:
+    """The no-hint scores of a model without global hints on the same photos."""
+    from lit_colorize.evaluation import RowScores, Truth
+    from lit_colorize.imageio import load_rgb
+    from lit_colorize.metrics import colorfulness
+
+    scores = RowScores(net.grid_size, net.color_table.counts if net.is_classifier else None, torch.device("cpu"))
+    for _, path, _ in pairs:
+        rgb = load_rgb(path)
+        truth = Truth.of(rgb)
+        scores.update(net.colorize_photo(rgb, [temperature], working)[0], truth, float(colorfulness(truth.rgb)[0]))
+    return scores.summary()
+
+
+# --- keyframe hints carried along a clip (issue 30) -------------------------------------------
+def first_frames(source: Path, count: int) -> list[np.ndarray]:
+    """The clip's first ``count`` frames, uint8 RGB (H, W, 3)."""
+    from lit_colorize.video.io import VideoReader
+
+    frames = []
+    with VideoReader(source) as reader:
+        for decoded in reader:
+            if len(frames) == count:
+                break
+            frames.append(decoded.rgb)
+    return frames
+
+
+def carried_truth_hints(colorizer, frames: list[np.ndarray], seed: int) -> dict[int, list]:
+    """:data:`VIDEO_HINTS` truth hints on frame 0 (:func:`truth_hints`) carried over ``frames``
+    by the keyframe carrier, at the size and with the settings ``colorizer`` stabilises with."""
+    from lit_colorize.fullres import full_resolution_l
+    from lit_colorize.video.colorize import resized
+    from lit_colorize.video.keyframes import HintCarrier, KeyframeHint
+
+    first = torch.from_numpy(frames[0]).permute(2, 0, 1)
+    lab = torch.cat([full_resolution_l(first)[None], rgb_ab(first)])
+    hints = truth_hints(first, lab, VIDEO_HINTS, torch.Generator().manual_seed(seed))
+    height, width = frames[0].shape[:2]
+    carrier = HintCarrier([KeyframeHint(0, hint) for hint in hints], (height, width), colorizer.stabilizer_settings)
+    small = colorizer.sizes(height, width)[1]
+    for frame in frames:
+        lightness = full_resolution_l(torch.from_numpy(frame).permute(2, 0, 1))
+        carrier(resized(lightness[None], small)[0].numpy())
+    return carrier.by_frame
+
+
+def rgb_ab(rgb: torch.Tensor) -> torch.Tensor:
+    from lit_colorize.color import rgb_to_lab
+
+    return rgb_to_lab(rgb)[1:]
+
+
+def video_rows(net, source: Path, count: int, temperature: float, seed: int) -> dict[str, dict[str, float]]:
+    """No hints and carried truth hints, both stabilised, on the clip's first ``count`` frames:
+    PSNR/AuC against the original frames and the temporal-consistency metrics."""
+    from benchmarks.video import METRIC_FLOW_PRESET
+    from lit_colorize.evaluation import RowScores, Truth
+    from lit_colorize.metrics import colorfulness
+    from lit_colorize.video.colorize import FrameColorizer
+    from lit_colorize.video.consistency import VideoConsistency
+    from lit_colorize.video.flow import FlowEstimator, pair_geometry, to_gray_u8
+
+    frames = first_frames(source, count)
+    plain = FrameColorizer(net, [temperature], temporal_consistency=True)
+    hinted = FrameColorizer(net, [temperature], temporal_consistency=True)
+    hinted.frame_hints = carried_truth_hints(hinted, frames, seed)
+    rows = ("no hints", "frame-0 hints")
+    prior = net.color_table.counts if net.is_classifier else None
+    scores = {row: RowScores(net.grid_size, prior, torch.device("cpu")) for row in rows}
+    consistency = {row: VideoConsistency() for row in rows}
+    estimator, previous = FlowEstimator(METRIC_FLOW_PRESET), None
+    for truth, (without,), (with_hints,) in zip(frames, plain(iter(frames)), hinted(iter(frames))):
+        gray = to_gray_u8(truth)
+        geometry = None if previous is None else pair_geometry(previous, gray, estimator)
+        previous = gray
+        reference = Truth.of(torch.from_numpy(truth).permute(2, 0, 1))
+        cf = float(colorfulness(reference.rgb)[0])
+        for row, image in zip(rows, (without, with_hints)):
+            consistency[row].update(image, geometry)
+            scores[row].update(torch.from_numpy(image).permute(2, 0, 1), reference, cf)
+    carried = sum(len(hinted.frame_hints.get(i, [])) for i in range(len(frames)))
+    return {row: {**scores[row].summary(), **consistency[row].summary(), "frames": len(frames), "hints": carried if row != rows[0] else 0,
+                  "cuts": len(hinted.cuts)} for row in rows}  # fmt: skip
+
+
+def video_section(net, label: str, folder: Path, clips: list[str] | None, count: int, temperature: float, seed: int) -> list[tuple[str, bool]]:
+    """Prints the clips' rows (no hints vs frame-0 hints carried) and their means; returns the verdicts."""
+    if not folder.is_dir():
+        raise SystemExit(f"no clips: {folder} not found (the read-only ../shared/data/video beside the checkout)")
+    names = clips or sorted(p.name for p in folder.iterdir() if p.suffix in VIDEO_SUFFIXES)
+    if not net.hints:
+        raise SystemExit(f"{label} was trained without hints (hints: false); --video needs a model trained with hints: true")
+    print(f"Keyframe hints ({label}): {VIDEO_HINTS} truth hints on frame 0 only, carried along the first {count} frames; "
+          f"both rows stabilised; mode_mean T={temperature}")  # fmt: skip
+    print(f"{'clip':<26} {'row':<14} {'frames':>6} {'hints':>6} {'PSNR dB':>8} {'AuC':>7} {'AuC rb':>7} {'ab warp':>8} {'warp e-3':>8}")
+    results = {}
+    for name in names:
+        results[name] = video_rows(net, folder / name, count, temperature, seed)
+        for row, r in results[name].items():
+            print(f"{name:<26} {row:<14} {r['frames']:6d} {r['hints']:6d} {r['psnr_mean']:8.3f} {r['auc']:7.4f} {r['auc_rebalanced']:7.4f} "
+                  f"{r['ab_warp_error']:8.3f} {r['warp_error_e3']:8.3f}", flush=True)  # fmt: skip
+    mean = {row: {key: float(np.mean([results[n][row][key] for n in names])) for key in ("psnr_mean", "ab_warp_error")}
+            for row in ("no hints", "frame-0 hints")}  # fmt: skip
+    for row, r in mean.items():
+        print(f"{'mean over clips':<26} {row:<14} {'':>6} {'':>6} {r['psnr_mean']:8.3f} {'':>7} {'':>7} {r['ab_warp_error']:8.3f}")
+    print("hints: the carried hints summed over the frames (10 on frame 0, fewer where they leave the frame, none past a cut)\n")
+    gain = mean["frame-0 hints"]["psnr_mean"] - mean["no hints"]["psnr_mean"]
+    warp, warp_base = mean["frame-0 hints"]["ab_warp_error"], mean["no hints"]["ab_warp_error"]
+    return [
+        (f"{label}: frame-0 hints carried gain {gain:+.2f} dB PSNR over the first {count} frames >= +{VIDEO_PSNR_TARGET} (mean over clips)",
+         gain >= VIDEO_PSNR_TARGET),
+        (f"{label}: stabilised ab warping error with hints {warp:.3f} <= without {warp_base:.3f} (mean over clips)", warp <= warp_base),
+    ]  # fmt: skip
+
+
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--hint_ckpt", type=Path, nargs="+", default=None, help="checkpoints trained with hints (default: the shipped one)")
     parser.add_argument("--plain_ckpt", type=Path, default=None, help="the hint-free model (default: the shipped one)")
@@ -268,10 +509,68 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--ablate", action="store_true", help="add each model with its global context computed without hints")
     parser.add_argument("--picture", type=Path, default=None, help="save the locality picture here (PNG)")
+    parser.add_argument("--global", dest="global_ckpt", type=Path, default=None, metavar="CKPT",
+                        help="the global-hint rows for this checkpoint (trained with global_hints: true)")
+    parser.add_argument("--twin_ckpt", type=Path, default=None,
+                        help="the same recipe trained without global hints: the no-hint row's target")
+    parser.add_argument("--corpus", type=Path, default=None, help="the corpus folder: --global on its held-out split")
+    parser.add_argument("--heldout", type=Path, default=CORPUS_HELD_OUT, help="the held-out list under --corpus")
+    parser.add_argument("--video", type=Path, nargs="?", const=VIDEO_DIR, default=None, metavar="FOLDER",
+                        help="keyframe hints on the clips of FOLDER (default ../shared/data/video), with the first --hint_ckpt")
+    parser.add_argument("--clips", nargs="*", default=None, help="file names in the --video folder (default: all)")
+    parser.add_argument("--frames", type=int, default=60, help="the first frames of each clip (--video)")
+    parser.add_argument("--local", action="store_true", help="the hint sweep and locality rows too, beside --global / --video")
     args = parser.parse_args()
 
     torch.set_grad_enabled(False)
     print(machine_line())
+    verdicts = []
+    if args.local or (args.global_ckpt is None and args.video is None):
+        verdicts += local_section(args)
+    if args.global_ckpt is not None:
+        verdicts += run_global(args)
+    if args.video is not None:
+        verdicts += run_video(args)
+    return print_verdicts(verdicts)
+
+
+def run_global(args: argparse.Namespace) -> list[tuple[str, bool]]:
+    from lit_colorize.colorizer import module_from_checkpoint
+
+    net = module_from_checkpoint(args.global_ckpt).net.eval()
+    if not net.global_hints:
+        raise SystemExit(f"{args.global_ckpt} was trained without global hints (global_hints: false); give one trained with global_hints: true")
+    twin = module_from_checkpoint(args.twin_ckpt).net.eval() if args.twin_ckpt is not None else None
+    pairs = reference_pairs(global_photos(args.corpus, args.heldout, args.every))
+    where = f"{args.corpus} held-out ({args.heldout.name})" if args.corpus else "BSDS500 test"
+    print(f"\n{len(pairs)} {where} photos (every {args.every}th), full resolution, mode_mean T={args.temperature}; "
+          f"model: {args.global_ckpt}" + (f"; twin without global hints: {args.twin_ckpt}" if twin is not None else ""))
+    started = time.perf_counter()
+    verdicts = []
+    for working in args.working_sizes:
+        verdicts += global_section(net, args.global_ckpt.stem, pairs, working, args.temperature, twin)
+    print(f"global rows measured in {time.perf_counter() - started:.0f} s")
+    return verdicts
+
+
+def run_video(args: argparse.Namespace) -> list[tuple[str, bool]]:
+    from lit_colorize.colorizer import module_from_checkpoint
+    from lit_colorize.pretrained import PRETRAINED_HINTS_NAME, pretrained_checkpoint
+
+    path = (args.hint_ckpt or [pretrained_checkpoint(PRETRAINED_HINTS_NAME)])[0]
+    net = module_from_checkpoint(path).net.eval()
+    print(f"\nclips in {args.video}, model: {path}")
+    started = time.perf_counter()
+    verdicts = video_section(net, Path(path).stem, args.video, args.clips, args.frames, args.temperature, args.seed)
+    print(f"video rows measured in {time.perf_counter() - started:.0f} s")
+    return verdicts
+
+
+def local_section(args: argparse.Namespace) -> list[tuple[str, bool]]:
+    """The hint sweep, locality and suggestion rows (issues 27 and 31); returns their verdicts."""
+    from lit_colorize.colorizer import module_from_checkpoint
+    from lit_colorize.pretrained import PRETRAINED_HINTS_NAME, pretrained_checkpoint
+
     hint_ckpts = args.hint_ckpt or [pretrained_checkpoint(PRETRAINED_HINTS_NAME)]
     models = hint_models(hint_ckpts, args.ablate)
     plain = module_from_checkpoint(args.plain_ckpt or pretrained_checkpoint()).net.eval()
@@ -349,7 +648,7 @@ def main() -> int:
         example_picture(models, paths[0], args.working_sizes[0], args.temperature, args.seed, args.picture)
         print(f"\npicture: {args.picture} ({paths[0].name}, working size {args.working_sizes[0]}; a row per model: "
               f"automatic | 1 hint | pixels moved > 5 ab | 3 hints | moved; red circle: {FAR:g} of the width)")  # fmt: skip
-    return print_verdicts(verdicts)
+    return verdicts
 
 
 if __name__ == "__main__":
