@@ -48,13 +48,17 @@ SCAN_SIDE = 64  # the scan decodes at about this size: enough for the gray rule,
 class PhotoRoot:
     """One source of photos. ``files`` and ``held_out`` are file lists (one path a line, ``#``
     comments) relative to ``path``; ``prefix`` keeps only listed paths under that subfolder, so
-    one corpus folder can be several roots with weights of their own."""
+    one corpus folder can be several roots with weights of their own. ``exclude``, a file list
+    too, is neither trained nor validated on: photos kept apart for tuning (a decoding, a
+    working size), so that choice is made on photos the model never saw, and the held-out
+    photos stay for the report."""
 
     path: str
     weight: float = 1.0
     files: str | None = None
     held_out: str | None = None
     prefix: str = ""
+    exclude: str | None = None
 
 
 def read_file_list(listing: str | Path) -> list[str]:
@@ -236,6 +240,10 @@ class PhotoFolders(ImageDataModule):
             paths = [path for path in paths if path not in held_set]
         if root.files is None and root.prefix:
             paths = [path for path in paths if path.relative_to(folder).as_posix().startswith(root.prefix)]
+        if root.exclude is not None:
+            excluded = {folder / name for name in read_file_list(root.exclude)}
+            paths = [path for path in paths if path not in excluded]
+            held = None if held is None else [path for path in held if path not in excluded]
         return [p for p in paths if has_image_suffix(p)], held
 
     def scan(self, paths: Sequence[Path]) -> dict[str, str]:

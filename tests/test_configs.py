@@ -99,6 +99,7 @@ def test_the_general_model_trains_on_the_corpus_split_and_holds_out_its_list() -
     assert {root["files"] for root in roots} == {"docs/data/train.txt"}
     assert {root["held_out"] for root in roots} == {"docs/data/heldout.txt"}
     assert {root["path"] for root in roots} == {"~/data/corpus"}
+    assert {root["exclude"] for root in roots} == {"docs/data/tuning.txt"}  # kept apart for tuning
     assert model["class_rebalancing"] is True and model["global_context"] is True
     held_out = set((CONFIGS.parent / "docs" / "data" / "heldout.txt").read_text().splitlines())
     train = set((CONFIGS.parent / "docs" / "data" / "train.txt").read_text().splitlines())

@@ -259,3 +259,16 @@ def test_committed_held_out_split_is_disjoint_and_stratified() -> None:
     groups = lambda files: {tuple(f.split("/")[:2]) for f in files}  # noqa: E731
     assert groups(held) == groups(train)  # every (source, category) group is measured
     assert not any(name.startswith("bsds500/") and "/test--" in name for name in held + train)  # BSDS500 test: never
+
+
+def test_committed_tuning_list_is_the_search_tuning_set_inside_train() -> None:
+    """docs/data/tuning.txt: 60 photos per category of the training list (none held out), the
+    recipe search's seeded tuning set, which v2 neither trains nor validates on."""
+    from benchmarks.recipe_corpus import tuning_split
+
+    lists = REPO_ROOT / "docs" / "data"
+    read = lambda name: [line for line in (lists / name).read_text().splitlines() if not line.startswith("#")]  # noqa: E731
+    tuning, train, held = read("tuning.txt"), read("train.txt"), read("heldout.txt")
+    assert set(tuning) <= set(train) and not set(tuning) & set(held)
+    assert sorted(name.split("/")[1] for name in tuning) == sorted(["nature", "objects", "people", "street"] * 60)
+    assert tuning == tuning_split(train, 60, 0)[1]

@@ -127,6 +127,13 @@ def test_prefix_splits_one_corpus_into_weighted_roots(tmp_path: Path) -> None:
     assert datamodule.train_set is not None
     drawn = [datamodule.train_set.paths[i].parent.name for i, _ in datamodule.train_sampler()]
     assert drawn.count("objects") == 300 and drawn.count("nature") == 100
+    tuning = tmp_path / "tuning.txt"
+    tuning.write_text("# kept apart\na/objects/0.png\nb/nature/5.png\n")
+    kept_apart = [PhotoRoot(**{**vars(root), "exclude": str(tuning)}) for root in roots]
+    datamodule = PhotoFolders(roots=kept_apart, image_size=16, cache_dir=str(tmp_path / "cache"))
+    datamodule.setup("fit")
+    seen = {p.relative_to(corpus).as_posix() for p in [*datamodule.train_set.paths, *datamodule.val_paths()]}
+    assert len(seen) == 38 and not seen & {"a/objects/0.png", "b/nature/5.png"}  # neither trained nor validated on
     with pytest.raises(ConfigError, match="cannot read the file list"):
         PhotoFolders(roots=[PhotoRoot(str(corpus), files=str(tmp_path / "nope.txt"))], cache_dir=str(tmp_path / "c")).setup()
     with pytest.raises(ConfigError, match="does not exist"):
@@ -142,4 +149,4 @@ def test_a_tiny_fit_on_photo_folders(tmp_path: Path) -> None:
     trainer = quick_trainer(tmp_path, limit_train_batches=2, limit_val_batches=1)
     trainer.fit(module, datamodule)
     assert trainer.global_step == 2
-    assert datamodule.hparams.roots == [{"path": str(tmp_path / "photos"), "weight": 1.0, "files": None, "held_out": None, "prefix": ""}]
+    assert datamodule.hparams.roots == [{"path": str(tmp_path / "photos"), "weight": 1.0, "files": None, "held_out": None, "prefix": "", "exclude": None}]
