@@ -414,13 +414,13 @@ def first_frames(source: Path, count: int) -> list[np.ndarray]:
 def carried_truth_hints(colorizer, frames: list[np.ndarray], seed: int) -> dict[int, list]:
     """:data:`VIDEO_HINTS` truth hints on frame 0 (:func:`truth_hints`) carried over ``frames``
     by the keyframe carrier, at the size and with the settings ``colorizer`` stabilises with."""
+    from lit_colorize.color import rgb_to_lab
     from lit_colorize.fullres import full_resolution_l
     from lit_colorize.video.colorize import resized
     from lit_colorize.video.keyframes import HintCarrier, KeyframeHint
 
     first = torch.from_numpy(frames[0]).permute(2, 0, 1)
-    lab = torch.cat([full_resolution_l(first)[None], rgb_ab(first)])
-    hints = truth_hints(first, lab, VIDEO_HINTS, torch.Generator().manual_seed(seed))
+    hints = truth_hints(first, rgb_to_lab(first), VIDEO_HINTS, torch.Generator().manual_seed(seed))
     height, width = frames[0].shape[:2]
     carrier = HintCarrier([KeyframeHint(0, hint) for hint in hints], (height, width), colorizer.stabilizer_settings)
     small = colorizer.sizes(height, width)[1]
@@ -428,12 +428,6 @@ def carried_truth_hints(colorizer, frames: list[np.ndarray], seed: int) -> dict[
         lightness = full_resolution_l(torch.from_numpy(frame).permute(2, 0, 1))
         carrier(resized(lightness[None], small)[0].numpy())
     return carrier.by_frame
-
-
-def rgb_ab(rgb: torch.Tensor) -> torch.Tensor:
-    from lit_colorize.color import rgb_to_lab
-
-    return rgb_to_lab(rgb)[1:]
 
 
 def video_rows(net, source: Path, count: int, temperature: float, seed: int) -> dict[str, dict[str, float]]:

@@ -19,23 +19,15 @@ from benchmarks import hints as bench
 from lit_colorize import Colorizer
 from lit_colorize.global_hints import reference_distribution
 from tests.conftest import REPO_ROOT
-from tests.helpers import fitted_module
+from tests.test_predict_global_hints import scaled_global_checkpoint
 
 T = 0.8
 
 
 @pytest.fixture(scope="module")
 def model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A briefly trained model with local and global hints, its global hint weighing heavily
-    (so a reference visibly moves the colors: the wiring is under test, not the quality)."""
-    root = tmp_path_factory.mktemp("bench")
-    torch.manual_seed(0)
-    module, _, trainer = fitted_module(root, widths=(8, 16, 32), global_hints=True, hints=True)
-    with torch.no_grad():
-        module.net.global_hint.mlp[2].weight.mul_(200)
-    path = root / "both.ckpt"
-    trainer.save_checkpoint(path)
-    return path
+    """Local and global hints, the global one weighing heavily (tests/test_predict_global_hints.py's)."""
+    return scaled_global_checkpoint(tmp_path_factory.mktemp("bench"))
 
 
 @pytest.fixture(scope="module")

@@ -21,18 +21,21 @@ from tests.test_predict_faults import files_under, make_photos, predict_args, ru
 PALETTE = ["#2a6fdb", "#c8a27a"]
 
 
-@pytest.fixture(scope="module")
-def global_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def scaled_global_checkpoint(root: Path) -> Path:
     """Briefly trained with local and global hints; the global hint's MLP scaled up, so a hint
-    visibly changes the output (the wiring is under test, not the quality)."""
-    root = tmp_path_factory.mktemp("global")
+    visibly changes the output (the wiring is under test, not the quality). tests/test_hints_benchmark.py uses it too."""
     torch.manual_seed(0)
     module, _, trainer = fitted_module(root, widths=(8, 16, 32), global_hints=True, hints=True)
     with torch.no_grad():
         module.net.global_hint.mlp[2].weight.mul_(200)
-    path = root / "global.ckpt"
+    path = root / "both.ckpt"
     trainer.save_checkpoint(path)
     return path
+
+
+@pytest.fixture(scope="module")
+def global_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return scaled_global_checkpoint(tmp_path_factory.mktemp("global"))
 
 
 def output(out: Path, photo: Path) -> np.ndarray:
@@ -159,7 +162,7 @@ def test_videos_take_the_run_s_reference_their_own_palette_and_keyframe_hints(gl
         "hinted": colorizer.colorize_video(hinted, tmp_path / "hinted.mp4", temperature=0.8, progress=False, palette=PALETTE,
                                            weights=[2, 1], hints=keyframes),
     }  # fmt: skip
-    without = colorizer.colorize_video(hinted, tmp_path / "without.mp4", temperature=0.8, progress=False)
+    colorizer.colorize_video(hinted, tmp_path / "without.mp4", temperature=0.8, progress=False)
     for name, report in expected.items():
         ours, theirs = decoded_frames(out / f"{name}_colorized_T0.8.mp4"), decoded_frames(tmp_path / f"{name}.mp4")
         assert report.frames == len(ours) == 4 and all(np.array_equal(a, b) for a, b in zip(ours, theirs)), name
