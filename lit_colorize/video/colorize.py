@@ -28,7 +28,7 @@ from lit_colorize.network import ColorizationNet
 from lit_colorize.options import DecodingChoice, checked_temperatures
 from lit_colorize.user_hints import HintError, UserHint, working_hints
 from lit_colorize.video.io import VideoInfo, VideoReader, VideoReadError, VideoWriter, probe_video
-from lit_colorize.video.flow import MIN_FLOW_SIDE
+from lit_colorize.video.flow import MIN_FLOW_SIDE, single_opencv_thread
 from lit_colorize.video.keyframes import HintCarrier, parse_keyframe_hints
 from lit_colorize.video.stabilize import StabilizerSettings, TemporalStabilizer
 
@@ -309,7 +309,8 @@ def colorize_video(
         raise ValueError(f"one output per temperature: got {len(outputs)} outputs for {len(temperatures or [None])} temperatures")
     colorizer = FrameColorizer(net, temperatures, working_size, temporal_consistency, stabilizer, batch_frames, upsampling, global_hint)
     if keyframe_hints:
-        colorizer.frame_hints = carried_hints(colorizer, source, keyframe_hints)
+        with single_opencv_thread():  # reproducible: the same video's hints land in the same places
+            colorizer.frame_hints = carried_hints(colorizer, source, keyframe_hints)
     info = info or probe_video(source)
     report = VideoReport(source, outputs)
     started = time.monotonic()

@@ -17,6 +17,8 @@ Conventions (the whole of :mod:`lit_colorize.video`):
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Literal
@@ -62,6 +64,19 @@ def to_gray_u8(rgb: np.ndarray) -> np.ndarray:
     """
     return np.clip(np.rint(lab_of(rgb)[0] * 2.55), 0, 255).astype(np.uint8)
 
+
+
+@contextmanager
+def single_opencv_thread() -> Iterator[None]:
+    """OpenCV on one thread inside the block, its thread count put back after. With OpenCV's
+    worker threads, keyframe hints carried along the flow of the same video came out one of two
+    ways from run to run; on one thread a video's colors are reproducible."""
+    threads = cv2.getNumThreads()
+    cv2.setNumThreads(1)
+    try:
+        yield
+    finally:
+        cv2.setNumThreads(threads)
 
 def _check_gray(gray: np.ndarray, name: str) -> None:
     if not isinstance(gray, np.ndarray) or gray.dtype != np.uint8 or gray.ndim != 2:
