@@ -113,3 +113,16 @@ def repeat(call: Callable[[], object], times: int) -> None:
     """``call()`` ``times`` times, keeping none of its results (they could fill the memory)."""
     for _ in range(times):
         call()
+
+
+def checkpoint_path(name: str, option: str = "--model") -> Path:
+    """A checkpoint path, or the file name of a shipped model (its SHA-256 checked); else exit
+    with one line naming ``option`` and what to give."""
+    from lit_colorize.pretrained import pretrained_checkpoint, weights_folder
+
+    path = Path(name).expanduser()
+    if path.is_file():
+        return path
+    if (weights_folder() / name).is_file():
+        return pretrained_checkpoint(name)
+    raise SystemExit(f"{option} {name}: no such checkpoint (give a .ckpt path, or a shipped model's name in {weights_folder()})")

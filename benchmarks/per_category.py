@@ -23,26 +23,15 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.common import machine_line
+from benchmarks.common import checkpoint_path, machine_line
 from lit_colorize.colorizer import module_from_checkpoint
 from lit_colorize.evaluation import GRAY, Setting, evaluate
 from datamodules.folders import read_file_list
-from lit_colorize.pretrained import pretrained_checkpoint, weights_folder
 
 ALL = "all"
 #: The categories issue 28's targets name; others (BSDS500's "mixed") are shown, not judged.
 JUDGED = ("people", "street", "objects", "nature")
 METRICS = (("auc", "AuC", 4), ("auc_rebalanced", "AuC rebal", 4), ("psnr_median", "PSNR med", 2))
-
-
-def resolve(name: str) -> Path:
-    """A checkpoint path, or the file name of a shipped model (``landscape64_v1.ckpt``)."""
-    path = Path(name).expanduser()
-    if path.is_file():
-        return path
-    if (weights_folder() / name).is_file():
-        return pretrained_checkpoint(name)
-    sys.exit(f"no checkpoint {name}: give a .ckpt path or a shipped model's file name")
 
 
 def by_category(entries: list[str], root: Path, part: int) -> dict[str, list[Path]]:
@@ -81,9 +70,9 @@ def main(argv: list[str] | None = None) -> None:
     groups = by_category(read_file_list(args.files_from), root, args.category_part)
     groups = {name: photos[:: args.every] for name, photos in groups.items()}
     groups[ALL] = [photo for name, photos in groups.items() if name != ALL for photo in photos]
-    models = {Path(name).name: module_from_checkpoint(resolve(name)) for name in args.models}
+    models = {Path(name).name: module_from_checkpoint(checkpoint_path(name, '--models')) for name in args.models}
     prior_name = args.prior_from or args.models[0]
-    prior = module_from_checkpoint(resolve(prior_name)).net.color_table.counts
+    prior = module_from_checkpoint(checkpoint_path(prior_name, '--prior_from')).net.color_table.counts
     lines: list[str] = []
 
     def log(line: str = "") -> None:

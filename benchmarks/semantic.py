@@ -39,12 +39,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from benchmarks.common import REPO_ROOT, machine_line
+from benchmarks.common import REPO_ROOT, checkpoint_path, machine_line
 from lit_colorize.atomic import atomic_write
 from lit_colorize.color import gray_rgb, split_lab
 from lit_colorize.colorizer import Colorizer
 from lit_colorize.imageio import read_image
-from lit_colorize.pretrained import pretrained_checkpoint, weights_folder
+from lit_colorize.pretrained import pretrained_checkpoint
 
 LABELLED_SOURCES = ("caltech101", "intel")
 INTEL_CLASSES = ("buildings", "forest", "glacier", "mountain", "sea", "street")
@@ -325,16 +325,6 @@ class Report:
         self.lines.append(line)
 
 
-def model_path(name: str) -> Path:
-    """A checkpoint path, or the file name of a shipped model (its SHA-256 checked)."""
-    path = Path(name).expanduser()
-    if path.is_file():
-        return path
-    if (weights_folder() / name).is_file():
-        return pretrained_checkpoint(name)
-    raise SystemExit(f"--model {name}: no such checkpoint (give a .ckpt path, or a shipped model's name in {weights_folder()})")
-
-
 def score(
     corpus: Path, colorizers: dict[str, Colorizer], report: Report, classifier: Classifier, heldout: Sequence[tuple[str, str]], settings: Settings
 ) -> None:
@@ -428,7 +418,7 @@ def main(argv: Sequence[str] | None = None) -> Report:
     if not train or not heldout_all:
         raise SystemExit(f"no labelled ({', '.join(LABELLED_SOURCES)}) photos in {args.train_list} or {args.heldout_list}")
     # the checkpoints are read before the classifier trains, so a wrong one costs no training
-    models = {name: model_path(name) for name in args.model} if args.model else {(path := pretrained_checkpoint()).name: path}
+    models = {name: checkpoint_path(name) for name in args.model} if args.model else {(path := pretrained_checkpoint()).name: path}
     colorizers = {name: Colorizer.from_checkpoint(path) for name, path in models.items()}
     report = Report()
     log = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731 - progress, not the report
